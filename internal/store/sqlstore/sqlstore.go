@@ -1,0 +1,171 @@
+// Package sqlstore is the one SQL implementation of store.Store that the SQLite and
+// PostgreSQL backends share. Every query is written once, in the dialect both databases
+// accept ($1 placeholders, ON CONFLICT, integer booleans and unix-microsecond times);
+// what differs — migrations, locking and error codes — is a Dialect.
+//
+// It keeps no session-level state on a connection (no SET, no advisory locks, no named
+// prepared statements), so it works through PgBouncer in transaction mode.
+package sqlstore
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/gatehouse-id/gatehouse/internal/store"
+)
+
+// Migration is one forward-only schema step.
+type Migration struct {
+	Version int
+	Name    string
+	SQL     string
+}
+
+// Dialect is what a backend tells the shared SQL core about its database.
+type Dialect struct {
+	// Name is shown in errors ("sqlite", "postgres").
+	Name string
+	// Migrations in ascending version order.
+	Migrations []Migration
+	// TableExistsSQL counts tables named $1 visible to this connection.
+	TableExistsSQL string
+	// LockForMigration runs first inside the migration transaction and must make
+	// concurrent migrators wait (or fail after a timeout) instead of racing.
+	LockForMigration func(ctx context.Context, tx *sql.Tx) error
+	// IsUniqueViolation reports whether err is a unique-constraint violation.
+	IsUniqueViolation func(err error) bool
+}
+
+// Store implements store.Store over database/sql.
+type Store struct {
+	db      *sql.DB
+	dialect Dialect
+	queries atomic.Uint64
+}
+
+var _ store.Store = (*Store)(nil)
+
+// New wraps an open database. It does not migrate: call Migrate or CheckSchema.
+func New(db *sql.DB, d Dialect) *Store {
+	return &Store{db: db, dialect: d}
+}
+
+// DB exposes the pool for backend-specific settings and tests.
+func (s *Store) DB() *sql.DB { return s.db }
+
+// Close closes the pool.
+func (s *Store) Close() error { return s.db.Close() }
+
+// QueryCount returns how many statements this Store has sent since it was opened.
+func (s *Store) QueryCount() uint64 { return s.queries.Load() }
+
+// Ping checks the database answers.
+func (s *Store) Ping(ctx context.Context) error {
+	s.queries.Add(1)
+	return s.db.PingContext(ctx)
+}
+
+// querier is what both *sql.DB and *sql.Tx offer; Store counts every statement sent
+// through it so that tests and metrics can prove the hot path sends none.
+type querier interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+type counted struct {
+	q querier
+	n *atomic.Uint64
+}
+
+func (c counted) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	c.n.Add(1)
+	return c.q.ExecContext(ctx, query, args...)
+}
+
+func (c counted) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	c.n.Add(1)
+	return c.q.QueryContext(ctx, query, args...)
+}
+
+func (c counted) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
+	c.n.Add(1)
+	return c.q.QueryRowContext(ctx, query, args...)
+}
+
+// execAffected runs a statement and returns how many rows it touched.
+func (c counted) execAffected(ctx context.Context, query string, args ...any) (int, error) {
+	res, err := c.exec(ctx, query, args...)
+	if err != nil {
+		return 0, err
+	}
+	n, err := res.RowsAffected()
+	return int(n), err
+}
+
+func (s *Store) conn() counted { return counted{q: s.db, n: &s.queries} }
+
+// inTx runs fn in a transaction, committing when it returns nil.
+func (s *Store) inTx(ctx context.Context, fn func(c counted, tx *sql.Tx) error) error {
+	s.queries.Add(1)
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(counted{q: tx, n: &s.queries}, tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	s.queries.Add(1)
+	return tx.Commit()
+}
+
+// mapErr turns driver errors into the store's shared errors.
+func (s *Store) mapErr(err error, what string) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, sql.ErrNoRows):
+		return fmt.Errorf("%s: %w", what, store.ErrNotFound)
+	case s.dialect.IsUniqueViolation(err):
+		return fmt.Errorf("%s: %w", what, store.ErrConflict)
+	default:
+		return fmt.Errorf("%s: %s: %w", what, s.dialect.Name, err)
+	}
+}
+
+// NewID returns a random 128-bit identifier in hex: unguessable, and never reused.
+func NewID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// Times are stored as unix microseconds in a BIGINT: the same in both databases, and
+// free of time-zone and driver conversions.
+func toDB(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMicro()
+}
+
+func fromDB(us int64) time.Time {
+	if us == 0 {
+		return time.Time{}
+	}
+	return time.UnixMicro(us).UTC()
+}
+
+func boolDB(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,126 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"strings"
+	"time"
+
+	"github.com/gatehouse-id/gatehouse/internal/store"
+)
+
+const userColumns = "id, username, email, display_name, password_hash, disabled, created_at, updated_at"
+
+type scanner interface{ Scan(dest ...any) error }
+
+func scanUser(r scanner) (store.User, error) {
+	var u store.User
+	var created, updated int64
+	var disabled int
+	err := r.Scan(&u.ID, &u.Username, &u.Email, &u.DisplayName, &u.PasswordHash, &disabled, &created, &updated)
+	u.Disabled = disabled != 0
+	u.CreatedAt, u.UpdatedAt = fromDB(created), fromDB(updated)
+	return u, err
+}
+
+// usernameKey is what makes usernames unique regardless of letter case.
+func usernameKey(username string) string { return strings.ToLower(username) }
+
+// CreateUser inserts u with a new id; ErrConflict when the username is taken.
+func (s *Store) CreateUser(ctx context.Context, u store.User) (store.User, error) {
+	return s.createUser(ctx, s.conn(), u)
+}
+
+func (s *Store) createUser(ctx context.Context, c counted, u store.User) (store.User, error) {
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	u.ID, u.CreatedAt, u.UpdatedAt = NewID(), now, now
+	_, err := c.exec(ctx, "INSERT INTO users ("+userColumns+", username_key) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+		u.ID, u.Username, u.Email, u.DisplayName, u.PasswordHash, boolDB(u.Disabled), toDB(now), toDB(now), usernameKey(u.Username))
+	return u, s.mapErr(err, "user "+quote(u.Username))
+}
+
+// UserByID looks a user up by id.
+func (s *Store) UserByID(ctx context.Context, id string) (store.User, error) {
+	u, err := scanUser(s.conn().queryRow(ctx, "SELECT "+userColumns+" FROM users WHERE id = $1", id))
+	return u, s.mapErr(err, "user id "+quote(id))
+}
+
+// UserByUsername looks a user up by username, ignoring letter case only.
+func (s *Store) UserByUsername(ctx context.Context, username string) (store.User, error) {
+	u, err := scanUser(s.conn().queryRow(ctx, "SELECT "+userColumns+" FROM users WHERE username_key = $1", usernameKey(username)))
+	return u, s.mapErr(err, "user "+quote(username))
+}
+
+// ListUsers returns every user ordered by username.
+func (s *Store) ListUsers(ctx context.Context) ([]store.User, error) {
+	rows, err := s.conn().query(ctx, "SELECT "+userColumns+" FROM users ORDER BY username_key")
+	if err != nil {
+		return nil, s.mapErr(err, "listing users")
+	}
+	return collect(rows, scanUser)
+}
+
+// UpdateUser changes the non-nil fields of upd.
+func (s *Store) UpdateUser(ctx context.Context, id string, upd store.UserUpdate) (store.User, error) {
+	var u store.User
+	err := s.inTx(ctx, func(c counted, _ *sql.Tx) error {
+		var err error
+		u, err = scanUser(c.queryRow(ctx, "SELECT "+userColumns+" FROM users WHERE id = $1", id))
+		if err != nil {
+			return s.mapErr(err, "user id "+quote(id))
+		}
+		if upd.Email != nil {
+			u.Email = *upd.Email
+		}
+		if upd.DisplayName != nil {
+			u.DisplayName = *upd.DisplayName
+		}
+		if upd.Disabled != nil {
+			u.Disabled = *upd.Disabled
+		}
+		u.UpdatedAt = time.Now().UTC().Truncate(time.Microsecond)
+		_, err = c.exec(ctx, "UPDATE users SET email = $1, display_name = $2, disabled = $3, updated_at = $4 WHERE id = $5",
+			u.Email, u.DisplayName, boolDB(u.Disabled), toDB(u.UpdatedAt), id)
+		return s.mapErr(err, "user "+quote(u.Username))
+	})
+	return u, err
+}
+
+// SetPasswordHash replaces a user's password hash.
+func (s *Store) SetPasswordHash(ctx context.Context, id, hash string) error {
+	return s.mustAffect(ctx, "user id "+quote(id),
+		"UPDATE users SET password_hash = $1, updated_at = $2 WHERE id = $3", hash, toDB(time.Now()), id)
+}
+
+// DeleteUser removes a user with their memberships and sessions.
+func (s *Store) DeleteUser(ctx context.Context, id string) error {
+	return s.mustAffect(ctx, "user id "+quote(id), "DELETE FROM users WHERE id = $1", id)
+}
+
+// mustAffect runs a statement that targets one exact row and reports ErrNotFound
+// when there was none.
+func (s *Store) mustAffect(ctx context.Context, what, query string, args ...any) error {
+	n, err := s.conn().execAffected(ctx, query, args...)
+	if err != nil {
+		return s.mapErr(err, what)
+	}
+	if n == 0 {
+		return s.mapErr(sql.ErrNoRows, what)
+	}
+	return nil
+}
+
+func collect[T any](rows *sql.Rows, scan func(scanner) (T, error)) ([]T, error) {
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}
+
+func quote(s string) string { return `"` + s + `"` }

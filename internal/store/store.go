@@ -1,0 +1,193 @@
+// Package store owns Gatehouse's persistent data model: the domain types (users, groups,
+// sessions, events, changes) and the Store interface that every backend implements.
+//
+// Backends live in sub-packages (sqlite, postgres) and share one SQL core (sqlstore);
+// storetest is the conformance suite that defines what "a working backend" means. Nothing
+// outside this tree writes SQL.
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Errors every backend returns for the same situations, so callers map them to one
+// answer (an HTTP status, a CLI message) without knowing which database is underneath.
+var (
+	// ErrNotFound means the exact name or id looked up does not exist.
+	ErrNotFound = errors.New("not found")
+	// ErrConflict means a unique name (username, group name) is already taken.
+	ErrConflict = errors.New("already exists")
+	// ErrSchemaTooNew means the database was migrated by a newer Gatehouse.
+	ErrSchemaTooNew = errors.New("database schema is newer than this binary")
+)
+
+// SchemaTooNewError says which schema the database has and which this binary knows, so
+// an operator rolling back an image learns at once why it refused to start.
+type SchemaTooNewError struct {
+	Database int // the newest migration recorded in the database
+	Binary   int // the newest migration this binary carries
+}
+
+func (e *SchemaTooNewError) Error() string {
+	return fmt.Sprintf("database schema is at version %d but this gatehouse binary only knows versions up to %d: "+
+		"run a gatehouse release that includes migration %d (nothing was written)", e.Database, e.Binary, e.Database)
+}
+
+// Unwrap lets errors.Is(err, ErrSchemaTooNew) match.
+func (e *SchemaTooNewError) Unwrap() error { return ErrSchemaTooNew }
+
+// User is a person (or robot) who can log in. Username is unique regardless of case.
+type User struct {
+	ID           string
+	Username     string
+	Email        string
+	DisplayName  string
+	PasswordHash string // PHC-formatted argon2id hash; empty when no password is set
+	Disabled     bool
+	CreatedAt    time.Time
+	UpdatedAt    time.Time
+}
+
+// UserUpdate names the profile fields to change; nil fields stay as they are.
+type UserUpdate struct {
+	Email       *string
+	DisplayName *string
+	Disabled    *bool
+}
+
+// Group is a named set of users. A group may have a parent: members of a group are
+// also members of its parent, grandparent, and so on (see identity.EffectiveGroups).
+type Group struct {
+	ID         string
+	Name       string
+	ParentID   string // empty for a top-level group
+	FromConfig bool   // declared in the config file: read-only for the CLI and UI
+	CreatedAt  time.Time
+}
+
+// Session is a login. The bearer token is never stored: only its SHA-256 hash.
+type Session struct {
+	ID         string // public identifier, shown in listings and used to revoke
+	TokenHash  string // hex SHA-256 of the cookie value
+	UserID     string
+	AuthMethod string // "password", "setup", …: kept for the account page and audits
+	CreatedAt  time.Time
+	ExpiresAt  time.Time
+	LastSeenAt time.Time
+	IP         string
+	UserAgent  string
+}
+
+// Event is an audit record: a denied access decision, an admin's change, a login.
+type Event struct {
+	ID     int64
+	At     time.Time
+	Kind   string // e.g. "login.failed", "user.disabled"
+	Actor  string // who did it: a username, "cli", or "anonymous"
+	Target string // what it was done to: a username, a group, a host
+	Detail string // short free text, never secrets
+}
+
+// ChangeKind says what a Change invalidates in other replicas' caches.
+type ChangeKind string
+
+// The kinds of Change, each naming what a replica must drop from its session cache.
+const (
+	ChangeSession ChangeKind = "session" // one session (Subject is the token hash)
+	ChangeUser    ChangeKind = "user"    // every session of a user (Subject is the user id)
+	ChangeAll     ChangeKind = "all"     // everything (group tree edits)
+)
+
+// Change is one row of the change feed that replicas poll to keep their caches true.
+type Change struct {
+	ID      int64
+	Kind    ChangeKind
+	Subject string
+	At      time.Time
+}
+
+// SetupResult reports what CompleteSetup created.
+type SetupResult struct {
+	User  User
+	Group Group
+}
+
+// Store is everything Gatehouse asks of its database. Every method is safe for
+// concurrent use. Lookups that lead to a change take exact ids or names.
+type Store interface {
+	// Users.
+	CreateUser(ctx context.Context, u User) (User, error)
+	UserByID(ctx context.Context, id string) (User, error)
+	// UserByUsername matches the username exactly, except for letter case, which the
+	// unique index already makes unambiguous.
+	UserByUsername(ctx context.Context, username string) (User, error)
+	ListUsers(ctx context.Context) ([]User, error)
+	UpdateUser(ctx context.Context, id string, upd UserUpdate) (User, error)
+	SetPasswordHash(ctx context.Context, id, hash string) error
+	DeleteUser(ctx context.Context, id string) error
+
+	// Groups.
+	CreateGroup(ctx context.Context, g Group) (Group, error)
+	GroupByName(ctx context.Context, name string) (Group, error)
+	ListGroups(ctx context.Context) ([]Group, error)
+	SetGroupParent(ctx context.Context, id, parentID string) error
+	DeleteGroup(ctx context.Context, id string) error
+	AddMember(ctx context.Context, groupID, userID string) error
+	RemoveMember(ctx context.Context, groupID, userID string) error
+	// UserGroupIDs returns the ids of the groups a user is a direct member of.
+	UserGroupIDs(ctx context.Context, userID string) ([]string, error)
+	// GroupMemberIDs returns the user ids of a group's direct members.
+	GroupMemberIDs(ctx context.Context, groupID string) ([]string, error)
+	// SyncConfigGroups makes the config-declared groups exist with the given parents
+	// (by name) and marks them read-only; groups no longer declared become data again.
+	SyncConfigGroups(ctx context.Context, parents map[string]string) error
+
+	// Sessions.
+	CreateSession(ctx context.Context, s Session) error
+	SessionByTokenHash(ctx context.Context, tokenHash string) (Session, error)
+	SessionByID(ctx context.Context, id string) (Session, error)
+	ListSessions(ctx context.Context, userID string) ([]Session, error) // userID "" = all
+	DeleteSession(ctx context.Context, id string) error
+	DeleteUserSessions(ctx context.Context, userID string) (int, error)
+	// TouchSessions records last-seen times in one batch (token hash → time).
+	TouchSessions(ctx context.Context, seen map[string]time.Time) error
+	DeleteExpiredSessions(ctx context.Context, now time.Time) (int, error)
+	CountActiveSessions(ctx context.Context, now time.Time) (int, error)
+
+	// First-admin setup.
+	CreateSetupToken(ctx context.Context, tokenHash string, expires time.Time) error
+	// CompleteSetup atomically consumes a valid setup token, creates the first admin and
+	// puts them in the admin group (created when missing), then deletes all setup tokens.
+	CompleteSetup(ctx context.Context, tokenHash string, now time.Time, u User, adminGroup string) (SetupResult, error)
+	// SetupTokenValid reports whether an unexpired setup token with this hash exists.
+	SetupTokenValid(ctx context.Context, tokenHash string, now time.Time) (bool, error)
+
+	// Settings holds small shared values every replica must agree on (the server secret).
+	// EnsureSetting stores value under key unless the key exists, and returns the stored value.
+	EnsureSetting(ctx context.Context, key, value string) (string, error)
+
+	// Audit events and the change feed.
+	AppendEvent(ctx context.Context, e Event) error
+	ListEvents(ctx context.Context, limit int) ([]Event, error)
+	PruneEvents(ctx context.Context, keep int) (int, error)
+	AppendChange(ctx context.Context, kind ChangeKind, subject string) error
+	// ChangesSince returns changes with an id above after, oldest first.
+	ChangesSince(ctx context.Context, after int64) ([]Change, error)
+	LatestChangeID(ctx context.Context) (int64, error)
+	PruneChanges(ctx context.Context, before time.Time) (int, error)
+
+	// Schema and health.
+	// Migrate applies pending migrations and returns the versions it applied.
+	Migrate(ctx context.Context) ([]int, error)
+	// PendingMigrations lists the versions Migrate would apply, changing nothing.
+	PendingMigrations(ctx context.Context) ([]int, error)
+	// SchemaVersion returns the database's version and this binary's newest one.
+	SchemaVersion(ctx context.Context) (database, binary int, err error)
+	Ping(ctx context.Context) error
+	// QueryCount returns how many statements this Store has sent since it was opened.
+	QueryCount() uint64
+	Close() error
+}

@@ -1,0 +1,417 @@
+// Package storetest is the conformance suite for store.Store: the specification every
+// backend must pass. A backend is done exactly when Run passes against it; backends are
+// never tested with mocks.
+package storetest
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gatehouse-id/gatehouse/internal/store"
+)
+
+// Backend opens a fresh, empty, unmigrated store for one test.
+type Backend func(t *testing.T) store.Store
+
+// rawDB is how the suite tampers with a database the way an operator or another
+// binary version could (a newer schema row); sqlstore.Store provides it.
+type rawDB interface{ DB() *sql.DB }
+
+// Run runs every conformance test against the backend.
+func Run(t *testing.T, open Backend) {
+	migrated := func(t *testing.T) store.Store {
+		s := open(t)
+		t.Cleanup(func() { s.Close() })
+		if _, err := s.Migrate(context.Background()); err != nil {
+			t.Fatalf("migrate: %v", err)
+		}
+		return s
+	}
+	tests := map[string]func(*testing.T, store.Store){
+		"Users":             testUsers,
+		"Groups":            testGroups,
+		"SyncConfigGroups":  testSyncConfigGroups,
+		"Sessions":          testSessions,
+		"Setup":             testSetup,
+		"Settings":          testSettings,
+		"EventsAndChanges":  testEventsAndChanges,
+		"ConcurrentCreates": testConcurrentCreates,
+	}
+	names := make([]string, 0, len(tests))
+	for name := range tests {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		t.Run(name, func(t *testing.T) { tests[name](t, migrated(t)) })
+	}
+	t.Run("Migrations", func(t *testing.T) {
+		s := open(t)
+		defer s.Close()
+		testMigrations(t, s)
+	})
+}
+
+// must turns a (value, error) pair into the value, failing the test on an error:
+// must(s.UserByID(ctx, id))(t).
+func must[T any](v T, err error) func(t *testing.T) T {
+	return func(t *testing.T) T {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+}
+
+func noErr(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func wantErr(t *testing.T, err, target error) {
+	t.Helper()
+	if !errors.Is(err, target) {
+		t.Fatalf("got error %v, want %v", err, target)
+	}
+}
+
+func testMigrations(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	pending := must(s.PendingMigrations(ctx))(t)
+	if len(pending) == 0 || pending[0] != 1 {
+		t.Fatalf("fresh database: pending = %v, want to start at 1", pending)
+	}
+	applied := must(s.Migrate(ctx))(t)
+	if !slices.Equal(applied, pending) {
+		t.Fatalf("applied %v, pending said %v", applied, pending)
+	}
+	if again := must(s.Migrate(ctx))(t); len(again) != 0 {
+		t.Fatalf("second migrate applied %v, want nothing (migrations are idempotent)", again)
+	}
+	dbv, binv, err := s.SchemaVersion(ctx)
+	noErr(t, err)
+	if dbv != binv || dbv != pending[len(pending)-1] {
+		t.Fatalf("schema version db=%d binary=%d, want both %d", dbv, binv, pending[len(pending)-1])
+	}
+
+	// A newer binary migrated this database: this one must refuse and write nothing.
+	raw, ok := s.(rawDB)
+	if !ok {
+		t.Fatalf("%T does not expose DB(): the suite cannot simulate a newer schema", s)
+	}
+	_, err = raw.DB().ExecContext(ctx, "INSERT INTO gatehouse_schema (version, name, applied_at) VALUES ($1, 'from_the_future', 0)", binv+1)
+	noErr(t, err)
+	before := s.QueryCount()
+	_, err = s.Migrate(ctx)
+	var tooNew *store.SchemaTooNewError
+	if !errors.As(err, &tooNew) || tooNew.Database != binv+1 || tooNew.Binary != binv {
+		t.Fatalf("migrate on a newer schema: got %v, want SchemaTooNewError{%d, %d}", err, binv+1, binv)
+	}
+	if s.QueryCount()-before > 3 {
+		t.Fatalf("refusing a newer schema sent %d statements; it should only read the version", s.QueryCount()-before)
+	}
+	if _, err := s.PendingMigrations(ctx); !errors.Is(err, store.ErrSchemaTooNew) {
+		t.Fatalf("pending on a newer schema: got %v", err)
+	}
+	var rows int
+	noErr(t, raw.DB().QueryRowContext(ctx, "SELECT COUNT(*) FROM gatehouse_schema").Scan(&rows))
+	if rows != len(applied)+1 {
+		t.Fatalf("schema table has %d rows after a refused migrate, want %d", rows, len(applied)+1)
+	}
+}
+
+func testUsers(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	alice := must(s.CreateUser(ctx, store.User{Username: "Alice", Email: "alice@example.com", DisplayName: "Alice A"}))(t)
+	if alice.ID == "" || alice.CreatedAt.IsZero() {
+		t.Fatalf("created user lacks id or time: %+v", alice)
+	}
+	_, err := s.CreateUser(ctx, store.User{Username: "alice"})
+	wantErr(t, err, store.ErrConflict)
+
+	got := must(s.UserByUsername(ctx, "ALICE"))(t)
+	if got.ID != alice.ID || got.Username != "Alice" || got.Email != "alice@example.com" {
+		t.Fatalf("lookup by username: %+v", got)
+	}
+	_, err = s.UserByUsername(ctx, "alic")
+	wantErr(t, err, store.ErrNotFound) // exact: never a prefix or fuzzy match
+	_, err = s.UserByUsername(ctx, "alice%")
+	wantErr(t, err, store.ErrNotFound)
+	_, err = s.UserByID(ctx, "nope")
+	wantErr(t, err, store.ErrNotFound)
+
+	must(s.CreateUser(ctx, store.User{Username: "bob"}))(t)
+	users := must(s.ListUsers(ctx))(t)
+	if len(users) != 2 || users[0].Username != "Alice" || users[1].Username != "bob" {
+		t.Fatalf("list users: %+v", users)
+	}
+
+	email, disabled := "a@example.org", true
+	upd := must(s.UpdateUser(ctx, alice.ID, store.UserUpdate{Email: &email, Disabled: &disabled}))(t)
+	if upd.Email != email || !upd.Disabled || upd.DisplayName != "Alice A" {
+		t.Fatalf("update: %+v", upd)
+	}
+	if got := must(s.UserByID(ctx, alice.ID))(t); !got.Disabled || got.Email != email {
+		t.Fatalf("update not stored: %+v", got)
+	}
+	_, err = s.UpdateUser(ctx, "nope", store.UserUpdate{Email: &email})
+	wantErr(t, err, store.ErrNotFound)
+
+	noErr(t, s.SetPasswordHash(ctx, alice.ID, "$argon2id$x"))
+	if got := must(s.UserByID(ctx, alice.ID))(t); got.PasswordHash != "$argon2id$x" {
+		t.Fatalf("password hash not stored: %q", got.PasswordHash)
+	}
+	wantErr(t, s.SetPasswordHash(ctx, "nope", "x"), store.ErrNotFound)
+
+	g := must(s.CreateGroup(ctx, store.Group{Name: "family"}))(t)
+	noErr(t, s.AddMember(ctx, g.ID, alice.ID))
+	noErr(t, s.CreateSession(ctx, newSession(alice.ID, "h-alice", time.Hour)))
+	noErr(t, s.DeleteUser(ctx, alice.ID))
+	wantErr(t, s.DeleteUser(ctx, alice.ID), store.ErrNotFound)
+	if ids := must(s.GroupMemberIDs(ctx, g.ID))(t); len(ids) != 0 {
+		t.Fatalf("memberships survive the user: %v", ids)
+	}
+	_, err = s.SessionByTokenHash(ctx, "h-alice")
+	wantErr(t, err, store.ErrNotFound)
+}
+
+func testGroups(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	parent := must(s.CreateGroup(ctx, store.Group{Name: "Allow Login Users"}))(t)
+	child := must(s.CreateGroup(ctx, store.Group{Name: "Home Server Admins", ParentID: parent.ID}))(t)
+	_, err := s.CreateGroup(ctx, store.Group{Name: "Allow Login Users"})
+	wantErr(t, err, store.ErrConflict)
+
+	got := must(s.GroupByName(ctx, "Home Server Admins"))(t)
+	if got.ParentID != parent.ID || got.FromConfig {
+		t.Fatalf("group by name: %+v", got)
+	}
+	_, err = s.GroupByName(ctx, "home server admins")
+	wantErr(t, err, store.ErrNotFound) // group names are exact
+
+	u := must(s.CreateUser(ctx, store.User{Username: "carol"}))(t)
+	noErr(t, s.AddMember(ctx, child.ID, u.ID))
+	noErr(t, s.AddMember(ctx, child.ID, u.ID)) // idempotent
+	if ids := must(s.UserGroupIDs(ctx, u.ID))(t); !slices.Equal(ids, []string{child.ID}) {
+		t.Fatalf("user groups: %v", ids)
+	}
+	if ids := must(s.GroupMemberIDs(ctx, child.ID))(t); !slices.Equal(ids, []string{u.ID}) {
+		t.Fatalf("group members: %v", ids)
+	}
+	noErr(t, s.RemoveMember(ctx, child.ID, u.ID))
+	wantErr(t, s.RemoveMember(ctx, child.ID, u.ID), store.ErrNotFound)
+
+	noErr(t, s.SetGroupParent(ctx, child.ID, ""))
+	if got := must(s.GroupByName(ctx, child.Name))(t); got.ParentID != "" {
+		t.Fatalf("parent not cleared: %+v", got)
+	}
+	noErr(t, s.SetGroupParent(ctx, child.ID, parent.ID))
+	noErr(t, s.DeleteGroup(ctx, parent.ID))
+	if got := must(s.GroupByName(ctx, child.Name))(t); got.ParentID != "" {
+		t.Fatalf("child keeps a deleted parent: %+v", got)
+	}
+	wantErr(t, s.DeleteGroup(ctx, parent.ID), store.ErrNotFound)
+	if gs := must(s.ListGroups(ctx))(t); len(gs) != 1 || gs[0].Name != "Home Server Admins" {
+		t.Fatalf("list groups: %+v", gs)
+	}
+}
+
+func testSyncConfigGroups(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	must(s.CreateGroup(ctx, store.Group{Name: "data"}))(t)
+	noErr(t, s.SyncConfigGroups(ctx, map[string]string{"admins": "users", "users": "", "data": ""}))
+	byName := func() map[string]store.Group {
+		m := map[string]store.Group{}
+		for _, g := range must(s.ListGroups(ctx))(t) {
+			m[g.Name] = g
+		}
+		return m
+	}
+	gs := byName()
+	if len(gs) != 3 || !gs["admins"].FromConfig || !gs["data"].FromConfig || gs["admins"].ParentID != gs["users"].ID {
+		t.Fatalf("after sync: %+v", gs)
+	}
+	noErr(t, s.SyncConfigGroups(ctx, map[string]string{"users": ""}))
+	gs = byName()
+	if gs["admins"].FromConfig || gs["data"].FromConfig || !gs["users"].FromConfig || len(gs) != 3 {
+		t.Fatalf("groups dropped from config must stay, as data: %+v", gs)
+	}
+}
+
+func newSession(userID, hash string, ttl time.Duration) store.Session {
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	return store.Session{ID: "id-" + hash, TokenHash: hash, UserID: userID, AuthMethod: "password",
+		CreatedAt: now, ExpiresAt: now.Add(ttl), LastSeenAt: now, IP: "192.0.2.1", UserAgent: "test"}
+}
+
+func testSessions(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	u := must(s.CreateUser(ctx, store.User{Username: "dave"}))(t)
+	v := must(s.CreateUser(ctx, store.User{Username: "erin"}))(t)
+	s1 := newSession(u.ID, "h1", time.Hour)
+	noErr(t, s.CreateSession(ctx, s1))
+	noErr(t, s.CreateSession(ctx, newSession(u.ID, "h2", time.Hour)))
+	noErr(t, s.CreateSession(ctx, newSession(v.ID, "h3", -time.Second))) // already expired
+
+	got := must(s.SessionByTokenHash(ctx, "h1"))(t)
+	if got != s1 {
+		t.Fatalf("session round trip:\n got %+v\nwant %+v", got, s1)
+	}
+	if got := must(s.SessionByID(ctx, "id-h1"))(t); got.TokenHash != "h1" {
+		t.Fatalf("by id: %+v", got)
+	}
+	_, err := s.SessionByTokenHash(ctx, "h")
+	wantErr(t, err, store.ErrNotFound)
+	if n := must(s.CountActiveSessions(ctx, time.Now()))(t); n != 2 {
+		t.Fatalf("active sessions = %d, want 2", n)
+	}
+	if l := must(s.ListSessions(ctx, u.ID))(t); len(l) != 2 {
+		t.Fatalf("list user sessions: %d", len(l))
+	}
+	if l := must(s.ListSessions(ctx, ""))(t); len(l) != 3 {
+		t.Fatalf("list all sessions: %d", len(l))
+	}
+
+	later := s1.LastSeenAt.Add(time.Minute)
+	noErr(t, s.TouchSessions(ctx, map[string]time.Time{"h1": later, "missing": later}))
+	noErr(t, s.TouchSessions(ctx, map[string]time.Time{"h1": s1.LastSeenAt})) // never moves back
+	if got := must(s.SessionByTokenHash(ctx, "h1"))(t); !got.LastSeenAt.Equal(later) {
+		t.Fatalf("last seen = %v, want %v", got.LastSeenAt, later)
+	}
+
+	if n := must(s.DeleteExpiredSessions(ctx, time.Now()))(t); n != 1 {
+		t.Fatalf("expired deleted = %d, want 1", n)
+	}
+	noErr(t, s.DeleteSession(ctx, "id-h1"))
+	wantErr(t, s.DeleteSession(ctx, "id-h1"), store.ErrNotFound)
+	if n := must(s.DeleteUserSessions(ctx, u.ID))(t); n != 1 {
+		t.Fatalf("user sessions deleted = %d, want 1", n)
+	}
+	if n := must(s.CountActiveSessions(ctx, time.Now()))(t); n != 0 {
+		t.Fatalf("active sessions = %d, want 0", n)
+	}
+}
+
+func testSetup(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	now := time.Now()
+	noErr(t, s.CreateSetupToken(ctx, "tok", now.Add(time.Hour)))
+	noErr(t, s.CreateSetupToken(ctx, "old", now.Add(-time.Second)))
+	if ok := must(s.SetupTokenValid(ctx, "tok", now))(t); !ok {
+		t.Fatal("fresh token not valid")
+	}
+	if ok := must(s.SetupTokenValid(ctx, "old", now))(t); ok {
+		t.Fatal("expired token valid")
+	}
+	_, err := s.CompleteSetup(ctx, "old", now, store.User{Username: "root"}, "admins")
+	wantErr(t, err, store.ErrNotFound)
+	if users := must(s.ListUsers(ctx))(t); len(users) != 0 {
+		t.Fatalf("failed setup created users: %+v", users)
+	}
+
+	res := must(s.CompleteSetup(ctx, "tok", now, store.User{Username: "root", PasswordHash: "h"}, "admins"))(t)
+	if res.User.Username != "root" || res.Group.Name != "admins" {
+		t.Fatalf("setup result: %+v", res)
+	}
+	if ids := must(s.UserGroupIDs(ctx, res.User.ID))(t); !slices.Equal(ids, []string{res.Group.ID}) {
+		t.Fatalf("admin not in admin group: %v", ids)
+	}
+	_, err = s.CompleteSetup(ctx, "tok", now, store.User{Username: "root2"}, "admins")
+	wantErr(t, err, store.ErrNotFound) // single use
+
+	// An existing group is reused, and a taken username rolls everything back.
+	noErr(t, s.CreateSetupToken(ctx, "tok2", now.Add(time.Hour)))
+	_, err = s.CompleteSetup(ctx, "tok2", now, store.User{Username: "ROOT"}, "admins")
+	wantErr(t, err, store.ErrConflict)
+	if ok := must(s.SetupTokenValid(ctx, "tok2", now))(t); !ok {
+		t.Fatal("a failed setup consumed its token")
+	}
+	res2 := must(s.CompleteSetup(ctx, "tok2", now, store.User{Username: "second"}, "admins"))(t)
+	if res2.Group.ID != res.Group.ID {
+		t.Fatal("setup created a second admin group instead of reusing it")
+	}
+}
+
+func testSettings(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	if v := must(s.EnsureSetting(ctx, "secret", "first"))(t); v != "first" {
+		t.Fatalf("ensure = %q", v)
+	}
+	if v := must(s.EnsureSetting(ctx, "secret", "second"))(t); v != "first" {
+		t.Fatalf("ensure overwrote: %q", v)
+	}
+}
+
+func testEventsAndChanges(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	for i := range 5 {
+		noErr(t, s.AppendEvent(ctx, store.Event{Kind: "test", Actor: "cli", Target: fmt.Sprint(i)}))
+	}
+	evs := must(s.ListEvents(ctx, 3))(t)
+	if len(evs) != 3 || evs[0].Target != "4" || evs[0].At.IsZero() {
+		t.Fatalf("events: %+v", evs)
+	}
+	if n := must(s.PruneEvents(ctx, 2))(t); n != 3 {
+		t.Fatalf("pruned %d events, want 3", n)
+	}
+	if evs := must(s.ListEvents(ctx, 10))(t); len(evs) != 2 || evs[1].Target != "3" {
+		t.Fatalf("events after prune: %+v", evs)
+	}
+
+	if id := must(s.LatestChangeID(ctx))(t); id != 0 {
+		t.Fatalf("empty feed latest = %d", id)
+	}
+	noErr(t, s.AppendChange(ctx, store.ChangeUser, "u1"))
+	noErr(t, s.AppendChange(ctx, store.ChangeSession, "h1"))
+	first := must(s.ChangesSince(ctx, 0))(t)
+	if len(first) != 2 || first[0].Kind != store.ChangeUser || first[1].Subject != "h1" || first[0].ID >= first[1].ID {
+		t.Fatalf("changes: %+v", first)
+	}
+	if rest := must(s.ChangesSince(ctx, first[0].ID))(t); len(rest) != 1 || rest[0].ID != first[1].ID {
+		t.Fatalf("changes since: %+v", rest)
+	}
+	if id := must(s.LatestChangeID(ctx))(t); id != first[1].ID {
+		t.Fatalf("latest = %d, want %d", id, first[1].ID)
+	}
+	if n := must(s.PruneChanges(ctx, time.Now().Add(time.Second)))(t); n != 2 {
+		t.Fatalf("pruned %d changes, want 2", n)
+	}
+}
+
+func testConcurrentCreates(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	errs := make([]error, 8)
+	for i := range errs {
+		wg.Go(func() {
+			_, errs[i] = s.CreateUser(ctx, store.User{Username: "racer"})
+		})
+	}
+	wg.Wait()
+	ok := 0
+	for _, err := range errs {
+		switch {
+		case err == nil:
+			ok++
+		case !errors.Is(err, store.ErrConflict):
+			t.Errorf("concurrent create: %v", err)
+		}
+	}
+	if ok != 1 {
+		t.Fatalf("%d concurrent creates of one username succeeded, want exactly 1", ok)
+	}
+	before := s.QueryCount()
+	_, _ = s.ListUsers(ctx)
+	if s.QueryCount() == before {
+		t.Fatal("QueryCount did not count a query")
+	}
+}

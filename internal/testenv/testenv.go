@@ -1,0 +1,99 @@
+// Package testenv gives tests the real services they run against: a fresh SQLite file,
+// a fresh PostgreSQL database on the throwaway cluster that scripts/test.sh starts, and
+// the paths of tools such as nginx. Nothing here is mocked.
+//
+// Outside scripts/test.sh a test whose service is missing is skipped, so `go test ./...`
+// works on a laptop; under scripts/test.sh (TEST_GATEHOUSE_REQUIRE_ALL=1) it fails, so CI
+// can never pass by skipping.
+package testenv
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
+)
+
+// PostgresURLEnv names the variable holding an admin URL of the throwaway cluster.
+const PostgresURLEnv = "TEST_GATEHOUSE_POSTGRES_URL"
+
+// RequireAllEnv, when "1", turns a missing service into a failure instead of a skip.
+const RequireAllEnv = "TEST_GATEHOUSE_REQUIRE_ALL"
+
+// Missing skips the test, or fails it under scripts/test.sh, naming what is missing.
+func Missing(t testing.TB, what string) {
+	t.Helper()
+	if os.Getenv(RequireAllEnv) == "1" {
+		t.Fatalf("%s is required by this test run but missing: run the tests with scripts/test.sh", what)
+	}
+	t.Skipf("%s missing (scripts/test.sh provides it)", what)
+}
+
+// SQLitePath returns a path for a new SQLite file in the test's temporary folder.
+func SQLitePath(t testing.TB) string {
+	return filepath.Join(t.TempDir(), "gatehouse.db")
+}
+
+// PostgresURL creates an empty database for this test and returns its URL; the database
+// is dropped when the test ends.
+func PostgresURL(t testing.TB) string {
+	t.Helper()
+	admin := os.Getenv(PostgresURLEnv)
+	if admin == "" {
+		Missing(t, "PostgreSQL ("+PostgresURLEnv+")")
+	}
+	cfg, err := pgx.ParseConfig(admin)
+	if err != nil {
+		t.Fatalf("%s: %v", PostgresURLEnv, err)
+	}
+	db := stdlib.OpenDB(*cfg)
+	defer db.Close()
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	name := "gatehouse_test_" + hex.EncodeToString(b[:])
+	if _, err := db.ExecContext(context.Background(), "CREATE DATABASE "+name); err != nil {
+		t.Fatalf("creating test database: %v", err)
+	}
+	t.Cleanup(func() {
+		db := stdlib.OpenDB(*cfg)
+		defer db.Close()
+		_, _ = db.ExecContext(context.Background(), "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
+	})
+	u, err := url.Parse(admin)
+	if err != nil {
+		t.Fatalf("%s: %v", PostgresURLEnv, err)
+	}
+	u.Path = "/" + name
+	return u.String()
+}
+
+// Tool returns the path of an executable, or skips/fails naming the package to install.
+func Tool(t testing.TB, name, debianPackage string) string {
+	t.Helper()
+	for _, p := range []string{name, "/usr/sbin/" + name, "/usr/bin/" + name} {
+		if path, err := exec.LookPath(p); err == nil {
+			return path
+		}
+	}
+	Missing(t, name+" (Debian package "+debianPackage+")")
+	return ""
+}
+
+// OpenSQL opens a database/sql handle on a PostgreSQL URL, for assertions on raw rows.
+func OpenSQL(t testing.TB, pgURL string) *sql.DB {
+	cfg, err := pgx.ParseConfig(pgURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := stdlib.OpenDB(*cfg)
+	t.Cleanup(func() { db.Close() })
+	return db
+}
