@@ -1,0 +1,330 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/gatehouse-id/gatehouse/internal/identity"
+	"github.com/gatehouse-id/gatehouse/internal/store"
+)
+
+// actor names the CLI in audit events.
+const actor = "cli"
+
+// stringList is a repeatable flag (--group a --group b).
+type stringList []string
+
+func (s *stringList) String() string     { return strings.Join(*s, ",") }
+func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
+
+func (c *cli) user(args []string) error {
+	if len(args) == 0 {
+		return usagef("user: name a subcommand (add, list, show, passwd, disable, enable, delete)")
+	}
+	sub, args := args[0], args[1:]
+	fs := c.flags("user " + sub)
+	var (
+		email, name           = fs.String("email", "", "email address"), fs.String("name", "", "display name")
+		fromStdin, noPassword = fs.Bool("password-stdin", false, "read the password from standard input"), fs.Bool("no-password", false, "create the user without a password")
+		asJSON                = fs.Bool("json", false, "print JSON")
+		groups                stringList
+	)
+	fs.Var(&groups, "group", "add the user to this group (repeatable)")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	dir, st, closeStore, err := c.open()
+	if err != nil {
+		return err
+	}
+	defer closeStore()
+	ctx := c.ctx
+	switch sub {
+	case "add":
+		if err := exactly(1, pos, "user add USERNAME"); err != nil {
+			return err
+		}
+		nu := identity.NewUser{Username: pos[0], Email: *email, DisplayName: *name, Groups: groups}
+		if !*noPassword {
+			if nu.Password, err = c.readPassword(*fromStdin); err != nil {
+				return err
+			}
+		}
+		u, err := dir.AddUser(ctx, actor, nu)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(c.stdout, "created user %s (id %s)\n", u.Username, u.ID)
+	case "list":
+		users, err := st.ListUsers(ctx)
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			return writeJSON(c.stdout, users, userJSON)
+		}
+		c.table("USERNAME\tEMAIL\tNAME\tSTATUS\tCREATED", func(w io.Writer) {
+			for _, u := range users {
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", u.Username, u.Email, u.DisplayName, status(u), u.CreatedAt.Format(time.DateOnly))
+			}
+		})
+	case "show":
+		if err := exactly(1, pos, "user show USERNAME"); err != nil {
+			return err
+		}
+		u, err := dir.User(ctx, pos[0])
+		if err != nil {
+			return err
+		}
+		direct, err := st.UserGroupIDs(ctx, u.ID)
+		if err != nil {
+			return err
+		}
+		all, err := st.ListGroups(ctx)
+		if err != nil {
+			return err
+		}
+		sessions, err := st.ListSessions(ctx, u.ID)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(c.stdout, "username:  %s\nid:        %s\nemail:     %s\nname:      %s\nstatus:    %s\npassword:  %s\ngroups:    %s\nsessions:  %d\ncreated:   %s\n",
+			u.Username, u.ID, u.Email, u.DisplayName, status(u), yesNo(u.PasswordHash != "", "set", "not set"),
+			strings.Join(identity.EffectiveGroups(direct, all), ", "), len(sessions), u.CreatedAt.Format(time.RFC3339))
+	case "passwd":
+		if err := exactly(1, pos, "user passwd USERNAME"); err != nil {
+			return err
+		}
+		if _, err := dir.User(ctx, pos[0]); err != nil {
+			return err
+		}
+		pw, err := c.readPassword(*fromStdin)
+		if err != nil {
+			return err
+		}
+		if err := dir.SetPassword(ctx, actor, pos[0], pw); err != nil {
+			return err
+		}
+		fmt.Fprintf(c.stdout, "password of %s changed; their sessions were ended\n", pos[0])
+	case "disable", "enable":
+		if err := exactly(1, pos, "user "+sub+" USERNAME"); err != nil {
+			return err
+		}
+		if err := dir.SetDisabled(ctx, actor, pos[0], sub == "disable"); err != nil {
+			return err
+		}
+		fmt.Fprintf(c.stdout, "user %s %sd\n", pos[0], sub)
+	case "delete":
+		if err := exactly(1, pos, "user delete USERNAME"); err != nil {
+			return err
+		}
+		if err := dir.DeleteUser(ctx, actor, pos[0]); err != nil {
+			return err
+		}
+		fmt.Fprintf(c.stdout, "user %s deleted\n", pos[0])
+	default:
+		return usagef("user: unknown subcommand %q", sub)
+	}
+	return nil
+}
+
+func (c *cli) group(args []string) error {
+	if len(args) == 0 {
+		return usagef("group: name a subcommand (add, list, delete, members)")
+	}
+	sub, args := args[0], args[1:]
+	fs := c.flags("group " + sub)
+	parent := fs.String("parent", "", "parent group")
+	asJSON := fs.Bool("json", false, "print JSON")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	dir, st, closeStore, err := c.open()
+	if err != nil {
+		return err
+	}
+	defer closeStore()
+	ctx := c.ctx
+	switch sub {
+	case "add":
+		if err := exactly(1, pos, "group add NAME"); err != nil {
+			return err
+		}
+		g, err := dir.AddGroup(ctx, actor, pos[0], *parent)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(c.stdout, "created group %q\n", g.Name)
+	case "list":
+		groups, err := st.ListGroups(ctx)
+		if err != nil {
+			return err
+		}
+		names := map[string]string{}
+		for _, g := range groups {
+			names[g.ID] = g.Name
+		}
+		type row struct {
+			Name, Parent string
+			Members      int
+			FromConfig   bool `json:"from_config"`
+		}
+		var rows []row
+		for _, g := range groups {
+			members, err := st.GroupMemberIDs(ctx, g.ID)
+			if err != nil {
+				return err
+			}
+			rows = append(rows, row{g.Name, names[g.ParentID], len(members), g.FromConfig})
+		}
+		if *asJSON {
+			return writeJSON(c.stdout, rows, func(r row) any { return r })
+		}
+		c.table("NAME\tPARENT\tMEMBERS\tSOURCE", func(w io.Writer) {
+			for _, r := range rows {
+				fmt.Fprintf(w, "%s\t%s\t%d\t%s\n", r.Name, r.Parent, r.Members, yesNo(r.FromConfig, "config", "data"))
+			}
+		})
+	case "delete":
+		if err := exactly(1, pos, "group delete NAME"); err != nil {
+			return err
+		}
+		if err := dir.DeleteGroup(ctx, actor, pos[0]); err != nil {
+			return err
+		}
+		fmt.Fprintf(c.stdout, "group %q deleted\n", pos[0])
+	case "members":
+		if len(pos) < 3 || (pos[0] != "add" && pos[0] != "remove") {
+			return usagef("expected group members add|remove GROUP USERNAME...")
+		}
+		if pos[0] == "add" {
+			err = dir.AddMembers(ctx, actor, pos[1], pos[2:])
+		} else {
+			err = dir.RemoveMembers(ctx, actor, pos[1], pos[2:])
+		}
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(c.stdout, "group %q: %sed %s\n", pos[1], strings.TrimSuffix(pos[0], "e"), strings.Join(pos[2:], ", "))
+	default:
+		return usagef("group: unknown subcommand %q", sub)
+	}
+	return nil
+}
+
+func (c *cli) session(args []string) error {
+	if len(args) == 0 {
+		return usagef("session: name a subcommand (list, revoke)")
+	}
+	sub, args := args[0], args[1:]
+	fs := c.flags("session " + sub)
+	username := fs.String("user", "", "only this user's sessions")
+	asJSON := fs.Bool("json", false, "print JSON")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	dir, st, closeStore, err := c.open()
+	if err != nil {
+		return err
+	}
+	defer closeStore()
+	ctx := c.ctx
+	var u store.User
+	if *username != "" {
+		if u, err = dir.User(ctx, *username); err != nil {
+			return err
+		}
+	}
+	switch sub {
+	case "list":
+		sessions, err := st.ListSessions(ctx, u.ID)
+		if err != nil {
+			return err
+		}
+		users := map[string]string{}
+		for _, s := range sessions {
+			if _, ok := users[s.UserID]; !ok {
+				if su, err := st.UserByID(ctx, s.UserID); err == nil {
+					users[s.UserID] = su.Username
+				}
+			}
+		}
+		if *asJSON {
+			return writeJSON(c.stdout, sessions, func(s store.Session) any {
+				return map[string]any{"id": s.ID, "user": users[s.UserID], "method": s.AuthMethod, "ip": s.IP,
+					"created_at": s.CreatedAt, "expires_at": s.ExpiresAt, "last_seen_at": s.LastSeenAt}
+			})
+		}
+		c.table("ID\tUSER\tMETHOD\tIP\tLAST SEEN\tEXPIRES", func(w io.Writer) {
+			for _, s := range sessions {
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", s.ID, users[s.UserID], s.AuthMethod, s.IP,
+					s.LastSeenAt.Format(time.DateTime), s.ExpiresAt.Format(time.DateTime))
+			}
+		})
+	case "revoke":
+		switch {
+		case *username != "" && len(pos) == 0:
+			n, err := st.DeleteUserSessions(ctx, u.ID)
+			if err != nil {
+				return err
+			}
+			if err := st.AppendChange(ctx, store.ChangeUser, u.ID); err != nil {
+				return err
+			}
+			_ = st.AppendEvent(ctx, store.Event{Kind: "session.revoked", Actor: actor, Target: u.Username, Detail: fmt.Sprintf("all %d sessions", n)})
+			fmt.Fprintf(c.stdout, "revoked %d session(s) of %s\n", n, u.Username)
+		case *username == "" && len(pos) > 0:
+			for _, id := range pos {
+				s, err := st.SessionByID(ctx, id)
+				if err != nil {
+					return fmt.Errorf("%w: list session ids with `gatehouse session list`", err)
+				}
+				if err := st.DeleteSession(ctx, s.ID); err != nil {
+					return err
+				}
+				if err := st.AppendChange(ctx, store.ChangeSession, s.TokenHash); err != nil {
+					return err
+				}
+				_ = st.AppendEvent(ctx, store.Event{Kind: "session.revoked", Actor: actor, Target: s.UserID, Detail: "session " + s.ID})
+				fmt.Fprintf(c.stdout, "revoked session %s\n", s.ID)
+			}
+		default:
+			return usagef("expected session revoke SESSION_ID... or session revoke --user USERNAME")
+		}
+	default:
+		return usagef("session: unknown subcommand %q", sub)
+	}
+	return nil
+}
+
+// writeJSON prints items converted for output (so no field such as a password hash
+// leaks by being added to a store type).
+func writeJSON[T any](w io.Writer, items []T, conv func(T) any) error {
+	out := make([]any, len(items))
+	for i, item := range items {
+		out[i] = conv(item)
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(out)
+}
+
+func userJSON(u store.User) any {
+	return map[string]any{"id": u.ID, "username": u.Username, "email": u.Email, "name": u.DisplayName,
+		"disabled": u.Disabled, "created_at": u.CreatedAt}
+}
+
+func status(u store.User) string { return yesNo(u.Disabled, "disabled", "active") }
+
+func yesNo(b bool, yes, no string) string {
+	if b {
+		return yes
+	}
+	return no
+}

@@ -1,0 +1,59 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/gatehouse-id/gatehouse/internal/config"
+	"github.com/gatehouse-id/gatehouse/internal/server"
+)
+
+// drainTime is how long in-flight requests get to finish after SIGTERM.
+const drainTime = 10 * time.Second
+
+func (c *cli) serve(args []string) error {
+	fs := c.flags("serve")
+	check := fs.Bool("check-config", false, "validate the config and exit")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	cfg, err := c.loadConfig()
+	if err != nil {
+		return err
+	}
+	if *check {
+		fmt.Fprintf(c.stdout, "config is valid: %d access rule(s), database %s\n", len(cfg.Access.Rules), dbKind(&cfg))
+		return nil
+	}
+	log, level := server.NewLogger(&cfg, c.stderr)
+	app, err := server.New(c.ctx, cfg, log, level)
+	if err != nil {
+		return err
+	}
+	defer app.Store.Close()
+	ln, err := net.Listen("tcp", cfg.Server.Address)
+	if err != nil {
+		return fmt.Errorf("server.address: cannot listen on %s: %w", cfg.Server.Address, err)
+	}
+	log.Info("gatehouse is listening", "address", ln.Addr().String(), "public_url", cfg.Server.PublicURL,
+		"database", dbKind(&cfg), "version", version)
+	if err := app.PrintSetupLink(c.ctx, c.stderr); err != nil {
+		return fmt.Errorf("creating the setup link: %w", err)
+	}
+	if c.configPath != "" {
+		go config.Watch(c.ctx, c.configPath, c.env, time.Second, cfg, log, func(next config.Config) {
+			if err := app.Reload(c.ctx, next); err != nil {
+				log.Error("applying the reloaded config failed", "error", err.Error())
+			}
+		})
+	}
+	return app.Serve(c.ctx, ln, drainTime)
+}
+
+func dbKind(cfg *config.Config) string {
+	if path, ok := cfg.SQLitePath(); ok {
+		return "sqlite (" + path + ")"
+	}
+	return "postgres"
+}

@@ -1,0 +1,162 @@
+// Package config owns Gatehouse's configuration: the model of the YAML file, its
+// defaults, GATEHOUSE_* environment overrides and *_FILE secrets, strict validation
+// (an unknown key or a bad value is an error naming it), the generated reference in the
+// README, and live reloading.
+//
+// Infrastructure objects — access rules, declared groups — are code: they live here and
+// nowhere else. Users, memberships and sessions are data and live in the store.
+package config
+
+import (
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Config is the whole configuration file. Each field's doc tag is its entry in the
+// README's config reference, which a test keeps in step with this model.
+type Config struct {
+	Server   Server      `yaml:"server"`
+	Database Database    `yaml:"database"`
+	Session  Session     `yaml:"session"`
+	Access   Access      `yaml:"access"`
+	Groups   []GroupDecl `yaml:"groups" doc:"Groups declared as code: created at start and on reload, read-only for the CLI. Groups may also be created as data with 'gatehouse group add'."`
+	Log      Log         `yaml:"log"`
+}
+
+// Server is where Gatehouse listens and how it is reached.
+type Server struct {
+	Address         string   `yaml:"address" doc:"Address to listen on, host:port."`
+	PublicURL       string   `yaml:"public_url" doc:"Base URL of Gatehouse's own pages as browsers reach them; login redirects point here. https:// makes cookies Secure."`
+	Secret          string   `yaml:"secret" secret:"true" doc:"Key for signing CSRF tokens; at least 32 characters. Empty: one is generated and kept in the database, shared by every replica."`
+	RedirectDomains []string `yaml:"redirect_domains" doc:"Extra domains a post-login return URL (rd) may point into, besides session.cookie_domain and the public_url host. Subdomains are included."`
+	TrustedProxies  []string `yaml:"trusted_proxies" doc:"Networks (CIDR) whose X-Forwarded-For is believed when finding a client's address for login throttling and session lists."`
+}
+
+// Database selects and tunes the store.
+type Database struct {
+	URL             string   `yaml:"url" secret:"true" doc:"sqlite:PATH for the embedded database, or postgres://user:pass@host:port/db for replicas."`
+	MaxOpenConns    int      `yaml:"max_open_conns" doc:"PostgreSQL: most connections open at once per replica."`
+	ConnMaxIdleTime Duration `yaml:"conn_max_idle_time" doc:"PostgreSQL: close connections idle this long."`
+	ConnMaxLifetime Duration `yaml:"conn_max_lifetime" doc:"PostgreSQL: replace connections this old (lets rotated credentials take effect)."`
+}
+
+// Session configures the login cookie.
+type Session struct {
+	CookieName   string   `yaml:"cookie_name" doc:"Name of the session cookie."`
+	CookieDomain string   `yaml:"cookie_domain" doc:"Domain the cookie is set for: one login for every host under it. Empty: only the public_url host."`
+	Lifetime     Duration `yaml:"lifetime" doc:"How long a login lasts, the same for every login method. Units: s, m, h, d."`
+}
+
+// Access holds the forward-auth rules.
+type Access struct {
+	AdminGroups []string `yaml:"admin_groups" doc:"Members pass every rule (break-glass). The first admin created by the setup link joins the first of these."`
+	Rules       []Rule   `yaml:"rules" doc:"Checked in order; the first rule whose hosts and paths match decides. No match means deny."`
+}
+
+// Rule decides requests for some hosts and paths.
+type Rule struct {
+	Hosts  []string `yaml:"hosts" doc:"Host names this rule covers: exact, or a leading \"*.\" for every subdomain (not the bare domain)."`
+	Paths  []string `yaml:"paths" doc:"Path prefixes this rule covers; empty means every path."`
+	Groups []string `yaml:"groups" doc:"Members of any of these groups (directly or through a child group) pass."`
+	Public bool     `yaml:"public" doc:"Everyone passes, logged in or not."`
+	Deny   bool     `yaml:"deny" doc:"Nobody passes but admin groups."`
+}
+
+// GroupDecl declares a group in config.
+type GroupDecl struct {
+	Name   string `yaml:"name" doc:"Group name; spaces allowed, but not \",\" or \"|\" (they separate groups in headers)."`
+	Parent string `yaml:"parent" doc:"Optional parent group: members of this group are members of the parent too."`
+}
+
+// Log configures the structured logs on standard error.
+type Log struct {
+	Level  string `yaml:"level" doc:"debug, info, warn or error."`
+	Format string `yaml:"format" doc:"json or text."`
+}
+
+// Default returns the configuration used when no file and no variable says otherwise:
+// enough to start on an embedded database with nothing configured.
+func Default() Config {
+	return Config{
+		Server: Server{Address: ":9000", PublicURL: "http://localhost:9000",
+			TrustedProxies: []string{"127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7"}},
+		Database: Database{
+			URL:             "sqlite:./gatehouse-data/gatehouse.db",
+			MaxOpenConns:    10,
+			ConnMaxIdleTime: Duration(5 * time.Minute),
+			ConnMaxLifetime: Duration(time.Hour),
+		},
+		Session: Session{CookieName: "gatehouse_session", Lifetime: Duration(28 * 24 * time.Hour)},
+		Access:  Access{AdminGroups: []string{"admins"}},
+		Log:     Log{Level: "info", Format: "json"},
+	}
+}
+
+// PublicURL returns server.public_url parsed (Validate guarantees it parses).
+func (c *Config) PublicURL() *url.URL {
+	u, _ := url.Parse(c.Server.PublicURL)
+	return u
+}
+
+// SecureCookies reports whether cookies get the Secure flag: whenever Gatehouse is
+// reached over https, which browsers require for Secure cookies to be sent back.
+func (c *Config) SecureCookies() bool { return c.PublicURL().Scheme == "https" }
+
+// RedirectDomains lists the domains a return URL may point into.
+func (c *Config) RedirectDomains() []string {
+	out := []string{strings.ToLower(c.PublicURL().Hostname())}
+	if d := strings.TrimPrefix(c.Session.CookieDomain, "."); d != "" {
+		out = append(out, strings.ToLower(d))
+	}
+	for _, d := range c.Server.RedirectDomains {
+		out = append(out, strings.ToLower(strings.TrimPrefix(d, ".")))
+	}
+	return out
+}
+
+// SQLitePath returns the file path of a sqlite: database URL, and whether it is one.
+func (c *Config) SQLitePath() (string, bool) {
+	return strings.CutPrefix(c.Database.URL, "sqlite:")
+}
+
+// Duration is a time.Duration written as "90s", "12h" or "28d" in YAML.
+type Duration time.Duration
+
+// ParseDuration accepts Go's duration syntax plus a "d" suffix for days.
+func ParseDuration(s string) (Duration, error) {
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		var n int
+		if _, err := fmt.Sscanf(days, "%d", &n); err == nil && fmt.Sprint(n) == days {
+			return Duration(time.Duration(n) * 24 * time.Hour), nil
+		}
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("%q is not a duration (write it like 90s, 15m, 12h or 28d)", s)
+	}
+	return Duration(d), nil
+}
+
+// UnmarshalText parses a duration from YAML or an environment variable.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := ParseDuration(string(b))
+	*d = v
+	return err
+}
+
+// MarshalText writes the duration the way it is read.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+// String formats whole days as "28d" and anything else as Go does.
+func (d Duration) String() string {
+	td := time.Duration(d)
+	if td >= 24*time.Hour && td%(24*time.Hour) == 0 {
+		return fmt.Sprintf("%dd", td/(24*time.Hour))
+	}
+	return td.String()
+}
+
+// D returns the value as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }

@@ -1,0 +1,169 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Validate checks every value and returns all problems at once, each naming its key.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
+	}
+
+	if _, port, err := net.SplitHostPort(c.Server.Address); err != nil || port == "" {
+		bad("server.address", "%q is not host:port (for example \":9000\" or \"127.0.0.1:9000\")", c.Server.Address)
+	}
+	pub, err := url.Parse(c.Server.PublicURL)
+	switch {
+	case err != nil || (pub.Scheme != "http" && pub.Scheme != "https") || pub.Host == "":
+		bad("server.public_url", "%q is not an absolute http:// or https:// URL", c.Server.PublicURL)
+	case pub.Path != "" && pub.Path != "/" || pub.RawQuery != "" || pub.Fragment != "" || pub.User != nil:
+		bad("server.public_url", "%q must be just scheme://host[:port], with no path, query or credentials", c.Server.PublicURL)
+	}
+	if c.Server.Secret != "" && len(c.Server.Secret) < 32 {
+		bad("server.secret", "is %d characters long; use at least 32 random characters (or leave it empty to generate one)", len(c.Server.Secret))
+	}
+	for i, d := range c.Server.RedirectDomains {
+		if err := CheckDomain(strings.TrimPrefix(d, ".")); err != nil {
+			bad(fmt.Sprintf("server.redirect_domains[%d]", i), "%v", err)
+		}
+	}
+
+	for i, cidr := range c.Server.TrustedProxies {
+		if _, err := netip.ParsePrefix(cidr); err != nil {
+			bad(fmt.Sprintf("server.trusted_proxies[%d]", i), "%q is not a network such as 10.0.0.0/8", cidr)
+		}
+	}
+
+	if path, ok := c.SQLitePath(); ok {
+		if path == "" {
+			bad("database.url", "sqlite: needs a file path, for example sqlite:./gatehouse-data/gatehouse.db")
+		}
+	} else if !strings.HasPrefix(c.Database.URL, "postgres://") && !strings.HasPrefix(c.Database.URL, "postgresql://") {
+		bad("database.url", "must start with sqlite: or postgres:// (got %q)", redact(c.Database.URL))
+	}
+	if c.Database.MaxOpenConns < 1 {
+		bad("database.max_open_conns", "must be at least 1 (got %d)", c.Database.MaxOpenConns)
+	}
+	if c.Database.ConnMaxIdleTime < 0 || c.Database.ConnMaxLifetime < 0 {
+		bad("database", "connection times cannot be negative")
+	}
+
+	if c.Session.CookieName == "" || strings.IndexFunc(c.Session.CookieName, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-')
+	}) >= 0 {
+		bad("session.cookie_name", "%q may only use letters, digits, \"_\" and \"-\"", c.Session.CookieName)
+	}
+	if d := strings.TrimPrefix(c.Session.CookieDomain, "."); d != "" {
+		if err := CheckDomain(d); err != nil {
+			bad("session.cookie_domain", "%v", err)
+		} else if pub != nil && !HostUnder(strings.ToLower(pub.Hostname()), d) {
+			bad("session.cookie_domain", "%q does not contain the public_url host %q: browsers would refuse the login cookie", d, pub.Hostname())
+		}
+	}
+	if lt := c.Session.Lifetime.D(); lt < time.Minute || lt > 366*24*time.Hour {
+		bad("session.lifetime", "%s is outside 1m to 366d", c.Session.Lifetime)
+	}
+
+	if len(c.Access.AdminGroups) == 0 {
+		bad("access.admin_groups", "name at least one admin group, so that the owner can never be locked out")
+	}
+	for i, g := range c.Access.AdminGroups {
+		if err := CheckGroupName(g); err != nil {
+			bad(fmt.Sprintf("access.admin_groups[%d]", i), "%v", err)
+		}
+	}
+	for i, r := range c.Access.Rules {
+		key := fmt.Sprintf("access.rules[%d]", i)
+		if len(r.Hosts) == 0 {
+			bad(key+".hosts", "a rule needs at least one host")
+		}
+		for j, h := range r.Hosts {
+			if err := CheckHostPattern(h); err != nil {
+				bad(fmt.Sprintf("%s.hosts[%d]", key, j), "%v", err)
+			}
+		}
+		for j, p := range r.Paths {
+			if !strings.HasPrefix(p, "/") {
+				bad(fmt.Sprintf("%s.paths[%d]", key, j), "%q must start with \"/\"", p)
+			}
+		}
+		for j, g := range r.Groups {
+			if err := CheckGroupName(g); err != nil {
+				bad(fmt.Sprintf("%s.groups[%d]", key, j), "%v", err)
+			}
+		}
+		n := 0
+		for _, set := range []bool{len(r.Groups) > 0, r.Public, r.Deny} {
+			if set {
+				n++
+			}
+		}
+		if n != 1 {
+			bad(key, "say exactly one of groups: [...], public: true or deny: true (a rule that names no group would open its hosts to nobody or to everybody by accident)")
+		}
+	}
+
+	declared := map[string]string{}
+	for i, g := range c.Groups {
+		key := fmt.Sprintf("groups[%d]", i)
+		if err := CheckGroupName(g.Name); err != nil {
+			bad(key+".name", "%v", err)
+		}
+		if _, dup := declared[g.Name]; dup {
+			bad(key+".name", "group %q is declared twice", g.Name)
+		}
+		declared[g.Name] = g.Parent
+	}
+	for i, g := range c.Groups {
+		if g.Parent == "" {
+			continue
+		}
+		if _, ok := declared[g.Parent]; !ok {
+			bad(fmt.Sprintf("groups[%d].parent", i), "%q is not a declared group: declare it under groups too", g.Parent)
+			continue
+		}
+		seen := map[string]bool{g.Name: true}
+		for p := g.Parent; p != ""; p = declared[p] {
+			if seen[p] {
+				bad(fmt.Sprintf("groups[%d].parent", i), "group %q is its own ancestor", g.Name)
+				break
+			}
+			seen[p] = true
+		}
+	}
+
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log.level", "%q is not one of debug, info, warn, error", c.Log.Level)
+	}
+	if c.Log.Format != "json" && c.Log.Format != "text" {
+		bad("log.format", "%q is not json or text", c.Log.Format)
+	}
+	return errors.Join(errs...)
+}
+
+// HostUnder reports whether host is domain or a subdomain of it (both lower case).
+func HostUnder(host, domain string) bool {
+	return host == domain || strings.HasSuffix(host, "."+domain)
+}
+
+// redact hides a password in a URL before it reaches an error message or a log.
+func redact(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.User == nil {
+		return raw
+	}
+	if _, has := u.User.Password(); has {
+		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	}
+	return u.String()
+}

@@ -1,0 +1,135 @@
+package forwardauth
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/gatehouse-id/gatehouse/internal/access"
+	"github.com/gatehouse-id/gatehouse/internal/metrics"
+	"github.com/gatehouse-id/gatehouse/internal/session"
+	"github.com/gatehouse-id/gatehouse/internal/store"
+)
+
+// Sessions resolves a cookie value to who is logged in; (nil, nil) means nobody.
+type Sessions interface {
+	Lookup(ctx context.Context, token string) (*session.Principal, error)
+}
+
+// Handler answers forward-auth checks. Its fields are read on every request; the
+// functions return the live (reloadable) config.
+type Handler struct {
+	Policy     func() *access.Policy
+	Sessions   Sessions
+	CookieName string
+	// LoginURL returns the login page URL that brings the user back to returnTo.
+	LoginURL func(returnTo string) string
+	Metrics  *metrics.Metrics
+	Audit    func(store.Event)
+	Log      *slog.Logger
+}
+
+// Serve returns the http.Handler for one dialect.
+func (h *Handler) Serve(d Dialect) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		result := h.serve(w, r, d)
+		h.Metrics.Decisions.WithLabelValues(result).Inc()
+		h.Metrics.DecisionSeconds.Observe(time.Since(start).Seconds())
+	})
+}
+
+func (h *Handler) serve(w http.ResponseWriter, r *http.Request, d Dialect) string {
+	w.Header().Set("Cache-Control", "no-store")
+	orig, err := ParseOriginal(r, d)
+	if err != nil {
+		http.Error(w, "gatehouse: bad forward-auth request: "+err.Error(), http.StatusBadRequest)
+		return "bad_request"
+	}
+	who, err := h.principal(r)
+	if err != nil {
+		h.Log.Error("forward auth: checking the session failed", "host", orig.Host, "error", err.Error())
+		http.Error(w, "gatehouse: could not check the session right now; try again shortly", http.StatusServiceUnavailable)
+		return "error"
+	}
+	var id *access.Identity
+	if who != nil {
+		id = &access.Identity{Username: who.Username, Groups: who.Groups}
+	}
+	dec := h.Policy().Decide(access.Request{Host: orig.HostName(), Path: orig.Path}, id)
+	switch dec.Result {
+	case access.Allow:
+		if who != nil {
+			SetIdentityHeaders(w.Header(), who)
+		}
+		w.WriteHeader(http.StatusOK)
+	case access.NeedLogin:
+		h.needLogin(w, r, d, orig)
+	default:
+		h.Audit(store.Event{Kind: "access.denied", Actor: who.Username, Target: orig.Host + orig.Path,
+			Detail: dec.Reason})
+		http.Error(w, "gatehouse: "+who.Username+" may not open "+orig.Host+": "+dec.Reason, http.StatusForbidden)
+	}
+	return dec.Result.String()
+}
+
+// principal reads the session cookie. Several cookies of the same name can reach us
+// (one per domain level); the first valid one wins.
+func (h *Handler) principal(r *http.Request) (*session.Principal, error) {
+	for _, c := range r.CookiesNamed(h.CookieName) {
+		p, err := h.Sessions.Lookup(r.Context(), c.Value)
+		if p != nil || err != nil {
+			return p, err
+		}
+	}
+	return nil, nil
+}
+
+// needLogin sends browsers to the login page and tells API clients 401. nginx cannot
+// forward a redirect from auth_request, so its dialect always answers 401 and carries
+// the login URL in Location for `auth_request_set`.
+func (h *Handler) needLogin(w http.ResponseWriter, r *http.Request, d Dialect, orig Original) {
+	login := h.LoginURL(orig.URL())
+	switch {
+	case d == AuthRequest:
+		w.Header().Set("Location", login)
+		http.Error(w, "gatehouse: login required", http.StatusUnauthorized)
+	case IsBrowser(r) && (orig.Method == http.MethodGet || orig.Method == http.MethodHead):
+		http.Redirect(w, r, login, http.StatusFound)
+	default:
+		w.Header().Set("WWW-Authenticate", `Cookie realm="gatehouse"`)
+		http.Error(w, "gatehouse: login required", http.StatusUnauthorized)
+	}
+}
+
+// IsBrowser reports whether the original request came from a person's browser page
+// load, which can follow a redirect to a login page, rather than from an API client or
+// script, which needs a plain 401.
+func IsBrowser(r *http.Request) bool {
+	if strings.EqualFold(r.Header.Get("X-Requested-With"), "XMLHttpRequest") {
+		return false
+	}
+	return strings.Contains(r.Header.Get("Accept"), "text/html")
+}
+
+// SetIdentityHeaders writes who is logged in, in the headers apps already read:
+// Authelia's Remote-* (groups joined with ",") and Authentik's X-authentik-* (groups
+// joined with "|"). Values come from validated names, so they hold no line breaks.
+func SetIdentityHeaders(h http.Header, p *session.Principal) {
+	name := p.DisplayName
+	if name == "" {
+		name = p.Username
+	}
+	h["Remote-User"] = []string{p.Username}
+	h["Remote-Groups"] = []string{strings.Join(p.Groups, ",")}
+	h["Remote-Email"] = []string{p.Email}
+	h["Remote-Name"] = []string{name}
+	h["X-Authentik-Username"] = []string{p.Username}
+	h["X-Authentik-Groups"] = []string{strings.Join(p.Groups, "|")}
+	h["X-Authentik-Email"] = []string{p.Email}
+	h["X-Authentik-Name"] = []string{name}
+	h["X-Authentik-Uid"] = []string{p.UserID}
+}
+

@@ -1,0 +1,361 @@
+package identity
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/gatehouse-id/gatehouse/internal/config"
+	"github.com/gatehouse-id/gatehouse/internal/store"
+)
+
+// ErrLockout means a change was refused because it would leave no enabled member of an
+// admin group: Gatehouse never locks its owner out.
+var ErrLockout = errors.New("refused: this would leave no enabled admin")
+
+// Directory performs the admin changes to users and groups that the CLI (and later the
+// admin UI) offer. Each change is validated, looks its target up by exact name, writes
+// an audit event, and publishes to the change feed so every replica's cache follows.
+type Directory struct {
+	Store       store.Store
+	Hasher      *Hasher
+	AdminGroups func() []string // current access.admin_groups
+}
+
+// NewUser describes a user to create.
+type NewUser struct {
+	Username, Email, DisplayName string
+	Password                     string // empty: no password yet
+	Groups                       []string
+}
+
+// AddUser validates and creates a user, with a password and groups when given.
+func (d *Directory) AddUser(ctx context.Context, actor string, nu NewUser) (store.User, error) {
+	if err := errors.Join(CheckUsername(nu.Username), CheckEmail(nu.Email), CheckDisplayName(nu.DisplayName)); err != nil {
+		return store.User{}, err
+	}
+	var groups []store.Group
+	for _, name := range nu.Groups {
+		g, err := d.Store.GroupByName(ctx, name)
+		if err != nil {
+			return store.User{}, fmt.Errorf("%w: create it first with `gatehouse group add`", err)
+		}
+		groups = append(groups, g)
+	}
+	u := store.User{Username: nu.Username, Email: nu.Email, DisplayName: nu.DisplayName}
+	if nu.Password != "" {
+		if err := CheckPassword(nu.Password); err != nil {
+			return store.User{}, err
+		}
+		var err error
+		if u.PasswordHash, err = d.Hasher.Hash(ctx, nu.Password); err != nil {
+			return store.User{}, err
+		}
+	}
+	u, err := d.Store.CreateUser(ctx, u)
+	if err != nil {
+		return u, err
+	}
+	for _, g := range groups {
+		if err := d.Store.AddMember(ctx, g.ID, u.ID); err != nil {
+			return u, err
+		}
+	}
+	return u, d.audit(ctx, "user.created", actor, u.Username, "groups: "+strings.Join(nu.Groups, ", "))
+}
+
+// User looks a user up by exact username.
+func (d *Directory) User(ctx context.Context, username string) (store.User, error) {
+	return d.Store.UserByUsername(ctx, username)
+}
+
+// SetPassword replaces a user's password and ends their sessions.
+func (d *Directory) SetPassword(ctx context.Context, actor, username, password string) error {
+	if err := CheckPassword(password); err != nil {
+		return err
+	}
+	u, err := d.Store.UserByUsername(ctx, username)
+	if err != nil {
+		return err
+	}
+	hash, err := d.Hasher.Hash(ctx, password)
+	if err != nil {
+		return err
+	}
+	if err := d.Store.SetPasswordHash(ctx, u.ID, hash); err != nil {
+		return err
+	}
+	if err := d.endSessions(ctx, u.ID); err != nil {
+		return err
+	}
+	return d.audit(ctx, "user.password_set", actor, u.Username, "")
+}
+
+// SetDisabled disables (ending every session) or re-enables a user. Disabling the last
+// enabled admin is refused.
+func (d *Directory) SetDisabled(ctx context.Context, actor, username string, disabled bool) error {
+	u, err := d.Store.UserByUsername(ctx, username)
+	if err != nil {
+		return err
+	}
+	if disabled {
+		if err := d.guardAdmins(ctx, func(id string) bool { return id == u.ID }, nil); err != nil {
+			return err
+		}
+	}
+	if _, err := d.Store.UpdateUser(ctx, u.ID, store.UserUpdate{Disabled: &disabled}); err != nil {
+		return err
+	}
+	if err := d.endSessions(ctx, u.ID); err != nil {
+		return err
+	}
+	kind := "user.enabled"
+	if disabled {
+		kind = "user.disabled"
+	}
+	return d.audit(ctx, kind, actor, u.Username, "")
+}
+
+// DeleteUser deletes a user and their sessions; deleting the last enabled admin is refused.
+func (d *Directory) DeleteUser(ctx context.Context, actor, username string) error {
+	u, err := d.Store.UserByUsername(ctx, username)
+	if err != nil {
+		return err
+	}
+	if err := d.guardAdmins(ctx, func(id string) bool { return id == u.ID }, nil); err != nil {
+		return err
+	}
+	if err := d.Store.DeleteUser(ctx, u.ID); err != nil {
+		return err
+	}
+	if err := d.Store.AppendChange(ctx, store.ChangeUser, u.ID); err != nil {
+		return err
+	}
+	return d.audit(ctx, "user.deleted", actor, u.Username, "")
+}
+
+// AddGroup creates a group as data, under an existing parent when given.
+func (d *Directory) AddGroup(ctx context.Context, actor, name, parent string) (store.Group, error) {
+	if err := config.CheckGroupName(name); err != nil {
+		return store.Group{}, err
+	}
+	g := store.Group{Name: name}
+	if parent != "" {
+		p, err := d.Store.GroupByName(ctx, parent)
+		if err != nil {
+			return g, fmt.Errorf("parent %w", err)
+		}
+		g.ParentID = p.ID
+	}
+	g, err := d.Store.CreateGroup(ctx, g)
+	if err != nil {
+		return g, err
+	}
+	return g, d.audit(ctx, "group.created", actor, name, "parent: "+parent)
+}
+
+// DeleteGroup deletes a data group. Config-declared groups are refused (edit the file),
+// and so is a group whose removal would leave no enabled admin.
+func (d *Directory) DeleteGroup(ctx context.Context, actor, name string) error {
+	g, err := d.Store.GroupByName(ctx, name)
+	if err != nil {
+		return err
+	}
+	if g.FromConfig {
+		return fmt.Errorf("group %q is declared in the config file: remove it there", name)
+	}
+	if err := d.guardAdmins(ctx, nil, map[string]bool{g.ID: true}); err != nil {
+		return err
+	}
+	if err := d.Store.DeleteGroup(ctx, g.ID); err != nil {
+		return err
+	}
+	if err := d.Store.AppendChange(ctx, store.ChangeAll, ""); err != nil {
+		return err
+	}
+	return d.audit(ctx, "group.deleted", actor, name, "")
+}
+
+// AddMembers adds users (exact usernames) to a group; all names are checked first.
+func (d *Directory) AddMembers(ctx context.Context, actor, group string, usernames []string) error {
+	g, users, err := d.groupAndUsers(ctx, group, usernames)
+	if err != nil {
+		return err
+	}
+	for _, u := range users {
+		if err := d.Store.AddMember(ctx, g.ID, u.ID); err != nil {
+			return err
+		}
+		if err := d.Store.AppendChange(ctx, store.ChangeUser, u.ID); err != nil {
+			return err
+		}
+		if err := d.audit(ctx, "group.member_added", actor, u.Username, "group: "+g.Name); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// RemoveMembers removes users from a group; removing the last enabled admin is refused.
+func (d *Directory) RemoveMembers(ctx context.Context, actor, group string, usernames []string) error {
+	g, users, err := d.groupAndUsers(ctx, group, usernames)
+	if err != nil {
+		return err
+	}
+	leaving := map[string]bool{}
+	for _, u := range users {
+		leaving[u.ID] = true
+	}
+	// Simulate the removal: the leaving users lose this one membership.
+	members, err := d.Store.GroupMemberIDs(ctx, g.ID)
+	if err != nil {
+		return err
+	}
+	for _, u := range users {
+		if !slices.Contains(members, u.ID) {
+			return fmt.Errorf("user %q is not a direct member of group %q", u.Username, g.Name)
+		}
+	}
+	if err := d.guardAdminsAfter(ctx, func(groupID, userID string) bool { return groupID == g.ID && leaving[userID] }); err != nil {
+		return err
+	}
+	for _, u := range users {
+		if err := d.Store.RemoveMember(ctx, g.ID, u.ID); err != nil {
+			return err
+		}
+		if err := d.Store.AppendChange(ctx, store.ChangeUser, u.ID); err != nil {
+			return err
+		}
+		if err := d.audit(ctx, "group.member_removed", actor, u.Username, "group: "+g.Name); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (d *Directory) groupAndUsers(ctx context.Context, group string, usernames []string) (store.Group, []store.User, error) {
+	g, err := d.Store.GroupByName(ctx, group)
+	if err != nil {
+		return g, nil, err
+	}
+	if len(usernames) == 0 {
+		return g, nil, errors.New("name at least one user")
+	}
+	var users []store.User
+	for _, name := range usernames {
+		u, err := d.Store.UserByUsername(ctx, name)
+		if err != nil {
+			return g, nil, err
+		}
+		users = append(users, u)
+	}
+	return g, users, nil
+}
+
+// AdminUserIDs returns the enabled users who are in an admin group, directly or through
+// a child group.
+func (d *Directory) AdminUserIDs(ctx context.Context) (map[string]bool, error) {
+	return d.adminsWithout(ctx, nil, nil, nil)
+}
+
+// guardAdmins refuses a change if, without the users matched by goneUser and the groups
+// in goneGroups, no enabled admin would remain.
+func (d *Directory) guardAdmins(ctx context.Context, goneUser func(string) bool, goneGroups map[string]bool) error {
+	return d.check(ctx, func() (map[string]bool, error) { return d.adminsWithout(ctx, goneUser, goneGroups, nil) })
+}
+
+// guardAdminsAfter refuses a change if, without the memberships matched by gone, no
+// enabled admin would remain.
+func (d *Directory) guardAdminsAfter(ctx context.Context, gone func(groupID, userID string) bool) error {
+	return d.check(ctx, func() (map[string]bool, error) { return d.adminsWithout(ctx, nil, nil, gone) })
+}
+
+// check refuses when there is an enabled admin now and none would be left after. With
+// no admin at all (before the setup link is used) there is nobody to lock out.
+func (d *Directory) check(ctx context.Context, after func() (map[string]bool, error)) error {
+	before, err := d.AdminUserIDs(ctx)
+	if err != nil || len(before) == 0 {
+		return err
+	}
+	admins, err := after()
+	if err != nil {
+		return err
+	}
+	if len(admins) == 0 {
+		return fmt.Errorf("%w (a member of %s): add or enable another admin first", ErrLockout, strings.Join(quoteAll(d.AdminGroups()), " or "))
+	}
+	return nil
+}
+
+func (d *Directory) adminsWithout(ctx context.Context, goneUser func(string) bool, goneGroups map[string]bool, goneMembership func(string, string) bool) (map[string]bool, error) {
+	groups, err := d.Store.ListGroups(ctx)
+	if err != nil {
+		return nil, err
+	}
+	children := map[string][]string{}
+	var queue []string
+	admin := map[string]bool{}
+	for _, name := range d.AdminGroups() {
+		admin[name] = true
+	}
+	for _, g := range groups {
+		if goneGroups[g.ID] {
+			continue
+		}
+		if g.ParentID != "" && !goneGroups[g.ParentID] {
+			children[g.ParentID] = append(children[g.ParentID], g.ID)
+		}
+		if admin[g.Name] {
+			queue = append(queue, g.ID)
+		}
+	}
+	out := map[string]bool{}
+	seen := map[string]bool{}
+	for len(queue) > 0 {
+		id := queue[0]
+		queue = queue[1:]
+		if seen[id] {
+			continue
+		}
+		seen[id] = true
+		queue = append(queue, children[id]...)
+		members, err := d.Store.GroupMemberIDs(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		for _, uid := range members {
+			if out[uid] || (goneUser != nil && goneUser(uid)) || (goneMembership != nil && goneMembership(id, uid)) {
+				continue
+			}
+			u, err := d.Store.UserByID(ctx, uid)
+			if err != nil {
+				return nil, err
+			}
+			if !u.Disabled {
+				out[uid] = true
+			}
+		}
+	}
+	return out, nil
+}
+
+func (d *Directory) endSessions(ctx context.Context, userID string) error {
+	if _, err := d.Store.DeleteUserSessions(ctx, userID); err != nil {
+		return err
+	}
+	return d.Store.AppendChange(ctx, store.ChangeUser, userID)
+}
+
+func (d *Directory) audit(ctx context.Context, kind, actor, target, detail string) error {
+	return d.Store.AppendEvent(ctx, store.Event{Kind: kind, Actor: actor, Target: target, Detail: detail})
+}
+
+func quoteAll(items []string) []string {
+	out := make([]string, len(items))
+	for i, s := range items {
+		out[i] = fmt.Sprintf("%q", s)
+	}
+	return out
+}

@@ -1,0 +1,63 @@
+// Package metrics owns Gatehouse's Prometheus metrics. Every duration is in seconds and
+// every size in bytes, as Prometheus expects; names start with gatehouse_.
+package metrics
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// Metrics holds the collectors the rest of Gatehouse updates.
+type Metrics struct {
+	Registry *prometheus.Registry
+
+	// Requests counts HTTP requests by route pattern and status code.
+	Requests *prometheus.CounterVec
+	// Decisions counts forward-auth answers by result: allow, login, deny, bad_request, error.
+	Decisions *prometheus.CounterVec
+	// DecisionSeconds is the time to answer a forward-auth check.
+	DecisionSeconds prometheus.Histogram
+	// Logins counts login attempts by result: success, failure, throttled, error.
+	Logins *prometheus.CounterVec
+	// AuditDropped counts audit events dropped because the writer fell behind.
+	AuditDropped prometheus.Counter
+}
+
+// New registers Gatehouse's collectors, the Go runtime's and the process's. The gauge
+// funcs report values owned elsewhere (active sessions, database queries sent).
+func New(activeSessions, cachedSessions, dbQueries func() float64) *Metrics {
+	r := prometheus.NewRegistry()
+	m := &Metrics{
+		Registry: r,
+		Requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gatehouse_http_requests_total", Help: "HTTP requests answered, by route and status code.",
+		}, []string{"route", "code"}),
+		Decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gatehouse_forward_auth_decisions_total", Help: "Forward-auth answers by result.",
+		}, []string{"result"}),
+		DecisionSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "gatehouse_forward_auth_decision_duration_seconds", Help: "Time to answer a forward-auth check, in seconds.",
+			Buckets: []float64{0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1},
+		}),
+		Logins: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gatehouse_login_attempts_total", Help: "Login attempts by result.",
+		}, []string{"result"}),
+		AuditDropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "gatehouse_audit_events_dropped_total", Help: "Audit events dropped because the database writer fell behind.",
+		}),
+	}
+	r.MustRegister(m.Requests, m.Decisions, m.DecisionSeconds, m.Logins, m.AuditDropped,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "gatehouse_sessions_active", Help: "Unexpired sessions in the database (recounted every 30 s)."}, activeSessions),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "gatehouse_sessions_cached", Help: "Sessions held in this replica's memory cache."}, cachedSessions),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "gatehouse_database_queries_total", Help: "Statements this replica sent to the database."}, dbQueries),
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	for _, r := range []string{"allow", "login", "deny", "bad_request", "error"} {
+		m.Decisions.WithLabelValues(r)
+	}
+	for _, r := range []string{"success", "failure", "throttled", "error"} {
+		m.Logins.WithLabelValues(r)
+	}
+	return m
+}

@@ -1,0 +1,300 @@
+// Package server assembles a running Gatehouse from its config: it opens and migrates
+// the store, builds the session manager, the forward-auth handler and the web pages,
+// serves them with health and metrics endpoints, applies live config reloads, and runs
+// the background work. cmd/gatehouse only parses flags and calls it.
+package server
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/gatehouse-id/gatehouse/internal/access"
+	"github.com/gatehouse-id/gatehouse/internal/audit"
+	"github.com/gatehouse-id/gatehouse/internal/config"
+	"github.com/gatehouse-id/gatehouse/internal/forwardauth"
+	"github.com/gatehouse-id/gatehouse/internal/identity"
+	"github.com/gatehouse-id/gatehouse/internal/metrics"
+	"github.com/gatehouse-id/gatehouse/internal/session"
+	"github.com/gatehouse-id/gatehouse/internal/store"
+	"github.com/gatehouse-id/gatehouse/internal/store/sqlstore"
+	"github.com/gatehouse-id/gatehouse/internal/web"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// App is one running Gatehouse.
+type App struct {
+	Store    store.Store
+	Sessions *session.Manager
+	Metrics  *metrics.Metrics
+	Log      *slog.Logger
+	Handler  http.Handler
+
+	cfg       atomic.Pointer[config.Config]
+	policy    atomic.Pointer[access.Policy]
+	logLevel  *slog.LevelVar
+	web       *web.Server
+	audit     *audit.Recorder
+	directory *identity.Directory
+}
+
+// NewLogger returns the JSON (or text) logger on w that cfg asks for, and its level,
+// which a reload can change.
+func NewLogger(cfg *config.Config, w io.Writer) (*slog.Logger, *slog.LevelVar) {
+	level := new(slog.LevelVar)
+	_ = level.UnmarshalText([]byte(cfg.Log.Level))
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.Log.Format == "text" {
+		return slog.New(slog.NewTextHandler(w, opts)), level
+	}
+	return slog.New(slog.NewJSONHandler(w, opts)), level
+}
+
+// New opens and migrates the database and builds the app. The caller closes a.Store.
+func New(ctx context.Context, cfg config.Config, log *slog.Logger, level *slog.LevelVar) (*App, error) {
+	st, err := OpenStore(&cfg)
+	if err != nil {
+		return nil, err
+	}
+	a, err := newApp(ctx, st, cfg, log, level)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	return a, nil
+}
+
+func newApp(ctx context.Context, st store.Store, cfg config.Config, log *slog.Logger, level *slog.LevelVar) (*App, error) {
+	applied, err := st.Migrate(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if len(applied) > 0 {
+		log.Info("database migrated", "applied", applied)
+	}
+	a := &App{Store: st, Log: log, logLevel: level}
+	a.cfg.Store(&cfg)
+	a.policy.Store(access.NewPolicy(cfg.Access))
+	if err := a.syncGroups(ctx, cfg); err != nil {
+		return nil, err
+	}
+
+	secret := []byte(cfg.Server.Secret)
+	if len(secret) == 0 {
+		stored, err := st.EnsureSetting(ctx, "server_secret", hex.EncodeToString([]byte(session.NewToken())))
+		if err != nil {
+			return nil, fmt.Errorf("reading the server secret: %w", err)
+		}
+		secret = []byte(stored)
+	}
+
+	a.Sessions = session.NewManager(st, session.Options{Lifetime: cfg.Session.Lifetime.D()}, log)
+	a.Metrics = metrics.New(
+		func() float64 { return float64(a.Sessions.ActiveSessions()) },
+		func() float64 { return float64(a.Sessions.CachedSessions()) },
+		func() float64 { return float64(st.QueryCount()) },
+	)
+	a.audit = audit.NewRecorder(st, log, 4096, a.Metrics.AuditDropped.Inc)
+	hasher := identity.NewHasher(0)
+	a.directory = &identity.Directory{Store: st, Hasher: hasher, AdminGroups: func() []string { return a.Config().Access.AdminGroups }}
+	a.web = &web.Server{
+		Store: st, Sessions: a.Sessions, Hasher: hasher, Directory: a.directory, Config: a.Config,
+		Metrics: a.Metrics, Audit: a.audit.Record, Log: log, Throttle: web.NewThrottle(15*time.Minute, 10, 100),
+	}
+	a.web.SetSecret(secret)
+	fa := &forwardauth.Handler{
+		Policy: a.policy.Load, Sessions: a.Sessions, CookieName: cfg.Session.CookieName,
+		LoginURL: func(rd string) string { return web.LoginURL(a.Config().Server.PublicURL, rd) },
+		Metrics:  a.Metrics, Audit: a.audit.Record, Log: log,
+	}
+
+	mux := http.NewServeMux()
+	a.web.Routes(mux)
+	mux.Handle("/api/authz/forward-auth", fa.Serve(forwardauth.ForwardAuth))
+	mux.Handle("/api/authz/auth-request", fa.Serve(forwardauth.AuthRequest))
+	mux.Handle(forwardauth.ExtAuthzPrefix+"/", fa.Serve(forwardauth.ExtAuthz))
+	mux.Handle(forwardauth.ExtAuthzPrefix, fa.Serve(forwardauth.ExtAuthz))
+	mux.Handle("/outpost.goauthentik.io/auth/traefik", fa.Serve(forwardauth.ForwardAuth))
+	mux.Handle("/outpost.goauthentik.io/auth/caddy", fa.Serve(forwardauth.ForwardAuth))
+	mux.Handle("/outpost.goauthentik.io/auth/nginx", fa.Serve(forwardauth.AuthRequest))
+	mux.Handle("/outpost.goauthentik.io/auth/envoy", fa.Serve(forwardauth.ExtAuthz))
+	mux.HandleFunc("GET /-/health/live/", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
+	mux.HandleFunc("GET /-/health/ready/", a.ready)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(a.Metrics.Registry, promhttp.HandlerOpts{}))
+	a.Handler = a.instrument(mux)
+	return a, nil
+}
+
+// Config returns the live config.
+func (a *App) Config() *config.Config { return a.cfg.Load() }
+
+// Directory returns the user and group administration service.
+func (a *App) Directory() *identity.Directory { return a.directory }
+
+// Reload applies a new valid config: rules, admin groups, declared groups and the log
+// level change at once; in-flight requests finish on the rules they started with.
+func (a *App) Reload(ctx context.Context, cfg config.Config) error {
+	old := a.Config()
+	if err := a.syncGroups(ctx, cfg); err != nil {
+		return err
+	}
+	// Keys that need a restart keep their running values.
+	cfg.Server, cfg.Database, cfg.Session, cfg.Log.Format = old.Server, old.Database, old.Session, old.Log.Format
+	a.policy.Store(access.NewPolicy(cfg.Access))
+	_ = a.logLevel.UnmarshalText([]byte(cfg.Log.Level))
+	a.cfg.Store(&cfg)
+	return nil
+}
+
+func (a *App) syncGroups(ctx context.Context, cfg config.Config) error {
+	parents := map[string]string{}
+	for _, g := range cfg.Groups {
+		parents[g.Name] = g.Parent
+	}
+	if err := a.Store.SyncConfigGroups(ctx, parents); err != nil {
+		return fmt.Errorf("creating the groups declared in config: %w", err)
+	}
+	return a.Store.AppendChange(ctx, store.ChangeAll, "")
+}
+
+// ready is 200 when the database answers and carries this binary's schema.
+func (a *App) ready(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	err := a.Store.Ping(ctx)
+	if err == nil {
+		if s, ok := a.Store.(*sqlstore.Store); ok {
+			err = s.CheckSchema(ctx)
+		}
+	}
+	if err != nil {
+		http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	io.WriteString(w, "ok\n")
+}
+
+// statusWriter remembers the status code for the request metrics.
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.code == 0 {
+		w.code = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.code == 0 {
+		w.code = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// instrument counts requests by route and turns a panic into a plain 500 (logged with
+// its cause), never a stack trace to the client.
+func (a *App) instrument(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sw := &statusWriter{ResponseWriter: w}
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				a.Log.Error("request handler panicked", "path", r.URL.Path, "panic", fmt.Sprint(v))
+				if sw.code == 0 {
+					http.Error(sw, "gatehouse: internal error; the log says more", http.StatusInternalServerError)
+				}
+			}
+			route := r.Pattern
+			if route == "" {
+				route = "unmatched"
+			}
+			a.Metrics.Requests.WithLabelValues(route, fmt.Sprint(sw.code)).Inc()
+		}()
+		next.ServeHTTP(sw, r)
+	})
+}
+
+// Serve runs the app on ln until ctx ends, then drains in-flight requests for up to
+// drain and stops the background work.
+func (a *App) Serve(ctx context.Context, ln net.Listener, drain time.Duration) error {
+	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{}, 3)
+	for _, run := range []func(context.Context){a.Sessions.Run, a.audit.Run, a.housekeeping} {
+		go func() { run(bg); done <- struct{}{} }()
+	}
+	srv := &http.Server{
+		Handler:           a.Handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(a.Log.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	var err error
+	select {
+	case err = <-errc:
+	case <-ctx.Done():
+		a.Log.Info("shutting down", "drain", drain.String())
+		sctx, cancel := context.WithTimeout(context.Background(), drain)
+		err = srv.Shutdown(sctx)
+		cancel()
+	}
+	stopBG()
+	for range 3 {
+		<-done
+	}
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	return err
+}
+
+// housekeeping bounds every table that grows: expired sessions, old change-feed rows
+// and audit events beyond the newest 100,000. Each statement is idempotent, so replicas
+// running it at the same time do no harm.
+func (a *App) housekeeping(ctx context.Context) {
+	t := time.NewTicker(10 * time.Minute)
+	defer t.Stop()
+	for {
+		now := time.Now()
+		_, err1 := a.Store.DeleteExpiredSessions(ctx, now)
+		_, err2 := a.Store.PruneChanges(ctx, now.Add(-time.Hour))
+		_, err3 := a.Store.PruneEvents(ctx, 100_000)
+		if err := errors.Join(err1, err2, err3); err != nil && ctx.Err() == nil {
+			a.Log.Warn("housekeeping failed; it runs again in 10 minutes", "error", err.Error())
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// PrintSetupLink prints a one-time link for creating the first admin when there is
+// none, on w (standard error) where the person starting Gatehouse sees it.
+func (a *App) PrintSetupLink(ctx context.Context, w io.Writer) error {
+	link, err := a.web.IssueSetupLink(ctx)
+	if err != nil || link == "" {
+		return err
+	}
+	a.Log.Info("no admin exists yet: a one-time setup link was printed", "valid_for", web.SetupLinkLifetime.String())
+	fmt.Fprintf(w, "\n  Gatehouse has no admin yet. Open this one-time link within %s to create one:\n\n    %s\n\n",
+		"24 hours", link)
+	return nil
+}

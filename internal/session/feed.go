@@ -1,0 +1,90 @@
+package session
+
+import (
+	"context"
+	"time"
+
+	"github.com/gatehouse-id/gatehouse/internal/store"
+)
+
+// feedOverlap is how far back each poll re-reads the change feed. PostgreSQL hands out
+// sequence ids at insert but rows become visible at commit, so a change with a lower id
+// can appear after a higher one; re-reading a window (and skipping ids already applied)
+// catches it without session-level features such as LISTEN.
+const feedOverlap = 200
+
+// Run does the Manager's background work until ctx ends: it follows the change feed,
+// writes coalesced last-seen times, and counts active sessions.
+func (m *Manager) Run(ctx context.Context) {
+	if id, err := m.store.LatestChangeID(ctx); err == nil {
+		m.lastChange = id
+	}
+	poll := time.NewTicker(m.opts.PollInterval)
+	flush := time.NewTicker(m.opts.FlushEvery)
+	defer poll.Stop()
+	defer flush.Stop()
+	m.countActive(ctx)
+	for {
+		select {
+		case <-ctx.Done():
+			m.flushSeen(context.WithoutCancel(ctx))
+			return
+		case <-poll.C:
+			m.PollChanges(ctx)
+		case <-flush.C:
+			m.flushSeen(ctx)
+			m.countActive(ctx)
+		}
+	}
+}
+
+// PollChanges applies new change-feed rows to the cache once.
+func (m *Manager) PollChanges(ctx context.Context) {
+	changes, err := m.store.ChangesSince(ctx, max(0, m.lastChange-feedOverlap))
+	if err != nil {
+		m.log.Warn("reading the change feed failed; cached sessions stay until it answers", "error", err.Error())
+		return
+	}
+	for _, c := range changes {
+		if m.applied[c.ID] {
+			continue
+		}
+		m.applied[c.ID] = true
+		m.lastChange = max(m.lastChange, c.ID)
+		m.Apply(c)
+	}
+	for id := range m.applied {
+		if id <= m.lastChange-feedOverlap {
+			delete(m.applied, id)
+		}
+	}
+}
+
+// Apply drops what a change invalidates from this replica's cache.
+func (m *Manager) Apply(c store.Change) {
+	switch c.Kind {
+	case store.ChangeSession:
+		m.cache.drop(c.Subject)
+	case store.ChangeUser:
+		m.cache.dropUser(c.Subject)
+	default:
+		m.groups.Store(nil)
+		m.cache.clear()
+	}
+}
+
+func (m *Manager) flushSeen(ctx context.Context) {
+	m.seenMu.Lock()
+	batch := m.seen
+	m.seen = map[string]time.Time{}
+	m.seenMu.Unlock()
+	if err := m.store.TouchSessions(ctx, batch); err != nil {
+		m.log.Warn("writing last-seen times failed", "sessions", len(batch), "error", err.Error())
+	}
+}
+
+func (m *Manager) countActive(ctx context.Context) {
+	if n, err := m.store.CountActiveSessions(ctx, time.Now()); err == nil {
+		m.active.Store(int64(n))
+	}
+}

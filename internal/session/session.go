@@ -1,0 +1,253 @@
+// Package session owns logins after they happen: issuing opaque session tokens,
+// resolving a token to a user and their groups, caching that answer so a forward-auth
+// check reads no database, and keeping every replica's cache true through the
+// database's change feed.
+//
+// A token is 256 random bits; only its SHA-256 hash is stored, so a database leak
+// yields no usable cookie. Anonymous requests never reach this package's storage: a
+// request without a well-formed cookie is answered without a lookup, and misses are not
+// cached, so nothing grows with the number of anonymous requests.
+package session
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gatehouse-id/gatehouse/internal/identity"
+	"github.com/gatehouse-id/gatehouse/internal/store"
+	"github.com/gatehouse-id/gatehouse/internal/store/sqlstore"
+)
+
+// tokenLen is the length of a base64url-encoded 32-byte token.
+const tokenLen = 43
+
+// Principal is the logged-in user behind a session, as forward auth needs it.
+type Principal struct {
+	SessionID   string
+	TokenHash   string
+	UserID      string
+	Username    string
+	Email       string
+	DisplayName string
+	Groups      []string // effective groups, sorted
+	ExpiresAt   time.Time
+}
+
+// Options tune a Manager; zero values take the defaults.
+type Options struct {
+	Lifetime     time.Duration // how long a login lasts
+	CacheTTL     time.Duration // how long a cached answer is trusted without the feed (default 5m)
+	CacheSize    int           // most sessions cached (default 100,000)
+	PollInterval time.Duration // change-feed poll period (default 1s)
+	FlushEvery   time.Duration // last-seen write period (default 30s)
+}
+
+// Manager issues and resolves sessions. It is safe for concurrent use.
+type Manager struct {
+	store  store.Store
+	opts   Options
+	log    *slog.Logger
+	cache  *cache
+	groups atomic.Pointer[groupTree]
+
+	seenMu sync.Mutex
+	seen   map[string]time.Time // token hash → last seen, written out in batches
+
+	lastChange int64
+	applied    map[int64]bool
+	active     atomic.Int64
+}
+
+type groupTree struct {
+	all     []store.Group
+	fetched time.Time
+}
+
+// NewManager makes a Manager; call Run to start its background work.
+func NewManager(s store.Store, opts Options, log *slog.Logger) *Manager {
+	if opts.Lifetime <= 0 {
+		opts.Lifetime = 28 * 24 * time.Hour
+	}
+	if opts.CacheTTL <= 0 {
+		opts.CacheTTL = 5 * time.Minute
+	}
+	if opts.CacheSize <= 0 {
+		opts.CacheSize = 100_000
+	}
+	if opts.PollInterval <= 0 {
+		opts.PollInterval = time.Second
+	}
+	if opts.FlushEvery <= 0 {
+		opts.FlushEvery = 30 * time.Second
+	}
+	return &Manager{store: s, opts: opts, log: log, cache: newCache(opts.CacheSize), seen: map[string]time.Time{}, applied: map[int64]bool{}}
+}
+
+// SetLifetime changes the lifetime of sessions created from now on.
+func (m *Manager) SetLifetime(d time.Duration) { m.opts.Lifetime = d }
+
+// Lifetime is how long a new session lasts.
+func (m *Manager) Lifetime() time.Duration { return m.opts.Lifetime }
+
+// HashToken returns the stored form of a token.
+func HashToken(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(sum[:])
+}
+
+// NewToken returns 256 random bits, base64url-encoded.
+func NewToken() string {
+	var b [32]byte
+	_, _ = rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// wellFormed rejects anything that cannot be a token before any lookup: an oversized or
+// garbage cookie costs a length check, not a database query.
+func wellFormed(token string) bool {
+	if len(token) != tokenLen {
+		return false
+	}
+	for i := 0; i < len(token); i++ {
+		c := token[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// Create starts a session for u and returns the cookie value.
+func (m *Manager) Create(ctx context.Context, u store.User, method, ip, userAgent string) (string, store.Session, error) {
+	token := NewToken()
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	if len(userAgent) > 256 {
+		userAgent = userAgent[:256]
+	}
+	s := store.Session{
+		ID: sqlstore.NewID(), TokenHash: HashToken(token), UserID: u.ID, AuthMethod: method,
+		CreatedAt: now, ExpiresAt: now.Add(m.opts.Lifetime), LastSeenAt: now, IP: ip, UserAgent: userAgent,
+	}
+	if err := m.store.CreateSession(ctx, s); err != nil {
+		return "", s, err
+	}
+	return token, s, nil
+}
+
+// Lookup resolves a cookie value to its principal; (nil, nil) means no valid session.
+// A cached answer costs no database access; its last-seen time is written later.
+func (m *Manager) Lookup(ctx context.Context, token string) (*Principal, error) {
+	if !wellFormed(token) {
+		return nil, nil
+	}
+	hash := HashToken(token)
+	now := time.Now()
+	if p, ok := m.cache.get(hash, now); ok {
+		m.markSeen(hash, now)
+		return p, nil
+	}
+	s, err := m.store.SessionByTokenHash(ctx, hash)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if !now.Before(s.ExpiresAt) {
+		return nil, nil
+	}
+	p, err := m.principal(ctx, s)
+	if err != nil || p == nil {
+		return nil, err
+	}
+	m.cache.put(hash, p, now.Add(m.opts.CacheTTL))
+	m.markSeen(hash, now)
+	return p, nil
+}
+
+// principal loads the user and groups behind a session; nil when the user is disabled.
+func (m *Manager) principal(ctx context.Context, s store.Session) (*Principal, error) {
+	u, err := m.store.UserByID(ctx, s.UserID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil || u.Disabled {
+		return nil, err
+	}
+	direct, err := m.store.UserGroupIDs(ctx, u.ID)
+	if err != nil {
+		return nil, err
+	}
+	tree, err := m.groupTree(ctx, direct)
+	if err != nil {
+		return nil, err
+	}
+	return &Principal{
+		SessionID: s.ID, TokenHash: s.TokenHash, UserID: u.ID, Username: u.Username, Email: u.Email,
+		DisplayName: u.DisplayName, Groups: identity.EffectiveGroups(direct, tree), ExpiresAt: s.ExpiresAt,
+	}, nil
+}
+
+// groupTree returns all groups, re-reading them when the copy is old or lacks one of
+// the ids asked about (a group created since the last read).
+func (m *Manager) groupTree(ctx context.Context, need []string) ([]store.Group, error) {
+	if t := m.groups.Load(); t != nil && time.Since(t.fetched) < m.opts.CacheTTL && hasAll(t.all, need) {
+		return t.all, nil
+	}
+	all, err := m.store.ListGroups(ctx)
+	if err != nil {
+		return nil, err
+	}
+	m.groups.Store(&groupTree{all: all, fetched: time.Now()})
+	return all, nil
+}
+
+// Revoke ends the session behind a cookie value (logout) on every replica.
+func (m *Manager) Revoke(ctx context.Context, token string) error {
+	if !wellFormed(token) {
+		return nil
+	}
+	hash := HashToken(token)
+	m.cache.drop(hash)
+	s, err := m.store.SessionByTokenHash(ctx, hash)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if err := m.store.DeleteSession(ctx, s.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	return m.store.AppendChange(ctx, store.ChangeSession, hash)
+}
+
+func (m *Manager) markSeen(hash string, at time.Time) {
+	m.seenMu.Lock()
+	m.seen[hash] = at
+	m.seenMu.Unlock()
+}
+
+// ActiveSessions is the number of unexpired sessions at the last count.
+func (m *Manager) ActiveSessions() int64 { return m.active.Load() }
+
+// CachedSessions is how many sessions this replica holds in memory.
+func (m *Manager) CachedSessions() int { return m.cache.len() }
+
+func hasAll(groups []store.Group, ids []string) bool {
+	for _, id := range ids {
+		if !slices.ContainsFunc(groups, func(g store.Group) bool { return g.ID == id }) {
+			return false
+		}
+	}
+	return true
+}

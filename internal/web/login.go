@@ -1,0 +1,140 @@
+package web
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/gatehouse-id/gatehouse/internal/identity"
+	"github.com/gatehouse-id/gatehouse/internal/store"
+)
+
+// LoginURL is the login page that brings the user back to returnTo afterwards.
+func LoginURL(publicURL, returnTo string) string {
+	return publicURL + "/login?rd=" + url.QueryEscape(returnTo)
+}
+
+func (s *Server) home(w http.ResponseWriter, r *http.Request) {
+	p := s.current(r)
+	if p == nil {
+		http.Redirect(w, r, "/login", http.StatusFound)
+		return
+	}
+	s.render(w, http.StatusOK, "home.html", page{Title: "Signed in", User: p, CSRF: s.csrfToken(w, r)})
+}
+
+func (s *Server) loginPage(w http.ResponseWriter, r *http.Request) {
+	rd := s.safeRD(r.URL.Query().Get("rd"))
+	if p := s.current(r); p != nil && rd != "" {
+		http.Redirect(w, r, rd, http.StatusFound)
+		return
+	}
+	pg := page{Title: "Sign in", CSRF: s.csrfToken(w, r), RD: rd}
+	if r.URL.Query().Get("rd") != "" && rd == "" {
+		pg.Notice = "The link you followed asked to return to an address outside this site; you will land on Gatehouse after signing in."
+	}
+	if r.URL.Query().Has("logged_out") {
+		pg.Notice = "You are signed out."
+	}
+	s.render(w, http.StatusOK, "login.html", pg)
+}
+
+func (s *Server) login(w http.ResponseWriter, r *http.Request) {
+	if !s.parseForm(w, r) {
+		return
+	}
+	username, password := r.PostFormValue("username"), r.PostFormValue("password")
+	rd := s.safeRD(r.PostFormValue("rd"))
+	fail := func(status int, msg string) {
+		s.render(w, status, "login.html", page{Title: "Sign in", CSRF: s.csrfToken(w, r), RD: rd, Error: msg,
+			Form: map[string]string{"username": username}})
+	}
+	if username == "" || password == "" {
+		fail(http.StatusBadRequest, "Enter your username and password.")
+		return
+	}
+	if identity.CheckUsername(username) != nil {
+		username = "" // never echo a hostile name back
+	}
+	ip := s.clientIP(r)
+	if blocked, wait := s.Throttle.Blocked(ip, username); blocked {
+		s.Metrics.Logins.WithLabelValues("throttled").Inc()
+		fail(http.StatusTooManyRequests, fmt.Sprintf("Too many failed sign-ins from your address. Try again in %d minutes.", int(wait.Minutes())+1))
+		return
+	}
+	u, err := s.Store.UserByUsername(r.Context(), username)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		s.loginError(w, err)
+		return
+	}
+	// Verify even when the user is missing, so timing does not reveal who exists.
+	verr := s.Hasher.Verify(r.Context(), u.PasswordHash, password)
+	if verr != nil && !errors.Is(verr, identity.ErrPasswordMismatch) && u.PasswordHash != "" {
+		s.loginError(w, verr)
+		return
+	}
+	if verr != nil || u.ID == "" || u.Disabled {
+		s.Throttle.Failed(ip, username)
+		s.Metrics.Logins.WithLabelValues("failure").Inc()
+		s.Audit(store.Event{Kind: "login.failed", Actor: "anonymous", Target: username, Detail: "from " + ip})
+		fail(http.StatusUnauthorized, "Wrong username or password.")
+		return
+	}
+	s.Throttle.Succeeded(ip, username)
+	if err := s.startSession(w, r, u, "password"); err != nil {
+		s.loginError(w, err)
+		return
+	}
+	s.Metrics.Logins.WithLabelValues("success").Inc()
+	if rd == "" {
+		rd = "/"
+	}
+	http.Redirect(w, r, rd, http.StatusSeeOther)
+}
+
+func (s *Server) startSession(w http.ResponseWriter, r *http.Request, u store.User, method string) error {
+	token, sess, err := s.Sessions.Create(r.Context(), u, method, s.clientIP(r), r.UserAgent())
+	if err != nil {
+		return err
+	}
+	http.SetCookie(w, s.sessionCookie(token, int(time.Until(sess.ExpiresAt).Seconds())))
+	s.Audit(store.Event{Kind: "login.succeeded", Actor: u.Username, Target: u.Username, Detail: method + " from " + sess.IP})
+	return nil
+}
+
+func (s *Server) loginError(w http.ResponseWriter, err error) {
+	s.Metrics.Logins.WithLabelValues("error").Inc()
+	s.Log.Error("login failed on a server error", "error", err.Error())
+	s.message(w, http.StatusServiceUnavailable, "Sign-in unavailable",
+		"Gatehouse cannot reach its database right now. Wait a moment and try again.")
+}
+
+func (s *Server) logoutPage(w http.ResponseWriter, r *http.Request) {
+	p := s.current(r)
+	if p == nil {
+		http.Redirect(w, r, "/login?logged_out", http.StatusFound)
+		return
+	}
+	s.render(w, http.StatusOK, "logout.html", page{Title: "Sign out", User: p, CSRF: s.csrfToken(w, r), RD: s.safeRD(r.URL.Query().Get("rd"))})
+}
+
+func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
+	if !s.parseForm(w, r) {
+		return
+	}
+	for _, c := range r.CookiesNamed(s.cfg().Session.CookieName) {
+		if err := s.Sessions.Revoke(r.Context(), c.Value); err != nil {
+			s.Log.Error("logout: revoking the session failed", "error", err.Error())
+			s.message(w, http.StatusServiceUnavailable, "Sign-out failed", "Gatehouse cannot reach its database right now. Try again in a moment.")
+			return
+		}
+	}
+	http.SetCookie(w, s.sessionCookie("", -1))
+	if rd := s.safeRD(r.PostFormValue("rd")); rd != "" {
+		http.Redirect(w, r, rd, http.StatusSeeOther)
+		return
+	}
+	http.Redirect(w, r, "/login?logged_out", http.StatusSeeOther)
+}

@@ -1,0 +1,192 @@
+// Package web owns the pages people see: login, logout, the first-admin setup link and
+// the signed-in page. Pages are server-rendered from embedded templates with a small
+// stylesheet, work with JavaScript off, and protect every form against CSRF.
+package web
+
+import (
+	"crypto/rand"
+	"embed"
+	"encoding/base64"
+	"html/template"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+
+	"github.com/gatehouse-id/gatehouse/internal/config"
+	"github.com/gatehouse-id/gatehouse/internal/identity"
+	"github.com/gatehouse-id/gatehouse/internal/metrics"
+	"github.com/gatehouse-id/gatehouse/internal/session"
+	"github.com/gatehouse-id/gatehouse/internal/store"
+)
+
+//go:embed templates/*.html
+var templateFiles embed.FS
+
+//go:embed static
+var staticFiles embed.FS
+
+// maxFormBytes bounds a posted form: a login form is well under 1 KiB, and a 10 MB
+// "password" is refused before it is read, let alone hashed.
+const maxFormBytes = 16 << 10
+
+var pages = template.Must(template.ParseFS(templateFiles, "templates/*.html"))
+
+// Server serves Gatehouse's own pages.
+type Server struct {
+	Store     store.Store
+	Sessions  *session.Manager
+	Hasher    *identity.Hasher
+	Directory *identity.Directory
+	Config    func() *config.Config // the live config
+	Metrics   *metrics.Metrics
+	Audit     func(store.Event)
+	Log       *slog.Logger
+	Throttle  *Throttle
+
+	secret []byte
+}
+
+// SetSecret sets the key that signs CSRF tokens.
+func (s *Server) SetSecret(secret []byte) { s.secret = secret }
+
+func (s *Server) cfg() *config.Config { return s.Config() }
+
+// Routes registers the pages on mux.
+func (s *Server) Routes(mux *http.ServeMux) {
+	mux.HandleFunc("GET /{$}", s.home)
+	mux.HandleFunc("GET /login", s.loginPage)
+	mux.HandleFunc("POST /login", s.login)
+	mux.HandleFunc("GET /logout", s.logoutPage)
+	mux.HandleFunc("POST /logout", s.logout)
+	mux.HandleFunc("GET /setup", s.setupPage)
+	mux.HandleFunc("POST /setup", s.setup)
+	mux.Handle("GET /static/", http.FileServerFS(staticFiles))
+}
+
+// page is what every template gets.
+type page struct {
+	Title   string
+	CSRF    string
+	Error   string
+	Notice  string
+	RD      string
+	User    *session.Principal
+	Form    map[string]string
+	Token   string
+	Extra   any
+	AppName string
+}
+
+func (s *Server) render(w http.ResponseWriter, status int, name string, p page) {
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "same-origin")
+	h.Set("Content-Security-Policy", "default-src 'self'; style-src 'self'; img-src 'self' data:; form-action 'self' http: https:; frame-ancestors 'none'")
+	p.AppName = "Gatehouse"
+	w.WriteHeader(status)
+	if err := pages.ExecuteTemplate(w, name, p); err != nil {
+		s.Log.Error("rendering page failed", "page", name, "error", err.Error())
+	}
+}
+
+// message shows a page with one sentence: errors people can act on.
+func (s *Server) message(w http.ResponseWriter, status int, title, text string) {
+	s.render(w, status, "message.html", page{Title: title, Error: text})
+}
+
+// current returns who is logged in on this request, or nil.
+func (s *Server) current(r *http.Request) *session.Principal {
+	for _, c := range r.CookiesNamed(s.cfg().Session.CookieName) {
+		if p, err := s.Sessions.Lookup(r.Context(), c.Value); err == nil && p != nil {
+			return p
+		}
+	}
+	return nil
+}
+
+func (s *Server) sessionCookie(value string, maxAge int) *http.Cookie {
+	c := s.cfg()
+	return &http.Cookie{
+		Name: c.Session.CookieName, Value: value, Path: "/", Domain: c.Session.CookieDomain,
+		MaxAge: maxAge, HttpOnly: true, Secure: c.SecureCookies(), SameSite: http.SameSiteLaxMode,
+	}
+}
+
+// parseForm reads a posted form of bounded size and checks its CSRF token. It answers
+// the request itself and returns false when the form cannot be used.
+func (s *Server) parseForm(w http.ResponseWriter, r *http.Request) bool {
+	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+	if err := r.ParseForm(); err != nil {
+		s.message(w, http.StatusRequestEntityTooLarge, "Form too large",
+			"The form sent more than 16 KiB. Passwords are limited to 1024 bytes; shorten it and try again.")
+		return false
+	}
+	if !s.csrfValid(r) {
+		s.message(w, http.StatusForbidden, "Form expired",
+			"This form expired or was sent from another site. Go back, reload the page and try again.")
+		return false
+	}
+	return true
+}
+
+// clientIP is the address a request came from: the connection's, or, when that is a
+// trusted proxy, the nearest untrusted address in X-Forwarded-For.
+func (s *Server) clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	trusted := s.trusted()
+	addr, err := netip.ParseAddr(host)
+	if err != nil || !trusted(addr) {
+		return host
+	}
+	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
+	for i := len(hops) - 1; i >= 0; i-- {
+		a, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+		if err != nil {
+			break
+		}
+		if !trusted(a) || i == 0 {
+			return a.String()
+		}
+	}
+	return host
+}
+
+func (s *Server) trusted() func(netip.Addr) bool {
+	var prefixes []netip.Prefix
+	for _, c := range s.cfg().Server.TrustedProxies {
+		if p, err := netip.ParsePrefix(c); err == nil {
+			prefixes = append(prefixes, p)
+		}
+	}
+	return func(a netip.Addr) bool {
+		a = a.Unmap()
+		for _, p := range prefixes {
+			if p.Contains(a) {
+				return true
+			}
+		}
+		return false
+	}
+}
+
+func (s *Server) safeRD(raw string) string {
+	rd, ok := SafeReturnURL(raw, s.cfg().RedirectDomains())
+	if !ok {
+		return ""
+	}
+	return rd
+}
+
+func randomToken() string {
+	var b [32]byte
+	_, _ = rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
