@@ -201,4 +201,3 @@ func (c *cli) healthcheck(args []string) error {
 	fmt.Fprintln(c.stdout, "ready")
 	return nil
 }
-

@@ -11,9 +11,9 @@ func TestDecide(t *testing.T) {
 		AdminGroups: []string{"Home Server Admins"},
 		Rules: []config.Rule{
 			{Hosts: []string{"grafana.example.com", "prometheus.example.com"}, Groups: []string{"Home Server Admins"}}, // 0
-			{Hosts: []string{"immich.example.com"}, Paths: []string{"/api/", "/.well-known"}, Public: true},             // 1
-			{Hosts: []string{"wiki.example.com"}, Paths: []string{"/admin"}, Deny: true},                                // 2
-			{Hosts: []string{"*.example.com"}, Groups: []string{"Allow Login Users", "Family"}},                         // 3
+			{Hosts: []string{"immich.example.com"}, Paths: []string{"/api/", "/.well-known"}, Public: true},            // 1
+			{Hosts: []string{"wiki.example.com"}, Paths: []string{"/admin"}, Deny: true},                               // 2
+			{Hosts: []string{"*.example.com"}, Groups: []string{"Allow Login Users", "Family"}},                        // 3
 		},
 	})
 	admin := &Identity{Username: "root", Groups: []string{"Allow Login Users", "Home Server Admins"}}

@@ -132,4 +132,3 @@ func SetIdentityHeaders(h http.Header, p *session.Principal) {
 	h["X-Authentik-Name"] = []string{name}
 	h["X-Authentik-Uid"] = []string{p.UserID}
 }
-

@@ -31,8 +31,12 @@ const (
 	ExtAuthz
 )
 
-// ExtAuthzPrefix is the path under which Envoy appends the original path.
-const ExtAuthzPrefix = "/api/authz/ext-authz"
+// The paths under which Envoy appends the original path: Gatehouse's own and the
+// Authentik outpost's, for configs written for Authentik.
+const (
+	ExtAuthzPrefix          = "/api/authz/ext-authz"
+	AuthentikExtAuthzPrefix = "/outpost.goauthentik.io/auth/envoy"
+)
 
 // maxURLBytes bounds what a proxy may send as the original URL.
 const maxURLBytes = 8192
@@ -121,7 +125,13 @@ func ParseOriginal(r *http.Request, d Dialect) (Original, error) {
 	case ExtAuthz:
 		o.Scheme = firstNonEmpty(r.Header.Get("X-Forwarded-Proto"), "https")
 		o.Host = r.Host
-		o.URI = strings.TrimPrefix(r.URL.RequestURI(), ExtAuthzPrefix)
+		o.URI = r.URL.RequestURI()
+		for _, prefix := range []string{ExtAuthzPrefix, AuthentikExtAuthzPrefix} {
+			if rest, ok := strings.CutPrefix(o.URI, prefix); ok {
+				o.URI = rest
+				break
+			}
+		}
 		if o.URI == "" || o.URI[0] == '?' {
 			o.URI = "/" + o.URI
 		}

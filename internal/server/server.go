@@ -124,7 +124,8 @@ func newApp(ctx context.Context, st store.Store, cfg config.Config, log *slog.Lo
 	mux.Handle("/outpost.goauthentik.io/auth/traefik", fa.Serve(forwardauth.ForwardAuth))
 	mux.Handle("/outpost.goauthentik.io/auth/caddy", fa.Serve(forwardauth.ForwardAuth))
 	mux.Handle("/outpost.goauthentik.io/auth/nginx", fa.Serve(forwardauth.AuthRequest))
-	mux.Handle("/outpost.goauthentik.io/auth/envoy", fa.Serve(forwardauth.ExtAuthz))
+	mux.Handle(forwardauth.AuthentikExtAuthzPrefix, fa.Serve(forwardauth.ExtAuthz))
+	mux.Handle(forwardauth.AuthentikExtAuthzPrefix+"/", fa.Serve(forwardauth.ExtAuthz))
 	mux.HandleFunc("GET /-/health/live/", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
 	mux.HandleFunc("GET /-/health/ready/", a.ready)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(a.Metrics.Registry, promhttp.HandlerOpts{}))
@@ -229,11 +230,7 @@ func (a *App) instrument(next http.Handler) http.Handler {
 // Serve runs the app on ln until ctx ends, then drains in-flight requests for up to
 // drain and stops the background work.
 func (a *App) Serve(ctx context.Context, ln net.Listener, drain time.Duration) error {
-	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
-	done := make(chan struct{}, 3)
-	for _, run := range []func(context.Context){a.Sessions.Run, a.audit.Run, a.housekeeping} {
-		go func() { run(bg); done <- struct{}{} }()
-	}
+	stopBG := a.StartBackground(ctx)
 	srv := &http.Server{
 		Handler:           a.Handler,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -255,13 +252,28 @@ func (a *App) Serve(ctx context.Context, ln net.Listener, drain time.Duration) e
 		cancel()
 	}
 	stopBG()
-	for range 3 {
-		<-done
-	}
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil
 	}
 	return err
+}
+
+// StartBackground starts the background work — the session change feed and last-seen
+// writes, the audit writer, housekeeping — and returns a function that stops it and
+// waits. It outlives ctx's cancellation so that Serve can drain requests first.
+func (a *App) StartBackground(ctx context.Context) (stop func()) {
+	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	runs := []func(context.Context){a.Sessions.Run, a.audit.Run, a.housekeeping}
+	done := make(chan struct{}, len(runs))
+	for _, run := range runs {
+		go func() { run(bg); done <- struct{}{} }()
+	}
+	return func() {
+		cancel()
+		for range runs {
+			<-done
+		}
+	}
 }
 
 // housekeeping bounds every table that grows: expired sessions, old change-feed rows
