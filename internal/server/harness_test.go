@@ -74,7 +74,9 @@ func start(t *testing.T, cfg config.Config) *harness {
 		t.Fatalf("starting gatehouse: %v", err)
 	}
 	h := &harness{t: t, app: app, log: logs}
-	h.srv = httptest.NewServer(app.Handler)
+	h.srv = httptest.NewUnstartedServer(nil)
+	h.srv.Config = app.HTTPServer()
+	h.srv.Start()
 	stop := app.StartBackground(context.Background())
 	t.Cleanup(func() { h.srv.Close(); stop(); app.Store.Close() })
 	return h

@@ -227,11 +227,10 @@ func (a *App) instrument(next http.Handler) http.Handler {
 	})
 }
 
-// Serve runs the app on ln until ctx ends, then drains in-flight requests for up to
-// drain and stops the background work.
-func (a *App) Serve(ctx context.Context, ln net.Listener, drain time.Duration) error {
-	stopBG := a.StartBackground(ctx)
-	srv := &http.Server{
+// HTTPServer returns the http.Server Gatehouse runs with: bounded header size (a 100 KiB
+// cookie gets 431, not a slow path) and timeouts against slow clients.
+func (a *App) HTTPServer() *http.Server {
+	return &http.Server{
 		Handler:           a.Handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
@@ -240,6 +239,13 @@ func (a *App) Serve(ctx context.Context, ln net.Listener, drain time.Duration) e
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(a.Log.Handler(), slog.LevelWarn),
 	}
+}
+
+// Serve runs the app on ln until ctx ends, then drains in-flight requests for up to
+// drain and stops the background work.
+func (a *App) Serve(ctx context.Context, ln net.Listener, drain time.Duration) error {
+	stopBG := a.StartBackground(ctx)
+	srv := a.HTTPServer()
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	var err error
