@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every Gatehouse test against real services: a throwaway PostgreSQL cluster
-# (initdb + pg_ctl in a temporary folder, on a free loopback port), nginx for the
-# auth_request end-to-end test, and the race detector. It installs what is missing from
+# (initdb + pg_ctl in a temporary folder, on a free loopback port), nginx and Caddy for
+# the proxy end-to-end tests, and the race detector. It installs what is missing from
 # Debian's packages when run as root; otherwise it says what to install.
 #
 # Usage: scripts/test.sh [extra go test flags]   (README: "Run all the tests")
@@ -18,6 +18,7 @@ pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || tr
 need=()
 [ -x "${pg_bin:-/nonexistent}/initdb" ] || need+=(postgresql)
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx)
+command -v caddy >/dev/null || need+=(caddy)
 if [ ${#need[@]} -gt 0 ]; then
 	if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
 		say "installing ${need[*]} from Debian's packages"
@@ -69,8 +70,9 @@ go vet ./...
 say "go test -race (SQLite, PostgreSQL, nginx, fuzz seed corpora)"
 go test -race -count=1 -timeout 20m "$@" ./...
 say "fuzzing the network-facing parsers briefly"
-for target in FuzzForwardedRequest FuzzReturnURL; do
-	go test -run='^$' -fuzz="^${target}\$" -fuzztime=15s ./internal/forwardauth >/dev/null ||
-		die "fuzz target $target found a failure: see internal/forwardauth/testdata/fuzz"
+for spec in forwardauth:FuzzForwardedRequest web:FuzzReturnURL config:FuzzLoad; do
+	pkg=./internal/${spec%%:*} target=${spec#*:}
+	go test -run='^$' -fuzz="^${target}\$" -fuzztime=15s -fuzzminimizetime=0 "$pkg" >/dev/null ||
+		die "fuzz target $target found a failure: see $pkg/testdata/fuzz"
 done
 say "all tests passed"

@@ -1,0 +1,150 @@
+package e2e
+
+import (
+	"database/sql"
+	"encoding/json"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/gatehouse-id/gatehouse/internal/testenv"
+	_ "modernc.org/sqlite"
+)
+
+// TestCLI manages users, groups and sessions with the same commands on SQLite and on
+// PostgreSQL, including the refusals that keep the owner from being locked out.
+func TestCLI(t *testing.T) {
+	for _, backend := range []struct {
+		name string
+		url  func(t *testing.T) string
+	}{
+		{"sqlite", func(t *testing.T) string { return "sqlite:" + filepath.Join(t.TempDir(), "gh.db") }},
+		{"postgres", func(t *testing.T) string { return testenv.PostgresURL(t) }},
+	} {
+		t.Run(backend.name, func(t *testing.T) {
+			dir := t.TempDir()
+			env := cleanEnv("GATEHOUSE_DATABASE_URL=" + backend.url(t))
+			run := func(stdin string, args ...string) string { return ok(t, dir, env, stdin, args...) }
+			fail := func(wantCode int, says string, stdin string, args ...string) {
+				t.Helper()
+				r := gh(t, dir, env, stdin, args...)
+				if r.code != wantCode || !strings.Contains(r.stderr, says) {
+					t.Fatalf("gatehouse %s: exit %d, stderr %q; want exit %d saying %q", strings.Join(args, " "), r.code, r.stderr, wantCode, says)
+				}
+				if strings.Contains(r.stderr, "goroutine") || strings.Contains(r.stderr, "panic") {
+					t.Fatalf("stack trace:\n%s", r.stderr)
+				}
+			}
+
+			run("", "group", "add", "Allow Login Users")
+			run("", "group", "add", "admins", "--parent", "Allow Login Users")
+			run("", "group", "add", "Family")
+			run("s3cret-password\n", "user", "add", "root", "--group", "admins", "--password-stdin")
+			run("another-password\n", "user", "add", "alice", "--email", "alice@example.com", "--name", "Alice Liddell", "--password-stdin")
+			run("", "group", "members", "add", "Family", "alice")
+
+			show := run("", "user", "show", "alice")
+			for _, want := range []string{"alice@example.com", "Alice Liddell", "Family", "password:  set", "active"} {
+				if !strings.Contains(show, want) {
+					t.Errorf("user show lacks %q:\n%s", want, show)
+				}
+			}
+			if show := run("", "user", "show", "root"); !strings.Contains(show, "Allow Login Users, admins") {
+				t.Errorf("root's effective groups should include the parent:\n%s", show)
+			}
+			var users []map[string]any
+			if err := json.Unmarshal([]byte(run("", "user", "list", "--json")), &users); err != nil || len(users) != 2 {
+				t.Fatalf("user list --json: %v %v", users, err)
+			}
+			if strings.Contains(run("", "user", "list", "--json"), "argon2") {
+				t.Fatal("user list leaks password hashes")
+			}
+			if list := run("", "group", "list"); !regexp.MustCompile(`admins\s+Allow Login Users\s+1\s+data`).MatchString(list) {
+				t.Errorf("group list:\n%s", list)
+			}
+
+			// Exact names only; clear errors; never a fuzzy match.
+			fail(1, `user "ali": not found`, "", "user", "delete", "ali")
+			fail(1, `user "alice%": not found`, "", "user", "show", "alice%")
+			fail(1, "already exists", "x-long-password\n", "user", "add", "ALICE", "--password-stdin")
+			fail(1, "contains a control character", "x-long-password\n", "user", "add", "bad\nname", "--password-stdin")
+			fail(1, "shorter than 8", "short\n", "user", "add", "carol", "--password-stdin")
+			fail(1, "no password given", "", "user", "add", "carol")
+			fail(1, "contains \",\" or \"|\"", "", "group", "add", "a,b")
+			fail(2, "unknown command", "", "frobnicate")
+			fail(2, "expected user add USERNAME", "", "user", "add")
+			fail(2, "flag provided but not defined: -pasword-stdin", "", "user", "add", "x", "--pasword-stdin")
+
+			// The last admin can be neither disabled, deleted, nor removed from the group.
+			fail(1, "refused: this would leave no enabled admin", "", "user", "disable", "root")
+			fail(1, "refused: this would leave no enabled admin", "", "user", "delete", "root")
+			fail(1, "refused: this would leave no enabled admin", "", "group", "members", "remove", "admins", "root")
+			fail(1, "refused: this would leave no enabled admin", "", "group", "delete", "admins")
+			run("", "group", "members", "add", "admins", "alice")
+			run("", "user", "disable", "root")
+			run("", "user", "enable", "root")
+			run("", "group", "members", "remove", "admins", "alice")
+
+			run("new-password-1\n", "user", "passwd", "alice", "--password-stdin")
+			run("", "session", "revoke", "--user", "alice")
+			if out := run("", "session", "list"); !strings.HasPrefix(out, "ID") {
+				t.Errorf("session list: %q", out)
+			}
+			fail(1, "not found", "", "session", "revoke", "no-such-session")
+			run("", "user", "delete", "alice")
+			run("", "group", "delete", "Family")
+			if out := run("", "migrate", "--dry-run"); !strings.Contains(out, "up to date") {
+				t.Errorf("migrate --dry-run on a current schema: %q", out)
+			}
+		})
+	}
+}
+
+// TestOlderBinaryRefusesNewerSchema: after a newer Gatehouse migrated the database,
+// this binary exits non-zero, names both versions, and writes nothing.
+func TestOlderBinaryRefusesNewerSchema(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "gh.db")
+	env := cleanEnv("GATEHOUSE_DATABASE_URL=sqlite:" + path)
+	ok(t, dir, env, "", "migrate")
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec("INSERT INTO gatehouse_schema (version, name, applied_at) VALUES (999, 'future', 0)"); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"serve"}, {"migrate"}, {"migrate", "--dry-run"}, {"user", "list"}} {
+		r := gh(t, dir, env, "", args...)
+		if r.code != 1 || !strings.Contains(r.stderr, "database schema is at version 999 but this gatehouse binary only knows versions up to 1") {
+			t.Fatalf("gatehouse %v on a newer schema: exit %d\n%s", args, r.code, r.stderr)
+		}
+	}
+	var users, schema int
+	db.QueryRow("SELECT COUNT(*) FROM users").Scan(&users)
+	db.QueryRow("SELECT COUNT(*) FROM gatehouse_schema").Scan(&schema)
+	if users != 0 || schema != 2 {
+		t.Fatalf("the refused commands wrote: users=%d schema rows=%d", users, schema)
+	}
+}
+
+func TestServeCheckConfig(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "gatehouse.yaml")
+	writeFile(t, cfg, "server:\n  adress: \":9000\"\n")
+	r := gh(t, dir, cleanEnv(), "", "serve", "--config", cfg, "--check-config")
+	if r.code != 1 || !strings.Contains(r.stderr, `line 2: unknown key "server.adress" (did you mean "address"?)`) {
+		t.Fatalf("typo in config: exit %d\n%s", r.code, r.stderr)
+	}
+	example, _ := filepath.Abs("../../deploy/examples/gatehouse.yaml")
+	out := ok(t, dir, cleanEnv(), "", "serve", "--config", example, "--check-config")
+	if !strings.Contains(out, "config is valid: 3 access rule(s)") {
+		t.Fatalf("example config: %q", out)
+	}
+	ref := ok(t, dir, cleanEnv(), "", "config", "reference")
+	if !strings.Contains(ref, "`GATEHOUSE_SESSION_LIFETIME`") {
+		t.Fatalf("config reference: %q", ref)
+	}
+}
