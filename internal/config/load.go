@@ -20,12 +20,20 @@ const EnvPrefix = "GATEHOUSE_"
 // variables in env over it, and validates the result. Every problem found is reported,
 // each naming its key, variable or line.
 func Load(path string, env []string) (Config, error) {
+	var data []byte
+	if path != "" {
+		var err error
+		if data, err = os.ReadFile(path); err != nil {
+			return Default(), fmt.Errorf("config: reading %s: %w", path, err)
+		}
+	}
+	return load(path, data, env)
+}
+
+// load is Load on file contents already read (data is ignored when path is "").
+func load(path string, data []byte, env []string) (Config, error) {
 	cfg := Default()
 	if path != "" {
-		data, err := os.ReadFile(path)
-		if err != nil {
-			return cfg, fmt.Errorf("config: reading %s: %w", path, err)
-		}
 		if err := decodeYAML(data, &cfg); err != nil {
 			return cfg, fmt.Errorf("config %s: %w", path, err)
 		}

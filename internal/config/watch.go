@@ -11,11 +11,14 @@ import (
 
 // Watch re-reads the config file every interval and calls apply with each new valid
 // version. Polling the content (rather than inotify) also catches the symlink swap a
-// Kubernetes ConfigMap update makes. An invalid edit is logged and ignored, so requests
-// keep being decided by the last good rules; keys that only take effect at start are
-// reported as needing a restart.
+// Kubernetes ConfigMap update makes. A new version is applied only once it has stayed
+// the same for one interval, so a file caught half-written is never applied (an empty,
+// truncated file would otherwise read as "no rules"). An invalid or empty edit is logged
+// and ignored, so requests keep being decided by the last good rules; keys that only
+// take effect at start are reported as needing a restart.
 func Watch(ctx context.Context, path string, env []string, interval time.Duration, current Config, log *slog.Logger, apply func(Config)) {
-	last, _ := os.ReadFile(path)
+	applied, _ := os.ReadFile(path)
+	var pending []byte
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -25,11 +28,20 @@ func Watch(ctx context.Context, path string, env []string, interval time.Duratio
 		case <-t.C:
 		}
 		data, err := os.ReadFile(path)
-		if err != nil || bytes.Equal(data, last) {
+		if err != nil || bytes.Equal(data, applied) {
+			pending = nil
 			continue
 		}
-		last = data
-		next, err := Load(path, env)
+		if !bytes.Equal(data, pending) {
+			pending = data // changed since the last look: wait until it holds still
+			continue
+		}
+		applied, pending = data, nil
+		if len(bytes.TrimSpace(data)) == 0 {
+			log.Error("config reload refused: the file is empty; keeping the previous config", "file", path)
+			continue
+		}
+		next, err := load(path, data, env)
 		if err != nil {
 			log.Error("config reload refused: keeping the previous config", "file", path, "error", err.Error())
 			continue

@@ -30,7 +30,7 @@ func TestSafeReturnURL(t *testing.T) {
 		"JAVASCRIPT:alert(1)", "data:text/html,x", "vbscript:x", "https://example.com.evil.com/", "https://notexample.com/",
 		"https://app.example.com@evil.com/", "https://u:p@app.example.com/", "https://evil.com\\@app.example.com/",
 		"https:evil.com", "https:/evil.com", "http://[::1]/", "https://app.example.com\t.evil.com/", "https://app.example.com./",
-		 " /x", "/x y", "ftp://app.example.com/", "https:///app.example.com", "//app.example.com/",
+		" /x", "/x y", "ftp://app.example.com/", "https:///app.example.com", "//app.example.com/",
 		"https://" + strings.Repeat("a", 5000) + ".example.com/", "https://evil.com%23.example.com/", "\x00https://app.example.com",
 	}
 	for _, in := range refused {

@@ -256,7 +256,9 @@ func (b *browser) do(method, url string, body io.Reader, header http.Header) (*h
 	return resp, string(data)
 }
 
-func (b *browser) get(url string) (*http.Response, string) { return b.do(http.MethodGet, url, nil, nil) }
+func (b *browser) get(url string) (*http.Response, string) {
+	return b.do(http.MethodGet, url, nil, nil)
+}
 
 var csrfField = regexp.MustCompile(`name="csrf_token" value="([^"]+)"`)
 

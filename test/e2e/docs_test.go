@@ -1,0 +1,48 @@
+package e2e
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// The README shows the files in deploy/examples verbatim; the proxy tests run those
+// files. This keeps what people copy identical to what is tested.
+func TestReadmeShowsTheTestedExamples(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, _ := filepath.Glob("../../deploy/examples/*")
+	if len(files) < 4 {
+		t.Fatalf("expected the example files in deploy/examples, found %v", files)
+	}
+	for _, f := range files {
+		body, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(readme), strings.TrimRight(string(body), "\n")+"\n```") {
+			t.Errorf("README.md does not show %s exactly as it is: paste the file into its code block", filepath.Base(f))
+		}
+	}
+}
+
+// The README's two commands are the ones that work: the test command is what CI runs,
+// and the run command names the real entry point.
+func TestReadmeCommandsAreTrue(t *testing.T) {
+	readme, _ := os.ReadFile("../../README.md")
+	ci, err := os.ReadFile("../../.ci/run")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"go run ./cmd/gatehouse serve\n", "scripts/test.sh\n"} {
+		if !strings.Contains(string(readme), want) {
+			t.Errorf("README.md lacks the command %q", want)
+		}
+	}
+	if !strings.Contains(string(ci), "scripts/test.sh") {
+		t.Error(".ci/run does not run scripts/test.sh, the README's test command")
+	}
+}
