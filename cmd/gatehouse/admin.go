@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"strings"
@@ -14,6 +15,22 @@ import (
 // actor names the CLI in audit events.
 const actor = "cli"
 
+// admin parses "NOUN SUB [flags] ARGS…" with the flags define adds, and opens the
+// migrated store, for the user, group and session commands.
+func (c *cli) admin(args []string, noun, subs string, define func(*flag.FlagSet)) (sub string, pos []string, dir *identity.Directory, st store.Store, closeStore func(), err error) {
+	if len(args) == 0 {
+		return "", nil, nil, nil, nil, usagef("%s: name a subcommand (%s)", noun, subs)
+	}
+	sub = args[0]
+	fs := c.flags(noun + " " + sub)
+	define(fs)
+	if pos, err = parse(fs, args[1:]); err != nil {
+		return "", nil, nil, nil, nil, err
+	}
+	dir, st, closeStore, err = c.open()
+	return sub, pos, dir, st, closeStore, err
+}
+
 // stringList is a repeatable flag (--group a --group b).
 type stringList []string
 
@@ -21,23 +38,18 @@ func (s *stringList) String() string     { return strings.Join(*s, ",") }
 func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
 
 func (c *cli) user(args []string) error {
-	if len(args) == 0 {
-		return usagef("user: name a subcommand (add, list, show, passwd, disable, enable, delete)")
-	}
-	sub, args := args[0], args[1:]
-	fs := c.flags("user " + sub)
 	var (
-		email, name           = fs.String("email", "", "email address"), fs.String("name", "", "display name")
-		fromStdin, noPassword = fs.Bool("password-stdin", false, "read the password from standard input"), fs.Bool("no-password", false, "create the user without a password")
-		asJSON                = fs.Bool("json", false, "print JSON")
-		groups                stringList
+		email, name, fromStdin, noPassword, asJSON = new(string), new(string), new(bool), new(bool), new(bool)
+		groups                                     stringList
 	)
-	fs.Var(&groups, "group", "add the user to this group (repeatable)")
-	pos, err := parse(fs, args)
-	if err != nil {
-		return err
-	}
-	dir, st, closeStore, err := c.open()
+	sub, pos, dir, st, closeStore, err := c.admin(args, "user", "add, list, show, passwd, disable, enable, delete", func(fs *flag.FlagSet) {
+		fs.StringVar(email, "email", "", "email address")
+		fs.StringVar(name, "name", "", "display name")
+		fs.BoolVar(fromStdin, "password-stdin", false, "read the password from standard input")
+		fs.BoolVar(noPassword, "no-password", false, "create the user without a password")
+		fs.BoolVar(asJSON, "json", false, "print JSON")
+		fs.Var(&groups, "group", "add the user to this group (repeatable)")
+	})
 	if err != nil {
 		return err
 	}
@@ -133,18 +145,11 @@ func (c *cli) user(args []string) error {
 }
 
 func (c *cli) group(args []string) error {
-	if len(args) == 0 {
-		return usagef("group: name a subcommand (add, list, delete, members)")
-	}
-	sub, args := args[0], args[1:]
-	fs := c.flags("group " + sub)
-	parent := fs.String("parent", "", "parent group")
-	asJSON := fs.Bool("json", false, "print JSON")
-	pos, err := parse(fs, args)
-	if err != nil {
-		return err
-	}
-	dir, st, closeStore, err := c.open()
+	parent, asJSON := new(string), new(bool)
+	sub, pos, dir, st, closeStore, err := c.admin(args, "group", "add, list, delete, members", func(fs *flag.FlagSet) {
+		fs.StringVar(parent, "parent", "", "parent group")
+		fs.BoolVar(asJSON, "json", false, "print JSON")
+	})
 	if err != nil {
 		return err
 	}
@@ -218,18 +223,11 @@ func (c *cli) group(args []string) error {
 }
 
 func (c *cli) session(args []string) error {
-	if len(args) == 0 {
-		return usagef("session: name a subcommand (list, revoke)")
-	}
-	sub, args := args[0], args[1:]
-	fs := c.flags("session " + sub)
-	username := fs.String("user", "", "only this user's sessions")
-	asJSON := fs.Bool("json", false, "print JSON")
-	pos, err := parse(fs, args)
-	if err != nil {
-		return err
-	}
-	dir, st, closeStore, err := c.open()
+	username, asJSON := new(string), new(bool)
+	sub, pos, dir, st, closeStore, err := c.admin(args, "session", "list, revoke", func(fs *flag.FlagSet) {
+		fs.StringVar(username, "user", "", "only this user's sessions")
+		fs.BoolVar(asJSON, "json", false, "print JSON")
+	})
 	if err != nil {
 		return err
 	}

@@ -162,23 +162,7 @@ http {
 }
 `, dir))
 	cmd := exec.Command(nginx, "-p", dir, "-c", filepath.Join(dir, "nginx.conf"), "-e", filepath.Join(dir, "error.log"), "-g", "daemon off;")
-	out := &strings.Builder{}
-	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.WaitDelay = 2 * time.Second
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	stopProcess(t, cmd)
-	logs := func() string {
-		e, _ := os.ReadFile(filepath.Join(dir, "error.log"))
-		return out.String() + string(e)
-	}
-	waitPort(t, proxyPort, logs)
-	visitAsPeople(t, proxyPort)
-	if t.Failed() {
-		t.Log(logs())
-	}
+	runProxy(t, cmd, proxyPort, filepath.Join(dir, "error.log"))
 }
 
 // TestCaddyForwardAuth runs deploy/examples/Caddyfile (the README's snippet) in a real Caddy.
@@ -196,6 +180,13 @@ func TestCaddyForwardAuth(t *testing.T) {
 	writeFile(t, filepath.Join(dir, "Caddyfile"), "{\n\tadmin off\n\tauto_https off\n}\n\n"+site)
 	cmd := exec.Command(caddy, "run", "--config", filepath.Join(dir, "Caddyfile"), "--adapter", "caddyfile")
 	cmd.Env = append(os.Environ(), "HOME="+dir, "XDG_DATA_HOME="+dir, "XDG_CONFIG_HOME="+dir)
+	runProxy(t, cmd, proxyPort, "")
+}
+
+// runProxy starts a proxy, walks visitAsPeople through it, and shows its output (and
+// the log file, if any) when the test fails.
+func runProxy(t *testing.T, cmd *exec.Cmd, port int, logFile string) {
+	t.Helper()
 	out := &strings.Builder{}
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -204,10 +195,14 @@ func TestCaddyForwardAuth(t *testing.T) {
 		t.Fatal(err)
 	}
 	stopProcess(t, cmd)
-	waitPort(t, proxyPort, out.String)
-	visitAsPeople(t, proxyPort)
+	logs := func() string {
+		e, _ := os.ReadFile(logFile)
+		return out.String() + string(e)
+	}
+	waitPort(t, port, logs)
+	visitAsPeople(t, port)
 	if t.Failed() {
-		t.Log(out.String())
+		t.Log(logs())
 	}
 }
 
