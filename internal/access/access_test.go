@@ -83,3 +83,31 @@ func BenchmarkDecide100Rules(b *testing.B) {
 		}
 	}
 }
+
+// The host index must keep "first match wins" across exact and wildcard rules.
+func TestFirstMatchAcrossExactAndWildcardRules(t *testing.T) {
+	p := NewPolicy(config.Access{AdminGroups: []string{"admins"}, Rules: []config.Rule{
+		{Hosts: []string{"*.example.com"}, Paths: []string{"/public/"}, Public: true},     // 0
+		{Hosts: []string{"app.example.com", "app.example.com"}, Groups: []string{"app"}},  // 1
+		{Hosts: []string{"*.b.example.com"}, Groups: []string{"deep"}},                    // 2
+		{Hosts: []string{"*.example.com", "x.example.com"}, Groups: []string{"everyone"}}, // 3
+	}})
+	who := &Identity{Groups: []string{"everyone"}}
+	for _, tc := range []struct {
+		host, path string
+		rule       int
+	}{
+		{"app.example.com", "/public/x", 0},
+		{"app.example.com", "/private", 1},
+		{"a.b.example.com", "/", 2},
+		{"a.b.example.com", "/public/", 0},
+		{"x.example.com", "/", 3},
+		{"b.example.com", "/", 3},
+		{".example.com", "/", -1},
+		{"example.com", "/", -1},
+	} {
+		if d := p.Decide(Request{Host: tc.host, Path: tc.path}, who); d.Rule != tc.rule {
+			t.Errorf("%s%s matched rule %d, want %d", tc.host, tc.path, d.Rule, tc.rule)
+		}
+	}
+}

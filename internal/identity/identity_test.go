@@ -32,6 +32,12 @@ func TestHashAndVerify(t *testing.T) {
 			t.Fatalf("wrong password %.10q: %v", wrong, err)
 		}
 	}
+	if err := h.Verify(ctx, dummyHash, "gatehouse-timing-equaliser"); err != nil {
+		t.Fatalf("the dummy hash is not a valid hash at the current parameters: %v", err)
+	}
+	if !strings.HasPrefix(dummyHash, hash[:strings.LastIndex(hash[:len(hash)-44], "$")]) {
+		t.Fatalf("the dummy hash's parameters differ from new hashes': %s vs %s", dummyHash, hash)
+	}
 	if err := h.Verify(ctx, "", "anything"); err != ErrPasswordMismatch {
 		t.Fatalf("no password set must never verify: %v", err)
 	}

@@ -34,11 +34,16 @@ const MinPasswordChars = 8
 // ErrPasswordMismatch means the password does not match the stored hash.
 var ErrPasswordMismatch = errors.New("password does not match")
 
+// dummyHash is a real hash at the current parameters, verified against when a user does
+// not exist or has no password, so that those answers take as long as a wrong password.
+// It is a constant rather than computed at start: computing it would allocate argon2's
+// 19 MiB at every start, which the Go runtime then holds for minutes as idle RSS.
+const dummyHash = "$argon2id$v=19$m=19456,t=2,p=1$yZhHT0VpFc++45mkSXcPNA$OkE14MySignNsgc1v+vWMuXueDBpOrDCjdXqkMqJ/98"
+
 // Hasher hashes and verifies passwords with argon2id, running at most a fixed number
 // at once: a burst of logins queues instead of exhausting memory.
 type Hasher struct {
 	slots chan struct{}
-	dummy string // a real hash to verify against when the user does not exist
 }
 
 // NewHasher allows concurrent hashes (0: one per CPU, at least 2).
@@ -46,9 +51,7 @@ func NewHasher(concurrent int) *Hasher {
 	if concurrent <= 0 {
 		concurrent = max(2, runtime.NumCPU())
 	}
-	h := &Hasher{slots: make(chan struct{}, concurrent)}
-	h.dummy, _ = h.hash("gatehouse-timing-equaliser")
-	return h
+	return &Hasher{slots: make(chan struct{}, concurrent)}
 }
 
 // CheckPassword says what is wrong with a new password, or nil.
@@ -98,7 +101,7 @@ func (h *Hasher) Verify(ctx context.Context, encoded, pw string) error {
 	defer h.release()
 	target := encoded
 	if target == "" {
-		target = h.dummy
+		target = dummyHash
 	}
 	p, err := parsePHC(target)
 	if err != nil {

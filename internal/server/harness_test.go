@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -207,4 +208,10 @@ func tableRows(t *testing.T, s store.Store) map[string]int {
 		out[table] = n
 	}
 	return out
+}
+
+func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+func identityUser(name string, groups ...string) identity.NewUser {
+	return identity.NewUser{Username: name, Password: "correct horse " + name, Groups: groups}
 }

@@ -57,3 +57,29 @@ func TestTokenShape(t *testing.T) {
 		t.Fatal("tokens repeat")
 	}
 }
+
+// BenchmarkCacheGet is a session-cache hit, in parallel as the server does it.
+func BenchmarkCacheGet(b *testing.B) {
+	c := newCache(100_000)
+	now := time.Now()
+	for i := range 100_000 {
+		c.put(fmt.Sprint("h", i), &Principal{UserID: "u", ExpiresAt: now.Add(time.Hour)}, now.Add(time.Hour))
+	}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, ok := c.get("h4242", now); !ok {
+				b.Fatal("miss")
+			}
+		}
+	})
+}
+
+// BenchmarkHashToken is the SHA-256 of a cookie value, paid on every check.
+func BenchmarkHashToken(b *testing.B) {
+	tok := NewToken()
+	b.ReportAllocs()
+	for b.Loop() {
+		HashToken(tok)
+	}
+}

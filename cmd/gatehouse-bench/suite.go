@@ -1,0 +1,573 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gatehouse-id/gatehouse/internal/bench"
+	"github.com/gatehouse-id/gatehouse/internal/config"
+	"github.com/gatehouse-id/gatehouse/internal/identity"
+	"github.com/gatehouse-id/gatehouse/internal/server"
+	"github.com/gatehouse-id/gatehouse/internal/session"
+	"github.com/gatehouse-id/gatehouse/internal/store"
+	"github.com/gatehouse-id/gatehouse/internal/store/sqlite"
+	"github.com/gatehouse-id/gatehouse/internal/store/sqlstore"
+)
+
+// suiteOptions are the suite's knobs.
+type suiteOptions struct {
+	postgres   string // admin URL of a PostgreSQL server to create a database on; "" skips it
+	duration   time.Duration
+	anon       int
+	sessions   int
+	users      int
+	out        string
+	gatehouse  string // a built gatehouse binary; "" builds one
+	conns      int
+	loginConns int
+}
+
+// row is one line of the results table.
+type row struct {
+	backend, scenario string
+	r                 bench.Result
+	notes             string
+	baselineRPS       float64
+}
+
+func suite(ctx context.Context, args []string, out io.Writer) error {
+	var o suiteOptions
+	fs := flag.NewFlagSet("suite", flag.ContinueOnError)
+	fs.StringVar(&o.postgres, "postgres", "", "PostgreSQL admin URL (a fresh database is created on it); empty: SQLite only")
+	fs.DurationVar(&o.duration, "d", 10*time.Second, "duration of each timed scenario")
+	fs.IntVar(&o.anon, "anon", 1_000_000, "anonymous requests in scenario 2")
+	fs.IntVar(&o.sessions, "sessions", 100_000, "live sessions in scenario 3")
+	fs.IntVar(&o.users, "users", 10_000, "users the scenario 3 sessions belong to")
+	fs.StringVar(&o.out, "out", "", "write the Markdown table to this file too")
+	fs.StringVar(&o.gatehouse, "gatehouse", "", "gatehouse binary (default: build ./cmd/gatehouse)")
+	fs.IntVar(&o.conns, "c", 64, "connections for the forward-auth scenarios")
+	fs.IntVar(&o.loginConns, "login-c", 32, "concurrent logins in scenario 4")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	work, err := os.MkdirTemp("", "gatehouse-bench")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+	if o.gatehouse == "" {
+		o.gatehouse = filepath.Join(work, "gatehouse")
+		build := exec.Command("go", "build", "-o", o.gatehouse, "./cmd/gatehouse")
+		build.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if b, err := build.CombinedOutput(); err != nil {
+			return fmt.Errorf("building gatehouse (run from the repository root): %v\n%s", err, b)
+		}
+	}
+	logf := func(format string, a ...any) { fmt.Fprintf(os.Stderr, "bench: "+format+"\n", a...) }
+
+	base, err := baselineRun(ctx, o, logf)
+	if err != nil {
+		return err
+	}
+	rows := []row{{backend: "—", scenario: "baseline: Go net/http answering 200", r: base.r, notes: base.notes, baselineRPS: base.r.RPS}}
+	backends := []struct{ name, url string }{{"SQLite", "sqlite:" + filepath.Join(work, "sqlite", "gatehouse.db")}}
+	if o.postgres != "" {
+		pgURL, drop, err := createDatabase(ctx, o.postgres)
+		if err != nil {
+			return err
+		}
+		defer drop()
+		backends = append(backends, struct{ name, url string }{"PostgreSQL", pgURL})
+	}
+	for _, b := range backends {
+		got, err := runBackend(ctx, o, b.name, b.url, filepath.Join(work, b.name), base.r.RPS, logf)
+		if err != nil {
+			return fmt.Errorf("%s: %w", b.name, err)
+		}
+		rows = append(rows, got...)
+	}
+	table := render(rows, o)
+	fmt.Fprint(out, table)
+	if o.out != "" {
+		return os.WriteFile(o.out, []byte(table), 0o644)
+	}
+	return nil
+}
+
+// headersFor are the headers Traefik sends for a browser page load.
+func headersFor(host string) http.Header {
+	return http.Header{
+		"X-Forwarded-Proto": {"https"}, "X-Forwarded-Host": {host}, "X-Forwarded-Uri": {"/index.html?page=1"},
+		"X-Forwarded-Method": {"GET"}, "Accept": {"text/html,application/xhtml+xml"},
+	}
+}
+
+type measured struct {
+	r     bench.Result
+	notes string
+}
+
+func baselineRun(ctx context.Context, o suiteOptions, logf func(string, ...any)) (measured, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return measured{}, err
+	}
+	addr := freeAddr()
+	cmd := exec.CommandContext(ctx, self)
+	cmd.Env = append(os.Environ(), baselineEnv+"="+addr)
+	if err := cmd.Start(); err != nil {
+		return measured{}, err
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	if _, err := waitReady(ctx, "http://"+addr+"/", time.Now()); err != nil {
+		return measured{}, err
+	}
+	logf("baseline: %d connections for %s", o.conns, o.duration)
+	return loadWithStats(ctx, cmd.Process.Pid, bench.Options{URL: "http://" + addr + "/api/authz/forward-auth",
+		Header: headersFor("app.example.com"), Concurrency: o.conns, Duration: o.duration})
+}
+
+// loadWithStats runs load and adds the server's peak RSS and CPU per request.
+func loadWithStats(ctx context.Context, pid int, opts bench.Options) (measured, error) {
+	cpu0, _ := bench.CPUTime(pid)
+	peak := bench.PeakRSS(pid, 100*time.Millisecond)
+	r, err := bench.Run(ctx, opts)
+	rss := peak()
+	cpu1, _ := bench.CPUTime(pid)
+	if err != nil {
+		return measured{}, err
+	}
+	return measured{r, fmt.Sprintf("server peak RSS %.1f MiB, %.0f µs CPU/request", mib(rss),
+		float64((cpu1-cpu0).Microseconds())/float64(max(r.Requests, 1)))}, nil
+}
+
+// gatehouseProcess is a started `gatehouse serve`.
+type gatehouseProcess struct {
+	cmd     *exec.Cmd
+	base    string
+	ready   time.Duration
+	idleRSS int64
+}
+
+func startGatehouse(ctx context.Context, binary, dir, dbURL string) (*gatehouseProcess, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	addr := freeAddr()
+	cfgPath := filepath.Join(dir, "gatehouse.yaml")
+	if err := os.WriteFile(cfgPath, []byte(benchConfig(addr)), 0o600); err != nil {
+		return nil, err
+	}
+	cmd := exec.CommandContext(ctx, binary, "serve", "--config", cfgPath)
+	cmd.Dir = dir
+	cmd.Env = append(withoutGatehouseEnv(), "GATEHOUSE_DATABASE_URL="+dbURL)
+	cmd.Stderr = io.Discard
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	p := &gatehouseProcess{cmd: cmd, base: "http://" + addr}
+	ready, err := waitReady(ctx, p.base+"/-/health/ready/", start)
+	if err != nil {
+		p.stop()
+		return nil, err
+	}
+	p.ready = ready
+	time.Sleep(time.Second) // let start-up garbage be collected before reading idle RSS
+	p.idleRSS, _ = bench.RSS(cmd.Process.Pid)
+	return p, nil
+}
+
+func (p *gatehouseProcess) stop() {
+	p.cmd.Process.Signal(os.Interrupt)
+	done := make(chan struct{})
+	go func() { p.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(15 * time.Second):
+		p.cmd.Process.Kill()
+		<-done
+	}
+}
+
+// benchConfig is 100 rules: 99 hosts that do not match, then the wildcard that does, so
+// every decision walks the whole list.
+func benchConfig(addr string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "server:\n  address: %q\n  public_url: https://auth.example.com\n", addr)
+	b.WriteString("session:\n  cookie_domain: example.com\nlog:\n  level: warn\naccess:\n  admin_groups: [admins]\n  rules:\n")
+	for i := range 99 {
+		fmt.Fprintf(&b, "    - hosts: [app%02d.example.org]\n      groups: [team%02d]\n", i, i)
+	}
+	b.WriteString("    - hosts: [\"*.example.com\"]\n      groups: [users]\ngroups:\n  - name: users\n  - name: admins\n")
+	return b.String()
+}
+
+func runBackend(ctx context.Context, o suiteOptions, name, dbURL, dir string, baseRPS float64, logf func(string, ...any)) ([]row, error) {
+	var rows []row
+	add := func(scenario string, m measured, notes string) {
+		rows = append(rows, row{backend: name, scenario: scenario, r: m.r, notes: strings.TrimPrefix(notes+"; "+m.notes, "; "), baselineRPS: baseRPS})
+	}
+	logf("%s: starting gatehouse", name)
+	p, err := startGatehouse(ctx, o.gatehouse, dir, dbURL)
+	if err != nil {
+		return nil, err
+	}
+	defer p.stop()
+	pid := p.cmd.Process.Pid
+	st, err := openStore(dbURL)
+	if err != nil {
+		return nil, err
+	}
+	defer st.Close()
+	users, err := st.GroupByName(ctx, "users")
+	if err != nil {
+		return nil, err
+	}
+	url := p.base + "/api/authz/forward-auth"
+
+	// 1. The hot path: one valid session, 100 rules.
+	cookie, err := seedSession(ctx, st, users.ID, "bench")
+	if err != nil {
+		return nil, err
+	}
+	hdr := headersFor("app.example.com")
+	if r, _ := bench.Run(ctx, bench.Options{URL: url, Header: hdr, Cookies: []string{cookie}, Requests: 100}); r.ByStatus[200] != 100 {
+		return nil, fmt.Errorf("warm-up: a valid session was not allowed: %v", r.ByStatus)
+	}
+	q0, err := queryCount(p.base)
+	if err != nil {
+		return nil, err
+	}
+	logf("%s: scenario 1 (valid session, 100 rules, %d connections)", name, o.conns)
+	m, err := loadWithStats(ctx, pid, bench.Options{URL: url, Header: hdr, Cookies: []string{cookie}, Concurrency: o.conns, Duration: o.duration})
+	if err != nil {
+		return nil, err
+	}
+	q1, _ := queryCount(p.base)
+	// The replica polls the change feed once a second and flushes last-seen times every
+	// 30 s; those are not the requests' doing.
+	background := o.duration.Seconds() + 2
+	perReq := (float64(q1-q0) - background) / float64(max(m.r.Requests, 1))
+	add("1. forward auth, valid session, 100 rules", m, fmt.Sprintf("%.4f DB queries/request (%d in all, ~%.0f from background polling)", max(perReq, 0), q1-q0, background))
+
+	// 2. Anonymous: redirects, and nothing written.
+	before, err := rowCounts(st)
+	if err != nil {
+		return nil, err
+	}
+	rss0, _ := bench.RSS(pid)
+	logf("%s: scenario 2 (%d anonymous requests)", name, o.anon)
+	m, err = loadWithStats(ctx, pid, bench.Options{URL: url, Header: hdr, Concurrency: o.conns, Requests: o.anon})
+	if err != nil {
+		return nil, err
+	}
+	rss1, _ := bench.RSS(pid)
+	after, _ := rowCounts(st)
+	add("2. forward auth, anonymous (302)", m, fmt.Sprintf("rows before %d, after %d; RSS %.1f → %.1f MiB", before, after, mib(rss0), mib(rss1)))
+
+	// 3. Cache pressure: many sessions, a random one per request.
+	logf("%s: scenario 3 (seeding %d sessions of %d users)", name, o.sessions, o.users)
+	cookies, err := seedMany(ctx, st, users.ID, o.users, o.sessions)
+	if err != nil {
+		return nil, err
+	}
+	logf("%s: scenario 3a (every session once: cache misses)", name)
+	m, err = loadWithStats(ctx, pid, bench.Options{URL: url, Header: hdr, Cookies: cookies, InOrder: true, Concurrency: o.conns, Requests: len(cookies)})
+	if err != nil {
+		return nil, err
+	}
+	add(fmt.Sprintf("3a. forward auth, %dk sessions of %dk users, each once (cold cache)", o.sessions/1000, o.users/1000), m, "")
+	logf("%s: scenario 3b (random session per request, warm cache)", name)
+	m, err = loadWithStats(ctx, pid, bench.Options{URL: url, Header: hdr, Cookies: cookies, Concurrency: o.conns, Duration: o.duration})
+	if err != nil {
+		return nil, err
+	}
+	add(fmt.Sprintf("3b. forward auth, %dk sessions, random (warm cache)", o.sessions/1000), m, "")
+
+	// 4. Password logins.
+	if _, err := (&identity.Directory{Store: st, Hasher: identity.NewHasher(1), AdminGroups: func() []string { return []string{"admins"} }}).
+		AddUser(ctx, "bench", identity.NewUser{Username: "login-bench", Password: "bench-password-1"}); err != nil {
+		return nil, err
+	}
+	logf("%s: scenario 4 (%d concurrent password logins)", name, o.loginConns)
+	m, err = logins(ctx, p.base, pid, o.loginConns, o.duration)
+	if err != nil {
+		return nil, err
+	}
+	add(fmt.Sprintf("4. password login (argon2id), %d concurrent", o.loginConns), m, "")
+
+	rows = append(rows, row{backend: name, scenario: "6. start-up and memory", notes: fmt.Sprintf("start to ready %s; idle RSS %.1f MiB",
+		p.ready.Round(time.Millisecond), mib(p.idleRSS))})
+	return rows, nil
+}
+
+func openStore(dbURL string) (store.Store, error) {
+	if path, ok := strings.CutPrefix(dbURL, "sqlite:"); ok {
+		return sqlite.Open(path)
+	}
+	cfg := config.Default()
+	cfg.Database.URL = dbURL
+	return server.OpenStore(&cfg)
+}
+
+func seedSession(ctx context.Context, st store.Store, groupID, username string) (string, error) {
+	u, err := st.CreateUser(ctx, store.User{Username: username})
+	if err != nil {
+		return "", err
+	}
+	if err := st.AddMember(ctx, groupID, u.ID); err != nil {
+		return "", err
+	}
+	return newSession(ctx, st, u.ID)
+}
+
+func newSession(ctx context.Context, st store.Store, userID string) (string, error) {
+	token := session.NewToken()
+	now := time.Now()
+	err := st.CreateSession(ctx, store.Session{ID: sqlstore.NewID(), TokenHash: session.HashToken(token), UserID: userID,
+		AuthMethod: "bench", CreatedAt: now, ExpiresAt: now.Add(24 * time.Hour), LastSeenAt: now})
+	return "gatehouse_session=" + token, err
+}
+
+// seedMany creates users and sessions through the store in parallel.
+func seedMany(ctx context.Context, st store.Store, groupID string, users, sessions int) ([]string, error) {
+	ids := make([]string, users)
+	cookies := make([]string, sessions)
+	var firstErr error
+	var mu sync.Mutex
+	fail := func(err error) {
+		mu.Lock()
+		if firstErr == nil {
+			firstErr = err
+		}
+		mu.Unlock()
+	}
+	parallel := func(n int, fn func(i int) error) {
+		var next atomic.Int64
+		var wg sync.WaitGroup
+		for range 8 {
+			wg.Go(func() {
+				for i := int(next.Add(1)) - 1; i < n; i = int(next.Add(1)) - 1 {
+					if err := fn(i); err != nil {
+						fail(err)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+	}
+	parallel(users, func(i int) error {
+		u, err := st.CreateUser(ctx, store.User{Username: "user" + strconv.Itoa(i)})
+		if err == nil {
+			ids[i] = u.ID
+			err = st.AddMember(ctx, groupID, u.ID)
+		}
+		return err
+	})
+	if firstErr != nil {
+		return nil, firstErr
+	}
+	parallel(sessions, func(i int) error {
+		c, err := newSession(ctx, st, ids[i%users])
+		cookies[i] = c
+		return err
+	})
+	return cookies, firstErr
+}
+
+var queriesLine = regexp.MustCompile(`(?m)^gatehouse_database_queries_total (\d+)`)
+
+func queryCount(base string) (int64, error) {
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	m := queriesLine.FindSubmatch(b)
+	if m == nil {
+		return 0, errors.New("/metrics has no gatehouse_database_queries_total")
+	}
+	return strconv.ParseInt(string(m[1]), 10, 64)
+}
+
+func rowCounts(st store.Store) (int, error) {
+	total := 0
+	for _, table := range []string{"users", "usergroups", "memberships", "sessions", "setup_tokens", "settings", "events", "changes"} {
+		var n int
+		if err := st.(*sqlstore.Store).DB().QueryRow("SELECT COUNT(*) FROM " + table).Scan(&n); err != nil {
+			return 0, err
+		}
+		total += n
+	}
+	return total, nil
+}
+
+var csrfField = regexp.MustCompile(`name="csrf_token" value="([^"]+)"`)
+
+// logins has each worker fetch the login form once, then post the password in a loop.
+func logins(ctx context.Context, base string, pid, workers int, d time.Duration) (measured, error) {
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	cpu0, _ := bench.CPUTime(pid)
+	peak := bench.PeakRSS(pid, 50*time.Millisecond)
+	var mu sync.Mutex
+	var lat []time.Duration
+	byStatus := map[int]int{}
+	start := time.Now()
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			jar, _ := cookiejar.New(nil)
+			c := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+			resp, err := c.Get(base + "/login")
+			if err != nil {
+				return
+			}
+			page, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			m := csrfField.FindSubmatch(page)
+			if m == nil {
+				return
+			}
+			form := url.Values{"username": {"login-bench"}, "password": {"bench-password-1"}, "csrf_token": {string(m[1])}}.Encode()
+			for ctx.Err() == nil {
+				t0 := time.Now()
+				resp, err := c.Post(base+"/login", "application/x-www-form-urlencoded", strings.NewReader(form))
+				if err != nil {
+					continue
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				mu.Lock()
+				lat = append(lat, time.Since(t0))
+				byStatus[resp.StatusCode]++
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	rss := peak()
+	cpu1, _ := bench.CPUTime(pid)
+	r := summarize(lat, byStatus, time.Since(start))
+	if r.ByStatus[http.StatusSeeOther] == 0 {
+		return measured{}, fmt.Errorf("no login succeeded: %v", byStatus)
+	}
+	return measured{r, fmt.Sprintf("server peak RSS %.1f MiB, %.1f ms CPU/login", mib(rss), float64((cpu1-cpu0).Microseconds())/1000/float64(max(r.Requests, 1)))}, nil
+}
+
+func summarize(lat []time.Duration, byStatus map[int]int, elapsed time.Duration) bench.Result {
+	r := bench.Result{Requests: len(lat), ByStatus: byStatus, Elapsed: elapsed}
+	if len(lat) == 0 {
+		return r
+	}
+	sortDurations(lat)
+	q := func(p float64) time.Duration { return lat[min(len(lat)-1, int(p*float64(len(lat))))] }
+	r.RPS = float64(len(lat)) / elapsed.Seconds()
+	r.P50, r.P90, r.P99, r.P999, r.Max = q(.5), q(.9), q(.99), q(.999), lat[len(lat)-1]
+	return r
+}
+
+func render(rows []row, o suiteOptions) string {
+	var b strings.Builder
+	host, _ := os.Hostname()
+	fmt.Fprintf(&b, "Measured %s on %s: %d CPUs (%s), %s, %s/%s. Load generator and server share the machine; %d connections, %s per timed scenario.\n\n",
+		time.Now().UTC().Format("2006-01-02"), host, runtime.NumCPU(), cpuModel(), runtime.Version(), runtime.GOOS, runtime.GOARCH, o.conns, o.duration)
+	b.WriteString("| database | scenario | requests | req/s | vs baseline | p50 | p90 | p99 | p99.9 | max | non-2xx/3xx, errors | notes |\n")
+	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	for _, r := range rows {
+		if r.r.Requests == 0 {
+			fmt.Fprintf(&b, "| %s | %s | | | | | | | | | | %s |\n", r.backend, r.scenario, r.notes)
+			continue
+		}
+		bad := r.r.Errors
+		for code, n := range r.r.ByStatus {
+			if code >= 400 {
+				bad += n
+			}
+		}
+		ratio := "—"
+		if r.baselineRPS > 0 && !strings.HasPrefix(r.scenario, "baseline") && !strings.HasPrefix(r.scenario, "4.") {
+			ratio = fmt.Sprintf("%.0f%%", 100*r.r.RPS/r.baselineRPS)
+		}
+		fmt.Fprintf(&b, "| %s | %s | %d | %.0f | %s | %s | %s | %s | %s | %s | %d | %s |\n", r.backend, r.scenario, r.r.Requests, r.r.RPS, ratio,
+			ms(r.r.P50), ms(r.r.P90), ms(r.r.P99), ms(r.r.P999), ms(r.r.Max), bad, r.notes)
+	}
+	b.WriteString("\nScenario 5 (OIDC token endpoint) waits for the OpenID Connect provider.\n")
+	return b.String()
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d.Microseconds())/1000) }
+
+func cpuModel() string {
+	f, err := os.Open("/proc/cpuinfo")
+	if err != nil {
+		return "unknown CPU"
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "unknown CPU"
+}
+
+func freeAddr() string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "127.0.0.1:18099"
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// waitReady polls url until it answers 200 and returns how long that took from start.
+func waitReady(ctx context.Context, url string, start time.Time) (time.Duration, error) {
+	c := &http.Client{Timeout: time.Second}
+	for time.Since(start) < 30*time.Second {
+		if resp, err := c.Get(url); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return time.Since(start), nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-time.After(2 * time.Millisecond):
+		}
+	}
+	return 0, fmt.Errorf("%s did not answer 200 within 30 s", url)
+}
+
+func withoutGatehouseEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "GATEHOUSE_") {
+			env = append(env, kv)
+		}
+	}
+	return env
+}
