@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every Gatehouse test against real services: a throwaway PostgreSQL cluster
-# (initdb + pg_ctl in a temporary folder, on a free loopback port), nginx and Caddy for
-# the proxy end-to-end tests, and the race detector. It installs what is missing from
+# (initdb + pg_ctl in a temporary folder, on a free loopback port) with PgBouncer in
+# transaction mode in front of it, nginx and Caddy for the proxy end-to-end tests, and
+# the race detector. It installs what is missing from
 # Debian's packages when run as root; otherwise it says what to install.
 #
 # Usage: scripts/test.sh [extra go test flags]   (README: "Run all the tests")
@@ -16,13 +17,16 @@ need=()
 [ -x "${pg_bin:-/nonexistent}/initdb" ] || need+=(postgresql)
 command -v nginx >/dev/null || need+=(nginx)
 command -v caddy >/dev/null || need+=(caddy)
+command -v pgbouncer >/dev/null || need+=(pgbouncer)
 ensure_packages "${need[@]}"
 find_pg_bin
 
 # --- a throwaway PostgreSQL --------------------------------------------------------
 . scripts/lib/postgres.sh
+. scripts/lib/pgbouncer.sh
 
 export TEST_GATEHOUSE_POSTGRES_URL="$pg_url"
+export TEST_GATEHOUSE_PGBOUNCER_URL="$pgbouncer_url"
 export TEST_GATEHOUSE_REQUIRE_ALL=1
 
 # --- the tests -------------------------------------------------------------------

@@ -9,9 +9,6 @@ import (
 	"github.com/gatehouse-id/gatehouse/internal/server"
 )
 
-// drainTime is how long in-flight requests get to finish after SIGTERM.
-const drainTime = 10 * time.Second
-
 func (c *cli) serve(args []string) error {
 	fs := c.flags("serve")
 	check := fs.Bool("check-config", false, "validate the config and exit")
@@ -48,7 +45,7 @@ func (c *cli) serve(args []string) error {
 			}
 		})
 	}
-	return app.Serve(c.ctx, ln, drainTime)
+	return app.Serve(c.ctx, ln)
 }
 
 func dbKind(cfg *config.Config) string {

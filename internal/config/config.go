@@ -31,6 +31,8 @@ type Server struct {
 	PublicURL       string   `yaml:"public_url" doc:"Base URL of Gatehouse's own pages as browsers reach them; login redirects point here. https:// makes cookies Secure."`
 	Secret          string   `yaml:"secret" secret:"true" doc:"Key for signing CSRF tokens; at least 32 characters. Empty: one is generated and kept in the database, shared by every replica."`
 	RedirectDomains []string `yaml:"redirect_domains" doc:"Extra domains a post-login return URL (rd) may point into, besides session.cookie_domain and the public_url host. Subdomains are included."`
+	DrainTime       Duration `yaml:"drain_time" doc:"On SIGTERM, how long in-flight requests get to finish before Gatehouse exits."`
+	ShutdownDelay   Duration `yaml:"shutdown_delay" doc:"On SIGTERM, how long to keep serving while reporting unready, so load balancers stop sending new requests first (5s suits Kubernetes)."`
 	TrustedProxies  []string `yaml:"trusted_proxies" doc:"Networks (CIDR) whose X-Forwarded-For is believed when finding a client's address for login throttling and session lists."`
 }
 
@@ -40,6 +42,8 @@ type Database struct {
 	MaxOpenConns    int      `yaml:"max_open_conns" doc:"PostgreSQL: most connections open at once per replica."`
 	ConnMaxIdleTime Duration `yaml:"conn_max_idle_time" doc:"PostgreSQL: close connections idle this long."`
 	ConnMaxLifetime Duration `yaml:"conn_max_lifetime" doc:"PostgreSQL: replace connections this old (lets rotated credentials take effect)."`
+	OutageGrace     Duration `yaml:"outage_grace" doc:"While the database is unreachable, sessions this replica has already checked keep passing forward auth (against the current rules) for this long."`
+	UnreadyAfter    Duration `yaml:"unready_after" doc:"Report unready only once the database has been unreachable this long; liveness never depends on the database."`
 }
 
 // Session configures the login cookie.
@@ -80,13 +84,15 @@ type Log struct {
 // enough to start on an embedded database with nothing configured.
 func Default() Config {
 	return Config{
-		Server: Server{Address: ":9000", PublicURL: "http://localhost:9000",
+		Server: Server{Address: ":9000", PublicURL: "http://localhost:9000", DrainTime: Duration(10 * time.Second),
 			TrustedProxies: []string{"127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7"}},
 		Database: Database{
 			URL:             "sqlite:./gatehouse-data/gatehouse.db",
 			MaxOpenConns:    10,
 			ConnMaxIdleTime: Duration(5 * time.Minute),
 			ConnMaxLifetime: Duration(time.Hour),
+			OutageGrace:     Duration(5 * time.Minute),
+			UnreadyAfter:    Duration(15 * time.Second),
 		},
 		Session: Session{CookieName: "gatehouse_session", Lifetime: Duration(28 * 24 * time.Hour)},
 		Access:  Access{AdminGroups: []string{"admins"}},

@@ -31,7 +31,7 @@ func Reference() string {
 				walk(f.Type, fv, key)
 				continue
 			case f.Type.Kind() == reflect.Slice && f.Type.Elem().Kind() == reflect.Struct:
-				fmt.Fprintf(&b, "| `%s` | — | `[]` | %s |\n", key, f.Tag.Get("doc"))
+				fmt.Fprintf(&b, "| `%s` | — | `[]` | %s |\n", key, cell(f.Tag.Get("doc")))
 				walk(f.Type.Elem(), reflect.Value{}, key+"[]")
 				continue
 			}
@@ -46,7 +46,7 @@ func Reference() string {
 			if f.Tag.Get("secret") == "true" {
 				doc += fmt.Sprintf(" In the file, `%s_file: PATH` reads it from a file.", f.Tag.Get("yaml"))
 			}
-			fmt.Fprintf(&b, "| `%s` | %s | %s | %s |\n", key, env, defaultText(fv), doc)
+			fmt.Fprintf(&b, "| `%s` | %s | %s | %s |\n", key, env, defaultText(fv), cell(doc))
 		}
 	}
 	walk(reflect.TypeFor[Config](), def, "")
@@ -78,3 +78,6 @@ func defaultText(v reflect.Value) string {
 		return fmt.Sprintf("`%v`", v.Interface())
 	}
 }
+
+// cell escapes text for a Markdown table cell.
+func cell(s string) string { return strings.ReplaceAll(s, "|", `\|`) }

@@ -52,8 +52,12 @@ func (c *Config) Validate() error {
 	if c.Database.MaxOpenConns < 1 {
 		bad("database.max_open_conns", "must be at least 1 (got %d)", c.Database.MaxOpenConns)
 	}
-	if c.Database.ConnMaxIdleTime < 0 || c.Database.ConnMaxLifetime < 0 {
-		bad("database", "connection times cannot be negative")
+	for key, d := range map[string]Duration{"database.conn_max_idle_time": c.Database.ConnMaxIdleTime, "database.conn_max_lifetime": c.Database.ConnMaxLifetime,
+		"database.outage_grace": c.Database.OutageGrace, "database.unready_after": c.Database.UnreadyAfter,
+		"server.drain_time": c.Server.DrainTime, "server.shutdown_delay": c.Server.ShutdownDelay} {
+		if d < 0 {
+			bad(key, "%s is negative", d)
+		}
 	}
 
 	if c.Session.CookieName == "" || strings.IndexFunc(c.Session.CookieName, func(r rune) bool {

@@ -29,6 +29,7 @@ type backend struct {
 var backends = []backend{
 	{"sqlite", func(t *testing.T) string { return "sqlite:" + testenv.SQLitePath(t) }},
 	{"postgres", func(t *testing.T) string { return testenv.PostgresURL(t) }},
+	{"pgbouncer", func(t *testing.T) string { return testenv.PgBouncerURL(t) }},
 }
 
 func forEachBackend(t *testing.T, test func(t *testing.T, dbURL string)) {
@@ -200,7 +201,7 @@ func tableRows(t *testing.T, s store.Store) map[string]int {
 	t.Helper()
 	db := s.(*sqlstore.Store).DB()
 	out := map[string]int{}
-	for _, table := range []string{"gatehouse_schema", "users", "usergroups", "memberships", "sessions", "setup_tokens", "settings", "events", "changes"} {
+	for _, table := range []string{"gatehouse_schema", "users", "usergroups", "memberships", "sessions", "setup_tokens", "settings", "events", "changes", "leases"} {
 		var n int
 		if err := db.QueryRow("SELECT COUNT(*) FROM " + table).Scan(&n); err != nil {
 			t.Fatalf("counting %s: %v", table, err)

@@ -114,7 +114,9 @@ func TestOversizedCookieIsAnonymous(t *testing.T) {
 }
 
 func TestHealthAndMetrics(t *testing.T) {
-	h := start(t, testConfig(backends[0].url(t)))
+	cfg := testConfig(backends[0].url(t))
+	cfg.Database.UnreadyAfter = 0 // unready as soon as the database fails
+	h := start(t, cfg)
 	for _, p := range []string{"/-/health/live/", "/-/health/ready/"} {
 		if resp, _ := h.do(req{path: p}); resp.StatusCode != http.StatusOK {
 			t.Fatalf("%s: %d", p, resp.StatusCode)

@@ -43,6 +43,9 @@ type App struct {
 	web       *web.Server
 	audit     *audit.Recorder
 	directory *identity.Directory
+
+	shuttingDown atomic.Bool
+	dbOK         atomic.Int64 // unix nanoseconds of the last successful readiness check
 }
 
 // NewLogger returns the JSON (or text) logger on w that cfg asks for, and its level,
@@ -95,7 +98,8 @@ func newApp(ctx context.Context, st store.Store, cfg config.Config, log *slog.Lo
 		secret = []byte(stored)
 	}
 
-	a.Sessions = session.NewManager(st, session.Options{Lifetime: cfg.Session.Lifetime.D()}, log)
+	a.Sessions = session.NewManager(st, session.Options{Lifetime: cfg.Session.Lifetime.D(), OutageGrace: cfg.Database.OutageGrace.D()}, log)
+	a.dbOK.Store(time.Now().UnixNano())
 	a.Metrics = metrics.New(
 		func() float64 { return float64(a.Sessions.ActiveSessions()) },
 		func() float64 { return float64(a.Sessions.CachedSessions()) },
@@ -165,21 +169,35 @@ func (a *App) syncGroups(ctx context.Context, cfg config.Config) error {
 	return a.Store.AppendChange(ctx, store.ChangeAll, "")
 }
 
-// ready is 200 when the database answers and carries this binary's schema.
+// ready is 200 when the database answers and carries this binary's schema. A database
+// that stopped answering only makes the replica unready after database.unready_after:
+// every replica shares the database, so a short failover should not empty the load
+// balancer, and cached sessions keep passing meanwhile. Shutting down is unready at once.
 func (a *App) ready(w http.ResponseWriter, r *http.Request) {
+	if a.shuttingDown.Load() {
+		http.Error(w, "not ready: shutting down", http.StatusServiceUnavailable)
+		return
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
 	err := a.Store.Ping(ctx)
 	if err == nil {
 		if s, ok := a.Store.(*sqlstore.Store); ok {
-			err = s.CheckSchema(ctx)
+			if err = s.CheckSchema(ctx); err != nil {
+				http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
+				return
+			}
 		}
-	}
-	if err != nil {
-		http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
+		a.dbOK.Store(time.Now().UnixNano())
+		io.WriteString(w, "ok\n")
 		return
 	}
-	io.WriteString(w, "ok\n")
+	down := time.Since(time.Unix(0, a.dbOK.Load()))
+	if down < a.Config().Database.UnreadyAfter.D() {
+		fmt.Fprintf(w, "ok (database unreachable for %s: %v)\n", down.Round(time.Second), err)
+		return
+	}
+	http.Error(w, fmt.Sprintf("not ready: database unreachable for %s: %v", down.Round(time.Second), err), http.StatusServiceUnavailable)
 }
 
 // statusWriter remembers the status code for the request metrics.
@@ -241,9 +259,10 @@ func (a *App) HTTPServer() *http.Server {
 	}
 }
 
-// Serve runs the app on ln until ctx ends, then drains in-flight requests for up to
-// drain and stops the background work.
-func (a *App) Serve(ctx context.Context, ln net.Listener, drain time.Duration) error {
+// Serve runs the app on ln until ctx ends. Then it reports unready, keeps serving for
+// server.shutdown_delay so load balancers take it out of rotation, drains in-flight
+// requests for up to server.drain_time, and stops the background work.
+func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	stopBG := a.StartBackground(ctx)
 	srv := a.HTTPServer()
 	errc := make(chan error, 1)
@@ -252,8 +271,11 @@ func (a *App) Serve(ctx context.Context, ln net.Listener, drain time.Duration) e
 	select {
 	case err = <-errc:
 	case <-ctx.Done():
-		a.Log.Info("shutting down", "drain", drain.String())
-		sctx, cancel := context.WithTimeout(context.Background(), drain)
+		cfg := a.Config().Server
+		a.shuttingDown.Store(true)
+		a.Log.Info("shutting down: now unready", "shutdown_delay", cfg.ShutdownDelay.String(), "drain_time", cfg.DrainTime.String())
+		time.Sleep(cfg.ShutdownDelay.D())
+		sctx, cancel := context.WithTimeout(context.Background(), cfg.DrainTime.D())
 		err = srv.Shutdown(sctx)
 		cancel()
 	}
@@ -282,13 +304,27 @@ func (a *App) StartBackground(ctx context.Context) (stop func()) {
 	}
 }
 
+// housekeepingEvery is how often the lease holder bounds the tables; the lease lasts a
+// little longer, so a dead holder's work moves to another replica within one period.
+const housekeepingEvery = 10 * time.Minute
+
 // housekeeping bounds every table that grows: expired sessions, old change-feed rows
-// and audit events beyond the newest 100,000. Each statement is idempotent, so replicas
-// running it at the same time do no harm.
+// and audit events beyond the newest 100,000. One replica at a time does it, under the
+// "housekeeping" lease.
 func (a *App) housekeeping(ctx context.Context) {
-	t := time.NewTicker(10 * time.Minute)
+	holder := sqlstore.NewID()
+	defer a.Store.ReleaseLease(context.WithoutCancel(ctx), "housekeeping", holder)
+	t := time.NewTicker(housekeepingEvery)
 	defer t.Stop()
 	for {
+		if held, err := a.Store.TakeLease(ctx, "housekeeping", holder, housekeepingEvery+time.Minute); err != nil || !held {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				continue
+			}
+		}
 		now := time.Now()
 		_, err1 := a.Store.DeleteExpiredSessions(ctx, now)
 		_, err2 := a.Store.PruneChanges(ctx, now.Add(-time.Hour))

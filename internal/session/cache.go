@@ -24,13 +24,24 @@ func newCache(max int) *cache {
 }
 
 func (c *cache) get(hash string, now time.Time) (*Principal, bool) {
+	p, trustedUntil, ok := c.peek(hash, now)
+	if !ok || !now.Before(trustedUntil) {
+		return nil, false
+	}
+	return p, true
+}
+
+// peek returns an entry even when its trust has run out (but never past the session's
+// own expiry), with the time it was trusted until: during a database outage a recently
+// checked session may still be honoured.
+func (c *cache) peek(hash string, now time.Time) (*Principal, time.Time, bool) {
 	c.mu.RLock()
 	e, ok := c.byHash[hash]
 	c.mu.RUnlock()
-	if !ok || !now.Before(e.until) || !now.Before(e.p.ExpiresAt) {
-		return nil, false
+	if !ok || !now.Before(e.p.ExpiresAt) {
+		return nil, time.Time{}, false
 	}
-	return e.p, true
+	return e.p, e.until, true
 }
 
 func (c *cache) put(hash string, p *Principal, until time.Time) {
@@ -91,4 +102,14 @@ func (c *cache) len() int {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	return len(c.byHash)
+}
+
+func (c *cache) expireTrust() {
+	c.mu.Lock()
+	now := time.Now()
+	for h, e := range c.byHash {
+		e.until = now
+		c.byHash[h] = e
+	}
+	c.mu.Unlock()
 }

@@ -49,6 +49,9 @@ type Options struct {
 	CacheSize    int           // most sessions cached (default 100,000)
 	PollInterval time.Duration // change-feed poll period (default 1s)
 	FlushEvery   time.Duration // last-seen write period (default 30s)
+	// OutageGrace is how long after its cache entry's trust ran out a session this
+	// replica already checked keeps passing while the database cannot be reached.
+	OutageGrace time.Duration
 }
 
 // Manager issues and resolves sessions. It is safe for concurrent use.
@@ -159,15 +162,25 @@ func (m *Manager) Lookup(ctx context.Context, token string) (*Principal, error) 
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, nil
 	}
+	var p *Principal
+	if err == nil {
+		if !now.Before(s.ExpiresAt) {
+			return nil, nil
+		}
+		p, err = m.principal(ctx, s)
+	}
 	if err != nil {
+		// The database is out of reach: honour a session this replica checked recently
+		// rather than sending every signed-in person to a login page that cannot work.
+		if stale, trustedUntil, ok := m.cache.peek(hash, now); ok && now.Before(trustedUntil.Add(m.opts.OutageGrace)) {
+			m.markSeen(hash, now)
+			return stale, nil
+		}
 		return nil, err
 	}
-	if !now.Before(s.ExpiresAt) {
+	if p == nil {
+		m.cache.drop(hash)
 		return nil, nil
-	}
-	p, err := m.principal(ctx, s)
-	if err != nil || p == nil {
-		return nil, err
 	}
 	m.cache.put(hash, p, now.Add(m.opts.CacheTTL))
 	m.markSeen(hash, now)
@@ -251,3 +264,7 @@ func hasAll(groups []store.Group, ids []string) bool {
 	}
 	return true
 }
+
+// ExpireCacheTrust ends the trust of every cached entry now, as if the cache TTL had
+// passed, keeping the entries for the outage grace. Tests use it instead of waiting.
+func (m *Manager) ExpireCacheTrust() { m.cache.expireTrust() }

@@ -179,6 +179,11 @@ type Store interface {
 	LatestChangeID(ctx context.Context) (int64, error)
 	PruneChanges(ctx context.Context, before time.Time) (int, error)
 
+	// Leases: TakeLease grants (or renews) the named lease to holder for ttl when it is
+	// free, expired, or already holder's, and reports whether holder has it now.
+	TakeLease(ctx context.Context, name, holder string, ttl time.Duration) (bool, error)
+	ReleaseLease(ctx context.Context, name, holder string) error
+
 	// Schema and health.
 	// Migrate applies pending migrations and returns the versions it applied.
 	Migrate(ctx context.Context) ([]int, error)

@@ -25,6 +25,10 @@ import (
 // PostgresURLEnv names the variable holding an admin URL of the throwaway cluster.
 const PostgresURLEnv = "TEST_GATEHOUSE_POSTGRES_URL"
 
+// PgBouncerURLEnv names the variable holding a URL of PgBouncer, in transaction
+// pooling mode, in front of that cluster.
+const PgBouncerURLEnv = "TEST_GATEHOUSE_PGBOUNCER_URL"
+
 // RequireAllEnv, when "1", turns a missing service into a failure instead of a skip.
 const RequireAllEnv = "TEST_GATEHOUSE_REQUIRE_ALL"
 
@@ -45,6 +49,23 @@ func SQLitePath(t testing.TB) string {
 // PostgresURL creates an empty database for this test and returns its URL; the database
 // is dropped when the test ends.
 func PostgresURL(t testing.TB) string {
+	t.Helper()
+	return databaseURL(t, os.Getenv(PostgresURLEnv))
+}
+
+// PgBouncerURL creates an empty database like PostgresURL and returns a URL that
+// reaches it through PgBouncer in transaction mode.
+func PgBouncerURL(t testing.TB) string {
+	t.Helper()
+	via := os.Getenv(PgBouncerURLEnv)
+	if via == "" {
+		Missing(t, "PgBouncer ("+PgBouncerURLEnv+")")
+	}
+	return databaseURL(t, via)
+}
+
+// databaseURL creates the database on the cluster and returns base with its path.
+func databaseURL(t testing.TB, base string) string {
 	t.Helper()
 	admin := os.Getenv(PostgresURLEnv)
 	if admin == "" {
@@ -67,9 +88,9 @@ func PostgresURL(t testing.TB) string {
 		defer db.Close()
 		_, _ = db.ExecContext(context.Background(), "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
 	})
-	u, err := url.Parse(admin)
+	u, err := url.Parse(base)
 	if err != nil {
-		t.Fatalf("%s: %v", PostgresURLEnv, err)
+		t.Fatalf("test database URL %q: %v", base, err)
 	}
 	u.Path = "/" + name
 	return u.String()

@@ -74,3 +74,19 @@ func (s *Store) PruneChanges(ctx context.Context, before time.Time) (int, error)
 	n, err := s.conn().execAffected(ctx, "DELETE FROM changes WHERE at < $1", toDB(before))
 	return n, s.mapErr(err, "pruning change feed")
 }
+
+// TakeLease grants or renews a lease in one statement, so two replicas racing for it
+// cannot both win: the upsert only overwrites an expired row or the holder's own.
+func (s *Store) TakeLease(ctx context.Context, name, holder string, ttl time.Duration) (bool, error) {
+	now := time.Now()
+	n, err := s.conn().execAffected(ctx, `INSERT INTO leases (name, holder, expires_at) VALUES ($1, $2, $3)
+		ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
+		WHERE leases.expires_at <= $4 OR leases.holder = excluded.holder`, name, holder, toDB(now.Add(ttl)), toDB(now))
+	return n == 1, s.mapErr(err, "lease "+quote(name))
+}
+
+// ReleaseLease gives a lease up if holder has it, so another replica need not wait.
+func (s *Store) ReleaseLease(ctx context.Context, name, holder string) error {
+	_, err := s.conn().exec(ctx, "DELETE FROM leases WHERE name = $1 AND holder = $2", name, holder)
+	return s.mapErr(err, "lease "+quote(name))
+}

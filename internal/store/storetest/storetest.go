@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -42,6 +43,7 @@ func Run(t *testing.T, open Backend) {
 		"Settings":          testSettings,
 		"EventsAndChanges":  testEventsAndChanges,
 		"ConcurrentCreates": testConcurrentCreates,
+		"Leases":            testLeases,
 	}
 	names := make([]string, 0, len(tests))
 	for name := range tests {
@@ -413,5 +415,52 @@ func testConcurrentCreates(t *testing.T, s store.Store) {
 	_, _ = s.ListUsers(ctx)
 	if s.QueryCount() == before {
 		t.Fatal("QueryCount did not count a query")
+	}
+}
+
+func testLeases(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	take := func(holder string, ttl time.Duration) bool {
+		t.Helper()
+		return must(s.TakeLease(ctx, "housekeeping", holder, ttl))(t)
+	}
+	if !take("a", time.Hour) {
+		t.Fatal("a free lease was refused")
+	}
+	if take("b", time.Hour) {
+		t.Fatal("a held lease was granted to another holder")
+	}
+	if !take("a", time.Hour) {
+		t.Fatal("the holder could not renew")
+	}
+	if !must(s.TakeLease(ctx, "other-job", "b", time.Hour))(t) {
+		t.Fatal("leases of different names interfere")
+	}
+	take("a", -time.Second) // renew into the past: expired
+	if !take("b", time.Hour) {
+		t.Fatal("an expired lease was not taken over")
+	}
+	noErr(t, s.ReleaseLease(ctx, "housekeeping", "a")) // not a's any more: no effect
+	if take("a", time.Hour) {
+		t.Fatal("releasing by a non-holder freed the lease")
+	}
+	noErr(t, s.ReleaseLease(ctx, "housekeeping", "b"))
+	if !take("a", time.Hour) {
+		t.Fatal("a released lease was not free")
+	}
+
+	// Racing replicas: exactly one wins a free lease.
+	var wg sync.WaitGroup
+	var won atomic.Int32
+	for i := range 8 {
+		wg.Go(func() {
+			if ok, err := s.TakeLease(ctx, "race", fmt.Sprint("r", i), time.Hour); err == nil && ok {
+				won.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if won.Load() != 1 {
+		t.Fatalf("%d replicas won one lease", won.Load())
 	}
 }

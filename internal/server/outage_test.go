@@ -1,0 +1,107 @@
+package server
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gatehouse-id/gatehouse/internal/config"
+	"github.com/gatehouse-id/gatehouse/internal/testenv"
+)
+
+// While PostgreSQL is unreachable: sessions this replica already checked keep passing,
+// new logins get a friendly 503 page, readiness holds for unready_after and then drops,
+// liveness never does; when the database returns everything recovers without a
+// restart and nothing written before is lost.
+func TestDatabaseOutage(t *testing.T) {
+	dbURL, link := testenv.CuttableURL(t, testenv.PostgresURL(t))
+	cfg := testConfig(dbURL)
+	cfg.Database.UnreadyAfter = config.Duration(300 * time.Millisecond)
+	cfg.Database.ConnMaxIdleTime = config.Duration(time.Second)
+	h := start(t, cfg)
+	h.addUser("alice", "Allow Login Users")
+	h.addUser("bob", "Allow Login Users")
+	_, sess := h.login("alice", "correct horse alice", "")
+	hdr := traefik("https://app.example.com/")
+	check := func(c *http.Cookie) int {
+		var cookies []*http.Cookie
+		if c != nil {
+			cookies = []*http.Cookie{c}
+		}
+		resp, _ := h.do(req{path: "/api/authz/forward-auth", header: hdr, cookies: cookies})
+		return resp.StatusCode
+	}
+	if check(sess) != http.StatusOK {
+		t.Fatal("alice does not pass before the outage")
+	}
+	rowsBefore := tableRows(t, h.app.Store)
+
+	link.Cut()
+	if got := check(sess); got != http.StatusOK {
+		t.Fatalf("a checked session during the outage: %d, want 200 from the cache", got)
+	}
+	if got := check(nil); got != http.StatusFound {
+		t.Fatalf("anonymous during the outage: %d, want 302 (no database needed)", got)
+	}
+	token, csrf := h.formToken("/login")
+	resp, body := h.do(req{path: "/login", cookies: []*http.Cookie{csrf},
+		form: url.Values{"username": {"bob"}, "password": {"correct horse bob"}, "csrf_token": {token}}})
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(body, "cannot reach its database") {
+		t.Fatalf("login during the outage: %d\n%s", resp.StatusCode, body)
+	}
+	if resp, _ := h.do(req{path: "/-/health/ready/"}); resp.StatusCode != http.StatusOK {
+		t.Fatalf("ready right after the database went away: %d, want 200 until unready_after", resp.StatusCode)
+	}
+	waitFor(t, "readiness to drop", func() bool {
+		resp, _ := h.do(req{path: "/-/health/ready/"})
+		return resp.StatusCode == http.StatusServiceUnavailable
+	})
+	if resp, _ := h.do(req{path: "/-/health/live/"}); resp.StatusCode != http.StatusOK {
+		t.Fatal("liveness failed during a database outage")
+	}
+
+	link.Restore()
+	waitFor(t, "readiness to return", func() bool {
+		resp, _ := h.do(req{path: "/-/health/ready/"})
+		return resp.StatusCode == http.StatusOK
+	})
+	if resp, bobSess := h.login("bob", "correct horse bob", ""); resp.StatusCode != http.StatusSeeOther || check(bobSess) != http.StatusOK {
+		t.Fatalf("login after the outage: %d", resp.StatusCode)
+	}
+	after := tableRows(t, h.app.Store)
+	for table, n := range rowsBefore {
+		if after[table] < n {
+			t.Errorf("table %s lost rows in the outage: %d → %d", table, n, after[table])
+		}
+	}
+}
+
+// Past its cache trust, a checked session still passes during an outage, within the
+// grace; a session never seen by this replica does not.
+func TestOutageGraceForStaleCacheEntries(t *testing.T) {
+	dbURL, link := testenv.CuttableURL(t, testenv.PostgresURL(t))
+	h := start(t, testConfig(dbURL))
+	h.addUser("alice", "Allow Login Users")
+	h.addUser("bob", "Allow Login Users")
+	_, alice := h.login("alice", "correct horse alice", "")
+	_, bob := h.login("bob", "correct horse bob", "")
+	if resp, _ := h.do(req{path: "/api/authz/forward-auth", header: traefik("https://app.example.com/"), cookies: []*http.Cookie{alice}}); resp.StatusCode != http.StatusOK {
+		t.Fatal("alice before the outage")
+	}
+	ctx := context.Background()
+	h.app.Sessions.ExpireCacheTrust() // as if the cache TTL had passed
+	link.Cut()
+	if p, err := h.app.Sessions.Lookup(ctx, alice.Value); err != nil || p == nil || p.Username != "alice" {
+		t.Fatalf("stale but checked session during the outage: %v, %v", p, err)
+	}
+	if p, err := h.app.Sessions.Lookup(ctx, bob.Value); err == nil || p != nil {
+		t.Fatalf("a session this replica never checked passed during the outage: %v, %v", p, err)
+	}
+	if resp, body := h.do(req{path: "/api/authz/forward-auth", header: traefik("https://app.example.com/"), cookies: []*http.Cookie{bob}}); resp.StatusCode != http.StatusServiceUnavailable || strings.Contains(body, "goroutine") {
+		t.Fatalf("unchecked session during the outage: %d %q, want a plain 503", resp.StatusCode, body)
+	}
+	link.Restore()
+}
