@@ -2,7 +2,10 @@ package main
 
 import (
 	"fmt"
+	"log/slog"
 	"net"
+	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/gatehouse-id/gatehouse/internal/config"
@@ -35,6 +38,9 @@ func (c *cli) serve(args []string) error {
 	}
 	log.Info("gatehouse is listening", "address", ln.Addr().String(), "public_url", cfg.Server.PublicURL,
 		"database", dbKind(&cfg), "version", version)
+	if cfg.Server.DebugAddress != "" {
+		go serveDebug(cfg.Server.DebugAddress, log)
+	}
 	if err := app.PrintSetupLink(c.ctx, c.stderr); err != nil {
 		return fmt.Errorf("creating the setup link: %w", err)
 	}
@@ -53,4 +59,17 @@ func dbKind(cfg *config.Config) string {
 		return "sqlite (" + path + ")"
 	}
 	return "postgres"
+}
+
+// serveDebug serves Go's profiler on its own listener, never on the public one.
+func serveDebug(addr string, log *slog.Logger) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	log.Info("profiler listening", "address", addr)
+	if err := http.ListenAndServe(addr, mux); err != nil {
+		log.Error("server.debug_address: the profiler could not listen", "address", addr, "error", err.Error())
+	}
 }

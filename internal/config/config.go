@@ -33,6 +33,7 @@ type Server struct {
 	RedirectDomains []string `yaml:"redirect_domains" doc:"Extra domains a post-login return URL (rd) may point into, besides session.cookie_domain and the public_url host. Subdomains are included."`
 	DrainTime       Duration `yaml:"drain_time" doc:"On SIGTERM, how long in-flight requests get to finish before Gatehouse exits."`
 	ShutdownDelay   Duration `yaml:"shutdown_delay" doc:"On SIGTERM, how long to keep serving while reporting unready, so load balancers stop sending new requests first (5s suits Kubernetes)."`
+	DebugAddress    string   `yaml:"debug_address" doc:"If set, serve Go's profiler (/debug/pprof/) on this separate address, for finding where time and memory go. Keep it on loopback."`
 	TrustedProxies  []string `yaml:"trusted_proxies" doc:"Networks (CIDR) whose X-Forwarded-For is believed when finding a client's address for login throttling and session lists."`
 }
 

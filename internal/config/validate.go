@@ -20,6 +20,11 @@ func (c *Config) Validate() error {
 	if _, port, err := net.SplitHostPort(c.Server.Address); err != nil || port == "" {
 		bad("server.address", "%q is not host:port (for example \":9000\" or \"127.0.0.1:9000\")", c.Server.Address)
 	}
+	if c.Server.DebugAddress != "" {
+		if _, port, err := net.SplitHostPort(c.Server.DebugAddress); err != nil || port == "" {
+			bad("server.debug_address", "%q is not host:port (for example \"127.0.0.1:6060\")", c.Server.DebugAddress)
+		}
+	}
 	pub, err := url.Parse(c.Server.PublicURL)
 	switch {
 	case err != nil || (pub.Scheme != "http" && pub.Scheme != "https") || pub.Host == "":
