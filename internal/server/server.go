@@ -45,7 +45,7 @@ type App struct {
 	directory *identity.Directory
 
 	shuttingDown atomic.Bool
-	dbOK         atomic.Int64 // unix nanoseconds of the last successful readiness check
+	dbFailing    atomic.Int64 // unix nanoseconds of the first failed readiness check in a row; 0 when healthy
 }
 
 // NewLogger returns the JSON (or text) logger on w that cfg asks for, and its level,
@@ -99,7 +99,6 @@ func newApp(ctx context.Context, st store.Store, cfg config.Config, log *slog.Lo
 	}
 
 	a.Sessions = session.NewManager(st, session.Options{Lifetime: cfg.Session.Lifetime.D(), OutageGrace: cfg.Database.OutageGrace.D()}, log)
-	a.dbOK.Store(time.Now().UnixNano())
 	a.Metrics = metrics.New(
 		func() float64 { return float64(a.Sessions.ActiveSessions()) },
 		func() float64 { return float64(a.Sessions.CachedSessions()) },
@@ -188,11 +187,12 @@ func (a *App) ready(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 		}
-		a.dbOK.Store(time.Now().UnixNano())
+		a.dbFailing.Store(0)
 		io.WriteString(w, "ok\n")
 		return
 	}
-	down := time.Since(time.Unix(0, a.dbOK.Load()))
+	a.dbFailing.CompareAndSwap(0, time.Now().UnixNano())
+	down := time.Since(time.Unix(0, a.dbFailing.Load()))
 	if down < a.Config().Database.UnreadyAfter.D() {
 		fmt.Fprintf(w, "ok (database unreachable for %s: %v)\n", down.Round(time.Second), err)
 		return
