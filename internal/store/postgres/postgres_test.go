@@ -10,9 +10,15 @@ import (
 	"github.com/gatehouse-id/gatehouse/internal/testenv"
 )
 
-func TestConformance(t *testing.T) {
+func TestConformance(t *testing.T) { conformance(t, testenv.PostgresURL) }
+
+// Through PgBouncer in transaction mode (Debian's 1.18: no prepared statements across
+// transactions), every store operation must behave exactly as it does directly.
+func TestConformanceThroughPgBouncer(t *testing.T) { conformance(t, testenv.PgBouncerURL) }
+
+func conformance(t *testing.T, newDatabase func(testing.TB) string) {
 	storetest.Run(t, func(t *testing.T) store.Store {
-		s, err := postgres.Open(testenv.PostgresURL(t), postgres.PoolOptions{MaxOpen: 8})
+		s, err := postgres.Open(newDatabase(t), postgres.PoolOptions{MaxOpen: 8})
 		if err != nil {
 			t.Fatal(err)
 		}
