@@ -67,12 +67,15 @@ func (s *Store) Migrate(ctx context.Context) ([]int, error) {
 	if _, err := s.PendingMigrations(ctx); err != nil {
 		return nil, err
 	}
+	// The version table is created on its own first: two replicas creating it at once
+	// in PostgreSQL make one fail on the catalogue's unique index although the table
+	// then exists, which is all that is needed.
+	if _, err := s.conn().exec(ctx, "CREATE TABLE IF NOT EXISTS "+schemaTable+
+		" (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)"); err != nil && !s.dialect.IsUniqueViolation(err) {
+		return nil, fmt.Errorf("creating %s: %w", schemaTable, err)
+	}
 	var applied []int
 	err := s.inTx(ctx, func(c counted, tx *sql.Tx) error {
-		if _, err := c.exec(ctx, "CREATE TABLE IF NOT EXISTS "+schemaTable+
-			" (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)"); err != nil {
-			return fmt.Errorf("creating %s: %w", schemaTable, err)
-		}
 		if err := s.dialect.LockForMigration(ctx, tx); err != nil {
 			return fmt.Errorf("waiting for another gatehouse to finish migrating: %w", err)
 		}

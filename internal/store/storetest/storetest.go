@@ -58,6 +58,11 @@ func Run(t *testing.T, open Backend) {
 		defer s.Close()
 		testMigrations(t, s)
 	})
+	t.Run("ConcurrentMigrations", func(t *testing.T) {
+		s := open(t)
+		defer s.Close()
+		testConcurrentMigrations(t, s)
+	})
 }
 
 // must turns a (value, error) pair into the value, failing the test on an error:
@@ -462,5 +467,28 @@ func testLeases(t *testing.T, s store.Store) {
 	wg.Wait()
 	if won.Load() != 1 {
 		t.Fatalf("%d replicas won one lease", won.Load())
+	}
+}
+
+// Replicas that start together migrate the same database at once: exactly one applies
+// each migration and none fails.
+func testConcurrentMigrations(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	results := make([][]int, 6)
+	errs := make([]error, 6)
+	for i := range results {
+		wg.Go(func() { results[i], errs[i] = s.Migrate(ctx) })
+	}
+	wg.Wait()
+	total := 0
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("concurrent migrate %d: %v", i, err)
+		}
+		total += len(results[i])
+	}
+	if _, binary, _ := s.SchemaVersion(ctx); total != binary {
+		t.Fatalf("concurrent migrations applied %d steps in all, want %d (each once)", total, binary)
 	}
 }
