@@ -289,4 +289,3 @@ func loginThrough(t *testing.T, base, user, password string) string {
 	t.Fatalf("login of %s: %d, no session cookie", user, resp.StatusCode)
 	return ""
 }
-
