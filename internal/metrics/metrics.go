@@ -3,6 +3,8 @@
 package metrics
 
 import (
+	"database/sql"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
@@ -23,9 +25,10 @@ type Metrics struct {
 	AuditDropped prometheus.Counter
 }
 
-// New registers Gatehouse's collectors, the Go runtime's and the process's. The gauge
-// funcs report values owned elsewhere (active sessions, database queries sent).
-func New(activeSessions, cachedSessions, dbQueries func() float64) *Metrics {
+// New registers Gatehouse's collectors, the Go runtime's and the process's, and the
+// database connection pool's. The gauge funcs report values owned elsewhere (active
+// sessions, database queries sent).
+func New(activeSessions, cachedSessions, dbQueries func() float64, pool *sql.DB) *Metrics {
 	r := prometheus.NewRegistry()
 	m := &Metrics{
 		Registry: r,
@@ -53,6 +56,9 @@ func New(activeSessions, cachedSessions, dbQueries func() float64) *Metrics {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
+	if pool != nil {
+		r.MustRegister(collectors.NewDBStatsCollector(pool, "gatehouse"))
+	}
 	for _, r := range []string{"allow", "login", "deny", "bad_request", "error"} {
 		m.Decisions.WithLabelValues(r)
 	}

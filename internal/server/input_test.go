@@ -133,6 +133,8 @@ func TestHealthAndMetrics(t *testing.T) {
 		"gatehouse_database_queries_total ",
 		`gatehouse_http_requests_total{code="302",route="/api/authz/forward-auth"} 1`,
 		"process_resident_memory_bytes",
+		"go_sql_open_connections{db_name=\"gatehouse\"}",
+		"go_sql_wait_duration_seconds_total{db_name=\"gatehouse\"}",
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("metrics lack %q", want)

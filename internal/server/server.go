@@ -6,6 +6,7 @@ package server
 
 import (
 	"context"
+	"database/sql"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -103,6 +104,7 @@ func newApp(ctx context.Context, st store.Store, cfg config.Config, log *slog.Lo
 		func() float64 { return float64(a.Sessions.ActiveSessions()) },
 		func() float64 { return float64(a.Sessions.CachedSessions()) },
 		func() float64 { return float64(st.QueryCount()) },
+		poolOf(st),
 	)
 	a.audit = audit.NewRecorder(st, log, 4096, a.Metrics.AuditDropped.Inc)
 	hasher := identity.NewHasher(0)
@@ -350,5 +352,13 @@ func (a *App) PrintSetupLink(ctx context.Context, w io.Writer) error {
 	a.Log.Info("no admin exists yet: a one-time setup link was printed", "valid_for", web.SetupLinkLifetime.String())
 	fmt.Fprintf(w, "\n  Gatehouse has no admin yet. Open this one-time link within %s to create one:\n\n    %s\n\n",
 		"24 hours", link)
+	return nil
+}
+
+// poolOf returns the store's connection pool, for the pool metrics.
+func poolOf(st store.Store) *sql.DB {
+	if s, ok := st.(*sqlstore.Store); ok {
+		return s.DB()
+	}
 	return nil
 }
