@@ -34,6 +34,8 @@ say "go vet"
 go vet ./...
 say "go test -race (SQLite, PostgreSQL, nginx, fuzz seed corpora)"
 go test -race -count=1 -timeout 20m "$@" ./...
+say "Helm chart: lint, render, and compare with deploy/manifests (Helm's Go library)"
+(cd deploy/helm/chartcheck && go vet ./... && go test -count=1 ./...)
 say "fuzzing the network-facing parsers briefly"
 for spec in forwardauth:FuzzForwardedRequest web:FuzzReturnURL config:FuzzLoad; do
 	pkg=./internal/${spec%%:*} target=${spec#*:}

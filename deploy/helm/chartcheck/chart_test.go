@@ -1,0 +1,170 @@
+// Package chartcheck lints and renders Gatehouse's Helm chart with Helm's own Go
+// library, checks what the operator relies on (replicas, disruption budget, probes on
+// the health endpoints, resources, spread, read-only non-root containers), and keeps
+// deploy/manifests/gatehouse.yaml equal to the chart's rendering. It is a module of its
+// own so that Helm's dependencies stay out of the gatehouse binary's.
+package chartcheck
+
+import (
+	"flag"
+	"os"
+	"strings"
+	"testing"
+
+	"helm.sh/helm/v3/pkg/action"
+	"helm.sh/helm/v3/pkg/chart/loader"
+	"helm.sh/helm/v3/pkg/chartutil"
+	"helm.sh/helm/v3/pkg/lint/support"
+	"sigs.k8s.io/yaml"
+)
+
+const (
+	chartDir     = "../gatehouse"
+	exampleVals  = "../gatehouse/ci/example-values.yaml"
+	manifestPath = "../../manifests/gatehouse.yaml"
+)
+
+var update = flag.Bool("update", false, "rewrite deploy/manifests/gatehouse.yaml from the chart")
+
+func values(t *testing.T, path string) map[string]any {
+	t.Helper()
+	v, err := chartutil.ReadValuesFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func render(t *testing.T, vals map[string]any) (string, error) {
+	t.Helper()
+	ch, err := loader.Load(chartDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	install := action.NewInstall(&action.Configuration{})
+	install.DryRun, install.ClientOnly, install.Replace = true, true, true
+	install.ReleaseName, install.Namespace = "gatehouse", "gatehouse"
+	rel, err := install.Run(ch, vals)
+	if err != nil {
+		return "", err
+	}
+	return rel.Manifest, nil
+}
+
+func TestLint(t *testing.T) {
+	res := action.NewLint().Run([]string{chartDir}, values(t, exampleVals))
+	for _, m := range res.Messages {
+		if m.Severity >= support.WarningSev {
+			t.Errorf("helm lint: %s", m)
+		}
+	}
+	for _, err := range res.Errors {
+		t.Errorf("helm lint: %v", err)
+	}
+}
+
+// objects splits a rendered manifest into its documents, by kind and name.
+func objects(t *testing.T, manifest string) map[string]map[string]any {
+	out := map[string]map[string]any{}
+	for _, doc := range strings.Split(manifest, "\n---") {
+		var o map[string]any
+		if err := yaml.Unmarshal([]byte(doc), &o); err != nil {
+			t.Fatalf("rendered YAML does not parse: %v\n%s", err, doc)
+		}
+		if o == nil {
+			continue
+		}
+		out[o["kind"].(string)+"/"+dig(o, "metadata", "name").(string)] = o
+	}
+	return out
+}
+
+func dig(v any, path ...any) any {
+	for _, p := range path {
+		switch k := p.(type) {
+		case string:
+			m, _ := v.(map[string]any)
+			v = m[k]
+		case int:
+			l, _ := v.([]any)
+			if k >= len(l) {
+				return nil
+			}
+			v = l[k]
+		}
+	}
+	return v
+}
+
+func TestRenderedDeploymentIsWhatOperatorsNeed(t *testing.T) {
+	manifest, err := render(t, values(t, exampleVals))
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs := objects(t, manifest)
+	dep := objs["Deployment/gatehouse"]
+	if dep == nil {
+		t.Fatalf("no Deployment/gatehouse in:\n%v", keys(objs))
+	}
+	c := dig(dep, "spec", "template", "spec", "containers", 0)
+	checks := map[string][2]any{
+		"replicas":                 {dig(dep, "spec", "replicas"), float64(3)},
+		"maxUnavailable":           {dig(dep, "spec", "strategy", "rollingUpdate", "maxUnavailable"), float64(0)},
+		"readiness probe":          {dig(c, "readinessProbe", "httpGet", "path"), "/-/health/ready/"},
+		"liveness probe":           {dig(c, "livenessProbe", "httpGet", "path"), "/-/health/live/"},
+		"read-only root":           {dig(c, "securityContext", "readOnlyRootFilesystem"), true},
+		"non-root":                 {dig(c, "securityContext", "runAsNonRoot"), true},
+		"memory limit":             {dig(c, "resources", "limits", "memory"), "256Mi"},
+		"cpu request":              {dig(c, "resources", "requests", "cpu"), "50m"},
+		"spread across nodes":      {dig(dep, "spec", "template", "spec", "topologySpreadConstraints", 0, "topologyKey"), "kubernetes.io/hostname"},
+		"no service links":         {dig(dep, "spec", "template", "spec", "enableServiceLinks"), false},
+		"database URL from Secret": {dig(dep, "spec", "template", "spec", "volumes", 1, "secret", "secretName"), "gatehouse-database"},
+		"PDB minAvailable":         {dig(objs["PodDisruptionBudget/gatehouse"], "spec", "minAvailable"), float64(2)},
+		"PgBouncer replicas":       {dig(objs["Deployment/gatehouse-pgbouncer"], "spec", "replicas"), float64(3)},
+		"PgBouncer PDB":            {dig(objs["PodDisruptionBudget/gatehouse-pgbouncer"], "spec", "minAvailable"), float64(2)},
+		"PgBouncer TCP probe":      {dig(objs["Deployment/gatehouse-pgbouncer"], "spec", "template", "spec", "containers", 0, "readinessProbe", "tcpSocket", "port"), "postgres"},
+	}
+	for name, c := range checks {
+		if c[0] != c[1] {
+			t.Errorf("%s: got %v, want %v", name, c[0], c[1])
+		}
+	}
+	ini := dig(objs["ConfigMap/gatehouse-pgbouncer"], "data", "pgbouncer.ini").(string)
+	if !strings.Contains(ini, "pool_mode = transaction") {
+		t.Errorf("PgBouncer is not in transaction mode:\n%s", ini)
+	}
+	if cfg := dig(objs["ConfigMap/gatehouse"], "data", "gatehouse.yaml").(string); !strings.Contains(cfg, "public_url: https://auth.example.com") {
+		t.Errorf("the Gatehouse config is not in its ConfigMap:\n%s", cfg)
+	}
+
+	if *update {
+		if err := os.WriteFile(manifestPath, []byte(header+manifest), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	committed, err := os.ReadFile(manifestPath)
+	if err != nil || string(committed) != header+manifest {
+		t.Errorf("%s differs from the chart's rendering: run `cd deploy/helm/chartcheck && go test -update`", manifestPath)
+	}
+}
+
+const header = "# Rendered from deploy/helm/gatehouse with ci/example-values.yaml; do not edit.\n# Regenerate: cd deploy/helm/chartcheck && go test -update\n"
+
+func TestMissingDatabaseIsAClearError(t *testing.T) {
+	_, err := render(t, map[string]any{})
+	if err == nil || !strings.Contains(err.Error(), "set database.existingSecret") {
+		t.Fatalf("rendering without a database: %v", err)
+	}
+	_, err = render(t, map[string]any{"database": map[string]any{"url": "postgres://x"}, "pgbouncer": map[string]any{"enabled": true}})
+	if err == nil || !strings.Contains(err.Error(), "pgbouncer.image.repository") {
+		t.Fatalf("PgBouncer without an image: %v", err)
+	}
+}
+
+func keys(m map[string]map[string]any) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
