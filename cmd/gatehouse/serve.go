@@ -27,31 +27,28 @@ func (c *cli) serve(args []string) error {
 		return nil
 	}
 	log, level := server.NewLogger(&cfg, c.stderr)
-	app, err := server.New(c.ctx, cfg, log, level)
-	if err != nil {
-		return err
-	}
-	defer app.Store.Close()
 	ln, err := net.Listen("tcp", cfg.Server.Address)
 	if err != nil {
 		return fmt.Errorf("server.address: cannot listen on %s: %w", cfg.Server.Address, err)
 	}
-	log.Info("gatehouse is listening", "address", ln.Addr().String(), "public_url", cfg.Server.PublicURL,
-		"database", dbKind(&cfg), "version", version)
 	if cfg.Server.DebugAddress != "" {
 		go serveDebug(cfg.Server.DebugAddress, log)
 	}
-	if err := app.PrintSetupLink(c.ctx, c.stderr); err != nil {
-		return fmt.Errorf("creating the setup link: %w", err)
-	}
-	if c.configPath != "" {
-		go config.Watch(c.ctx, c.configPath, c.env, time.Second, cfg, log, func(next config.Config) {
-			if err := app.Reload(c.ctx, next); err != nil {
-				log.Error("applying the reloaded config failed", "error", err.Error())
-			}
-		})
-	}
-	return app.Serve(c.ctx, ln)
+	log.Info("gatehouse is listening", "address", ln.Addr().String(), "public_url", cfg.Server.PublicURL,
+		"database", dbKind(&cfg), "version", version)
+	return server.Run(c.ctx, cfg, log, level, ln, func(app *server.App) error {
+		if err := app.PrintSetupLink(c.ctx, c.stderr); err != nil {
+			return fmt.Errorf("creating the setup link: %w", err)
+		}
+		if c.configPath != "" {
+			go config.Watch(c.ctx, c.configPath, c.env, time.Second, cfg, log, func(next config.Config) {
+				if err := app.Reload(c.ctx, next); err != nil {
+					log.Error("applying the reloaded config failed", "error", err.Error())
+				}
+			})
+		}
+		return nil
+	})
 }
 
 func dbKind(cfg *config.Config) string {

@@ -54,6 +54,9 @@ func (c *Config) Validate() error {
 	} else if !strings.HasPrefix(c.Database.URL, "postgres://") && !strings.HasPrefix(c.Database.URL, "postgresql://") {
 		bad("database.url", "must start with sqlite: or postgres:// (got %q)", redact(c.Database.URL))
 	}
+	if c.Database.KeepAuditEvents < 1000 {
+		bad("database.keep_audit_events", "keep at least 1000 events (got %d)", c.Database.KeepAuditEvents)
+	}
 	if c.Database.MaxOpenConns < 1 {
 		bad("database.max_open_conns", "must be at least 1 (got %d)", c.Database.MaxOpenConns)
 	}

@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"sync/atomic"
 	"time"
@@ -76,6 +75,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, level *slog.L
 }
 
 func newApp(ctx context.Context, st store.Store, cfg config.Config, log *slog.Logger, level *slog.LevelVar) (*App, error) {
+	if pending, err := st.PendingMigrations(ctx); err != nil {
+		return nil, err
+	} else if len(pending) > 0 {
+		log.Info("migrating the database schema (replicas starting together wait for one another)", "pending", pending)
+	}
 	applied, err := st.Migrate(ctx)
 	if err != nil {
 		return nil, err
@@ -249,26 +253,26 @@ func (a *App) instrument(next http.Handler) http.Handler {
 
 // HTTPServer returns the http.Server Gatehouse runs with: bounded header size (a 100 KiB
 // cookie gets 431, not a slow path) and timeouts against slow clients.
-func (a *App) HTTPServer() *http.Server {
+func (a *App) HTTPServer() *http.Server { return httpServer(a.Handler, a.Log) }
+
+func httpServer(h http.Handler, log *slog.Logger) *http.Server {
 	return &http.Server{
-		Handler:           a.Handler,
+		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      30 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(a.Log.Handler(), slog.LevelWarn),
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 }
 
-// Serve runs the app on ln until ctx ends. Then it reports unready, keeps serving for
-// server.shutdown_delay so load balancers take it out of rotation, drains in-flight
-// requests for up to server.drain_time, and stops the background work.
-func (a *App) Serve(ctx context.Context, ln net.Listener) error {
+// serve runs the background work beside srv (already serving) until ctx ends. Then it
+// reports unready, keeps serving for server.shutdown_delay so load balancers take it
+// out of rotation, drains in-flight requests for up to server.drain_time, and stops the
+// background work.
+func (a *App) serve(ctx context.Context, srv *http.Server, errc <-chan error) error {
 	stopBG := a.StartBackground(ctx)
-	srv := a.HTTPServer()
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
 	var err error
 	select {
 	case err = <-errc:
@@ -310,8 +314,8 @@ func (a *App) StartBackground(ctx context.Context) (stop func()) {
 // little longer, so a dead holder's work moves to another replica within one period.
 const housekeepingEvery = 10 * time.Minute
 
-// housekeeping bounds every table that grows: expired sessions, old change-feed rows
-// and audit events beyond the newest 100,000. One replica at a time does it, under the
+// housekeeping bounds every table that grows: expired sessions, change-feed rows older
+// than an hour and audit events beyond database.keep_audit_events. One replica at a time does it, under the
 // "housekeeping" lease.
 func (a *App) housekeeping(ctx context.Context) {
 	holder := sqlstore.NewID()
@@ -330,7 +334,7 @@ func (a *App) housekeeping(ctx context.Context) {
 		now := time.Now()
 		_, err1 := a.Store.DeleteExpiredSessions(ctx, now)
 		_, err2 := a.Store.PruneChanges(ctx, now.Add(-time.Hour))
-		_, err3 := a.Store.PruneEvents(ctx, 100_000)
+		_, err3 := a.Store.PruneEvents(ctx, a.Config().Database.KeepAuditEvents)
 		if err := errors.Join(err1, err2, err3); err != nil && ctx.Err() == nil {
 			a.Log.Warn("housekeeping failed; it runs again in 10 minutes", "error", err.Error())
 		}

@@ -100,6 +100,14 @@ type server struct {
 // serve starts `gatehouse serve` and waits until it is ready at addr.
 func serve(t *testing.T, dir string, env []string, addr string, args ...string) *server {
 	t.Helper()
+	s := startServe(t, dir, env, args...)
+	s.waitReady(t, addr)
+	return s
+}
+
+// startServe starts `gatehouse serve` without waiting for it.
+func startServe(t *testing.T, dir string, env []string, args ...string) *server {
+	t.Helper()
 	s := &server{cmd: exec.Command(binary, append([]string{"serve"}, args...)...), lines: make(chan string, 1000)}
 	s.cmd.Dir, s.cmd.Env = dir, env
 	pipe, err := s.cmd.StderrPipe()
@@ -130,13 +138,19 @@ func serve(t *testing.T, dir string, env []string, addr string, args ...string) 
 			t.Logf("gatehouse serve output:\n%s", s.output())
 		}
 	})
+	return s
+}
+
+// waitReady waits until the server's readiness endpoint at addr answers 200.
+func (s *server) waitReady(t *testing.T, addr string) {
+	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		resp, err := http.Get("http://" + addr + "/-/health/ready/")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return s
+				return
 			}
 		}
 		if time.Now().After(deadline) {

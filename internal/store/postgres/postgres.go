@@ -25,16 +25,24 @@ type PoolOptions struct {
 // MigrationLockTimeout is how long a migrating replica waits for another's migration.
 const MigrationLockTimeout = 60 * time.Second
 
+// CheckURL says whether url parses as a PostgreSQL URL, without connecting.
+func CheckURL(url string) error {
+	if _, err := pgx.ParseConfig(url); err != nil {
+		return fmt.Errorf("database.url is not a valid PostgreSQL URL: %w", err)
+	}
+	return nil
+}
+
 // Open connects to the database at url (postgres://…).
 //
 // Statements use pgx's "exec" mode: unnamed prepared statements described on every
 // call, which PgBouncer in transaction mode passes through safely (named, cached
 // statements would land on another server connection).
 func Open(url string, opts PoolOptions) (*sqlstore.Store, error) {
-	cfg, err := pgx.ParseConfig(url)
-	if err != nil {
-		return nil, fmt.Errorf("database.url is not a valid PostgreSQL URL: %w", err)
+	if err := CheckURL(url); err != nil {
+		return nil, err
 	}
+	cfg, _ := pgx.ParseConfig(url)
 	cfg.DefaultQueryExecMode = pgx.QueryExecModeExec
 	if cfg.ConnectTimeout == 0 {
 		cfg.ConnectTimeout = 5 * time.Second

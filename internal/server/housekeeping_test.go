@@ -1,0 +1,39 @@
+package server
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/gatehouse-id/gatehouse/internal/store"
+)
+
+// Every table that grows is bounded: on start (and every 10 minutes after) the lease
+// holder deletes expired sessions and audit events beyond database.keep_audit_events.
+func TestHousekeepingBoundsTheTables(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, dbURL string) {
+		cfg := testConfig(dbURL)
+		cfg.Database.KeepAuditEvents = 1000
+		st, err := OpenStore(&cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx := context.Background()
+		if _, err := st.Migrate(ctx); err != nil {
+			t.Fatal(err)
+		}
+		u, _ := st.CreateUser(ctx, store.User{Username: "old"})
+		past := time.Now().Add(-48 * time.Hour)
+		st.CreateSession(ctx, store.Session{ID: "s1", TokenHash: "h1", UserID: u.ID, CreatedAt: past, ExpiresAt: past.Add(time.Hour), LastSeenAt: past})
+		for range 1500 {
+			st.AppendEvent(ctx, store.Event{Kind: "test"})
+		}
+		st.Close()
+
+		h := start(t, cfg)
+		waitFor(t, "housekeeping to bound the tables", func() bool {
+			rows := tableRows(t, h.app.Store)
+			return rows["sessions"] == 0 && rows["events"] <= 1000+10 && rows["leases"] == 1
+		})
+	})
+}

@@ -1,0 +1,87 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gatehouse-id/gatehouse/internal/testenv"
+	"github.com/jackc/pgx/v5"
+)
+
+// A replica that starts while PostgreSQL is unreachable, or while another replica holds
+// the migration lock, stays live and unready and keeps waiting — it never exits into a
+// crash loop — and becomes ready by itself once the database is back.
+func TestStartupWaitsForTheDatabase(t *testing.T) {
+	direct := testenv.PostgresURL(t)
+	dbURL, link := testenv.CuttableURL(t, direct)
+	dir := t.TempDir()
+	port := freePort(t)
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	env := cleanEnv("GATEHOUSE_DATABASE_URL="+dbURL, "GATEHOUSE_SERVER_ADDRESS="+addr)
+	health := func(path string) (int, string) {
+		resp, err := http.Get("http://" + addr + path)
+		if err != nil {
+			return 0, err.Error()
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	waitLiveUnready := func(reason string) {
+		t.Helper()
+		deadline := time.Now().Add(15 * time.Second)
+		for {
+			live, _ := health("/-/health/live/")
+			ready, body := health("/-/health/ready/")
+			if live == http.StatusOK && ready == http.StatusServiceUnavailable && strings.Contains(body, reason) {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("want live and unready (%s); live %d, ready %d %q", reason, live, ready, body)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+
+	// 1. PostgreSQL unreachable at start.
+	link.Cut()
+	srv := startServe(t, dir, env)
+	waitLiveUnready("waiting for the database")
+	time.Sleep(1500 * time.Millisecond)
+	if srv.cmd.ProcessState != nil {
+		t.Fatal("gatehouse exited while waiting for the database")
+	}
+	link.Restore()
+	srv.waitReady(t, addr)
+	srv.stop(t)
+
+	// 2. Another replica holds the migration lock.
+	conn, err := pgx.Connect(context.Background(), direct)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	tx, err := conn.Begin(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(context.Background(), "LOCK TABLE gatehouse_schema IN EXCLUSIVE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	srv = startServe(t, dir, env)
+	waitLiveUnready("starting")
+	time.Sleep(1500 * time.Millisecond)
+	if code, body := health("/-/health/ready/"); code != http.StatusServiceUnavailable {
+		t.Fatalf("ready while another replica migrates: %d %q", code, body)
+	}
+	tx.Rollback(context.Background())
+	srv.waitReady(t, addr)
+	if !strings.Contains(srv.output(), "gatehouse is listening") {
+		t.Fatalf("no start-up log:\n%s", srv.output())
+	}
+}
