@@ -16,8 +16,8 @@ import (
 	"github.com/gatehouse-id/gatehouse/internal/testenv"
 )
 
-// TestPostgresOutage cuts a replica off PostgreSQL for 60 s (TEST_GATEHOUSE_OUTAGE
-// shortens it) while people use their sessions: every checked session keeps passing,
+// TestPostgresOutage stops PostgreSQL (a cluster of the test's own) for 60 s
+// (TEST_GATEHOUSE_OUTAGE shortens it) while people use their sessions: every checked session keeps passing,
 // logins get a clear 503 page, readiness drops only after database.unready_after,
 // liveness never does; afterwards everything recovers without a restart and nothing
 // written before is lost.
@@ -30,7 +30,8 @@ func TestPostgresOutage(t *testing.T) {
 		}
 		outage = d
 	}
-	dbURL, link := testenv.CuttableURL(t, testenv.PgBouncerURL(t))
+	cluster := testenv.NewCluster(t)
+	dbURL := cluster.URL
 	dir := t.TempDir()
 	port := freePort(t)
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
@@ -98,7 +99,7 @@ groups:
 	}
 
 	cutAt := time.Now()
-	link.Cut()
+	cluster.Stop()
 	code, body := loginPage(t, noFollow, base, "user0", "password-user0")
 	if code != http.StatusServiceUnavailable || !strings.Contains(body, "cannot reach its database") {
 		t.Errorf("login during the outage: %d, want 503 with a clear page", code)
@@ -113,7 +114,7 @@ groups:
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	link.Restore()
+	cluster.Start()
 	restoredAt := time.Now()
 	for {
 		if code, _ := get("/-/health/ready/", ""); code == http.StatusOK {
