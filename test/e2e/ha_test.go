@@ -111,22 +111,10 @@ func (b *balancer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // a session. No session may be lost, no request may fail, and the revocation must
 // reach every replica within 2 seconds.
 func TestThreeReplicas(t *testing.T) {
-	dbURL := testenv.PgBouncerURL(t)
-	dir := t.TempDir()
-	cfgPath := dir + "/gatehouse.yaml"
-	writeFile(t, cfgPath, `server:
+	dir, env, cfgPath := staffSite(t, testenv.PgBouncerURL(t), `server:
   public_url: "http://auth.example.com"
   shutdown_delay: 300ms
-access:
-  admin_groups: [admins]
-  rules:
-    - hosts: [app.example.com]
-      groups: [staff]
-groups:
-  - name: staff
-  - name: admins
 `)
-	env := cleanEnv("GATEHOUSE_DATABASE_URL=" + dbURL)
 	ports := []int{freePort(t), freePort(t), freePort(t)}
 	addr := func(i int) string { return fmt.Sprintf("127.0.0.1:%d", ports[i]) }
 	replicas := make([]*server, 3)
@@ -144,22 +132,16 @@ groups:
 	lb := newBalancer(t, backends)
 
 	// Ten people log in through the balancer.
-	var cookies []string
-	for i := range 10 {
-		name := fmt.Sprint("user", i)
-		ok(t, dir, env, "password-"+name+"\n", "user", "add", name, "--group", "staff", "--password-stdin", "--config", cfgPath)
-		cookies = append(cookies, loginThrough(t, lb.URL, name, "password-"+name))
-	}
+	cookies := staffLogins(t, dir, env, cfgPath, lb.URL, 10)
 	revoked := cookies[0]
 
-	noFollow := &http.Client{Timeout: 5 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	check := func(base, cookie string) (int, error) {
 		req, _ := http.NewRequest(http.MethodGet, base+"/api/authz/forward-auth", nil)
 		for k, v := range traefikHeaders("https://app.example.com/page") {
 			req.Header[k] = v
 		}
 		req.Header.Set("Cookie", cookie)
-		resp, err := noFollow.Do(req)
+		resp, err := noRedirects.Do(req)
 		if err != nil {
 			return 0, err
 		}
@@ -288,4 +270,39 @@ func loginThrough(t *testing.T, base, user, password string) string {
 	}
 	t.Fatalf("login of %s: %d, no session cookie", user, resp.StatusCode)
 	return ""
+}
+
+// noRedirects is a client that shows each redirect instead of following it.
+var noRedirects = &http.Client{Timeout: 5 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+
+// staffSite writes a config (serverYAML, then a rule letting group "staff" into
+// app.example.com) for a Gatehouse on dbURL, and returns its folder, environment and
+// config path.
+func staffSite(t *testing.T, dbURL, serverYAML string) (dir string, env []string, cfgPath string) {
+	t.Helper()
+	dir = t.TempDir()
+	cfgPath = dir + "/gatehouse.yaml"
+	writeFile(t, cfgPath, serverYAML+`access:
+  admin_groups: [admins]
+  rules:
+    - hosts: [app.example.com]
+      groups: [staff]
+groups:
+  - name: staff
+  - name: admins
+`)
+	return dir, cleanEnv("GATEHOUSE_DATABASE_URL=" + dbURL), cfgPath
+}
+
+// staffLogins adds n members of "staff" with the CLI, signs each in through base, and
+// returns their session cookies.
+func staffLogins(t *testing.T, dir string, env []string, cfgPath, base string, n int) []string {
+	t.Helper()
+	var cookies []string
+	for i := range n {
+		name := fmt.Sprint("user", i)
+		ok(t, dir, env, "password-"+name+"\n", "user", "add", name, "--group", "staff", "--password-stdin", "--config", cfgPath)
+		cookies = append(cookies, loginThrough(t, base, name, "password-"+name))
+	}
+	return cookies
 }

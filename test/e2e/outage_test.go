@@ -32,34 +32,12 @@ func TestPostgresOutage(t *testing.T) {
 	}
 	cluster := testenv.NewCluster(t)
 	dbURL := cluster.URL
-	dir := t.TempDir()
 	port := freePort(t)
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	base := "http://" + addr
-	cfgPath := dir + "/gatehouse.yaml"
-	writeFile(t, cfgPath, fmt.Sprintf(`server:
-  address: %q
-  public_url: %q
-database:
-  unready_after: 5s
-access:
-  admin_groups: [admins]
-  rules:
-    - hosts: [app.example.com]
-      groups: [staff]
-groups:
-  - name: staff
-  - name: admins
-`, addr, base))
-	env := cleanEnv("GATEHOUSE_DATABASE_URL=" + dbURL)
+	dir, env, cfgPath := staffSite(t, dbURL, fmt.Sprintf("server:\n  address: %q\n  public_url: %q\ndatabase:\n  unready_after: 5s\n", addr, base))
 	serve(t, dir, env, addr, "--config", cfgPath)
-	var cookies []string
-	for i := range 5 {
-		name := fmt.Sprint("user", i)
-		ok(t, dir, env, "password-"+name+"\n", "user", "add", name, "--group", "staff", "--password-stdin", "--config", cfgPath)
-		cookies = append(cookies, loginThrough(t, base, name, "password-"+name))
-	}
-	noFollow := &http.Client{Timeout: 5 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	cookies := staffLogins(t, dir, env, cfgPath, base, 5)
 	get := func(path, cookie string) (int, string) {
 		req, _ := http.NewRequest(http.MethodGet, base+path, nil)
 		for k, v := range traefikHeaders("https://app.example.com/") {
@@ -68,7 +46,7 @@ groups:
 		if cookie != "" {
 			req.Header.Set("Cookie", cookie)
 		}
-		resp, err := noFollow.Do(req)
+		resp, err := noRedirects.Do(req)
 		if err != nil {
 			return 0, err.Error()
 		}
@@ -100,7 +78,7 @@ groups:
 
 	cutAt := time.Now()
 	cluster.Stop()
-	code, body := loginPage(t, noFollow, base, "user0", "password-user0")
+	code, body := loginPage(t, noRedirects, base, "user0", "password-user0")
 	if code != http.StatusServiceUnavailable || !strings.Contains(body, "cannot reach its database") {
 		t.Errorf("login during the outage: %d, want 503 with a clear page", code)
 	}
@@ -143,7 +121,7 @@ groups:
 			t.Fatalf("a session from before the outage was lost: %d", code)
 		}
 	}
-	if code, _ := loginPage(t, noFollow, base, "user1", "password-user1"); code != http.StatusSeeOther {
+	if code, _ := loginPage(t, noRedirects, base, "user1", "password-user1"); code != http.StatusSeeOther {
 		t.Fatalf("login after the outage: %d", code)
 	}
 	if out := ok(t, dir, env, "", "user", "list", "--config", cfgPath); strings.Count(out, "user") < 5 {
