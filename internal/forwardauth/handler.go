@@ -2,6 +2,7 @@ package forwardauth
 
 import (
 	"context"
+	"iter"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -62,7 +63,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, d Dialect) strin
 	switch dec.Result {
 	case access.Allow:
 		if who != nil {
-			SetIdentityHeaders(w.Header(), who)
+			writeIdentityHeaders(w.Header(), who)
 		}
 		w.WriteHeader(http.StatusOK)
 	case access.NeedLogin:
@@ -78,13 +79,30 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, d Dialect) strin
 // principal reads the session cookie. Several cookies of the same name can reach us
 // (one per domain level); the first valid one wins.
 func (h *Handler) principal(r *http.Request) (*session.Principal, error) {
-	for _, c := range r.CookiesNamed(h.CookieName) {
-		p, err := h.Sessions.Lookup(r.Context(), c.Value)
+	for value := range CookieValues(r.Header, h.CookieName) {
+		p, err := h.Sessions.Lookup(r.Context(), value)
 		if p != nil || err != nil {
 			return p, err
 		}
 	}
 	return nil, nil
+}
+
+// CookieValues yields the values of the cookies called name, in order, without
+// parsing the others: on the hot path net/http's Cookies would allocate every cookie
+// the browser sends for every app on the domain. Values are returned as sent; session
+// tokens are checked for their exact shape before any lookup.
+func CookieValues(h http.Header, name string) iter.Seq[string] {
+	return func(yield func(string) bool) {
+		for _, line := range h["Cookie"] {
+			for part := range strings.SplitSeq(line, ";") {
+				k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
+				if ok && k == name && !yield(v) {
+					return
+				}
+			}
+		}
+	}
 }
 
 // needLogin sends browsers to the login page and tells API clients 401. nginx cannot
@@ -115,6 +133,30 @@ func IsBrowser(r *http.Request) bool {
 		return false
 	}
 	return strings.Contains(r.Header.Get("Accept"), "text/html")
+}
+
+// IdentityHeaders is a principal's identity headers, built once when its session is
+// loaded (session.Options.Prepare) and copied into every answer: the hot path then
+// neither joins group names nor allocates header values.
+type IdentityHeaders http.Header
+
+// PrepareIdentityHeaders builds a principal's identity headers; wire it as
+// session.Options.Prepare.
+func PrepareIdentityHeaders(p *session.Principal) any {
+	h := http.Header{}
+	SetIdentityHeaders(h, p)
+	return IdentityHeaders(h)
+}
+
+func writeIdentityHeaders(dst http.Header, p *session.Principal) {
+	prepared, ok := p.Prepared.(IdentityHeaders)
+	if !ok {
+		SetIdentityHeaders(dst, p)
+		return
+	}
+	for k, v := range prepared {
+		dst[k] = v // shared, never modified: net/http only reads header values
+	}
 }
 
 // SetIdentityHeaders writes who is logged in, in the headers apps already read:

@@ -127,3 +127,17 @@ func asHeaderError(err error, target **HeaderError) bool {
 	*target = he
 	return ok
 }
+
+func TestCookieValues(t *testing.T) {
+	h := http.Header{"Cookie": {"a=1; gatehouse_session=first;x=y", "gatehouse_session=second", "gatehouse_sessionx=no; =; gatehouse_session"}}
+	var got []string
+	for v := range CookieValues(h, "gatehouse_session") {
+		got = append(got, v)
+	}
+	if strings.Join(got, ",") != "first,second" {
+		t.Fatalf("cookie values = %q", got)
+	}
+	for range CookieValues(h, "gatehouse_session") {
+		break // stopping early must not panic
+	}
+}

@@ -103,7 +103,8 @@ func newApp(ctx context.Context, st store.Store, cfg config.Config, log *slog.Lo
 		secret = []byte(stored)
 	}
 
-	a.Sessions = session.NewManager(st, session.Options{Lifetime: cfg.Session.Lifetime.D(), OutageGrace: cfg.Database.OutageGrace.D()}, log)
+	a.Sessions = session.NewManager(st, session.Options{Lifetime: cfg.Session.Lifetime.D(),
+		OutageGrace: cfg.Database.OutageGrace.D(), Prepare: forwardauth.PrepareIdentityHeaders}, log)
 	a.Metrics = metrics.New(
 		func() float64 { return float64(a.Sessions.ActiveSessions()) },
 		func() float64 { return float64(a.Sessions.CachedSessions()) },

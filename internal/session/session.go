@@ -40,6 +40,10 @@ type Principal struct {
 	DisplayName string
 	Groups      []string // effective groups, sorted
 	ExpiresAt   time.Time
+	// Prepared holds what Options.Prepare computed from the other fields once, when the
+	// principal was loaded, so that the hot path reuses it (forward auth keeps its
+	// identity headers here). Treat it as read-only.
+	Prepared any
 }
 
 // Options tune a Manager; zero values take the defaults.
@@ -52,6 +56,8 @@ type Options struct {
 	// OutageGrace is how long after its cache entry's trust ran out a session this
 	// replica already checked keeps passing while the database cannot be reached.
 	OutageGrace time.Duration
+	// Prepare, if set, fills Principal.Prepared when a principal is loaded.
+	Prepare func(*Principal) any
 }
 
 // Manager issues and resolves sessions. It is safe for concurrent use.
@@ -204,10 +210,14 @@ func (m *Manager) principal(ctx context.Context, s store.Session) (*Principal, e
 	if err != nil {
 		return nil, err
 	}
-	return &Principal{
+	p := &Principal{
 		SessionID: s.ID, TokenHash: s.TokenHash, UserID: u.ID, Username: u.Username, Email: u.Email,
 		DisplayName: u.DisplayName, Groups: identity.EffectiveGroups(direct, tree), ExpiresAt: s.ExpiresAt,
-	}, nil
+	}
+	if m.opts.Prepare != nil {
+		p.Prepared = m.opts.Prepare(p)
+	}
+	return p, nil
 }
 
 // groupTree returns all groups, re-reading them when the copy is old or lacks one of
