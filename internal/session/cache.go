@@ -9,6 +9,7 @@ import (
 // that disabling a user drops all their sessions at once.
 type cache struct {
 	mu     sync.RWMutex
+	gen    uint64 // bumped by every invalidation
 	max    int
 	byHash map[string]cacheEntry
 	byUser map[string]map[string]struct{}
@@ -44,9 +45,32 @@ func (c *cache) peek(hash string, now time.Time) (*Principal, time.Time, bool) {
 	return e.p, e.until, true
 }
 
+// generation identifies the cache's state of invalidations.
+func (c *cache) generation() uint64 {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.gen
+}
+
+// putUnlessChanged caches p only if nothing was invalidated since generation gen was
+// read: an answer loaded from the database before a revocation landed must not be
+// cached after it. Skipping costs one more database read later, nothing else.
+func (c *cache) putUnlessChanged(hash string, p *Principal, until time.Time, gen uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.gen != gen {
+		return
+	}
+	c.putLocked(hash, p, until)
+}
+
 func (c *cache) put(hash string, p *Principal, until time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.putLocked(hash, p, until)
+}
+
+func (c *cache) putLocked(hash string, p *Principal, until time.Time) {
 	if _, exists := c.byHash[hash]; !exists && len(c.byHash) >= c.max {
 		// Full: drop an arbitrary entry (Go's map order is random). A miss only costs a
 		// database read, and the bound is what keeps memory flat under load.
@@ -62,9 +86,23 @@ func (c *cache) put(hash string, p *Principal, until time.Time) {
 	c.byUser[p.UserID][hash] = struct{}{}
 }
 
+// drop invalidates hash, cached or not: a load of it in progress must not cache it.
 func (c *cache) drop(hash string) {
 	c.mu.Lock()
+	c.gen++
 	c.dropLocked(hash)
+	c.mu.Unlock()
+}
+
+// forget removes a cached entry that a lookup found to be gone. Unlike drop it leaves
+// the generation alone when there was nothing to remove, so a flood of unknown tokens
+// cannot keep every other lookup from caching its answer.
+func (c *cache) forget(hash string) {
+	c.mu.Lock()
+	if _, ok := c.byHash[hash]; ok {
+		c.gen++
+		c.dropLocked(hash)
+	}
 	c.mu.Unlock()
 }
 
@@ -84,6 +122,7 @@ func (c *cache) dropLocked(hash string) {
 
 func (c *cache) dropUser(userID string) {
 	c.mu.Lock()
+	c.gen++
 	for h := range c.byUser[userID] {
 		delete(c.byHash, h)
 	}
@@ -93,6 +132,7 @@ func (c *cache) dropUser(userID string) {
 
 func (c *cache) clear() {
 	c.mu.Lock()
+	c.gen++
 	c.byHash = map[string]cacheEntry{}
 	c.byUser = map[string]map[string]struct{}{}
 	c.mu.Unlock()

@@ -83,3 +83,33 @@ func BenchmarkHashToken(b *testing.B) {
 		HashToken(tok)
 	}
 }
+
+// An answer read from the database before an invalidation must not be cached after it.
+func TestInvalidationWinsOverAConcurrentLoad(t *testing.T) {
+	c := newCache(10)
+	now := time.Now()
+	p := &Principal{UserID: "u", ExpiresAt: now.Add(time.Hour)}
+	gen := c.generation() // a lookup starts reading the database…
+	c.dropUser("u")       // …a revocation lands meanwhile…
+	c.putUnlessChanged("h", p, now.Add(time.Hour), gen)
+	if _, ok := c.get("h", now); ok {
+		t.Fatal("a principal loaded before a revocation was cached after it")
+	}
+	c.putUnlessChanged("h", p, now.Add(time.Hour), c.generation())
+	if _, ok := c.get("h", now); !ok {
+		t.Fatal("an undisturbed load was not cached")
+	}
+}
+
+func TestForgettingUnknownTokensDoesNotBlockCaching(t *testing.T) {
+	c := newCache(10)
+	gen := c.generation()
+	for i := range 100 {
+		c.forget(fmt.Sprint("unknown", i))
+	}
+	now := time.Now()
+	c.putUnlessChanged("h", &Principal{UserID: "u", ExpiresAt: now.Add(time.Hour)}, now.Add(time.Hour), gen)
+	if _, ok := c.get("h", now); !ok {
+		t.Fatal("lookups of unknown tokens stopped a valid session from being cached")
+	}
+}

@@ -164,13 +164,17 @@ func (m *Manager) Lookup(ctx context.Context, token string) (*Principal, error) 
 		m.markSeen(hash, now)
 		return p, nil
 	}
+	// A change applied while we read (a revocation, say) must win over what we read.
+	gen := m.cache.generation()
 	s, err := m.store.SessionByTokenHash(ctx, hash)
 	if errors.Is(err, store.ErrNotFound) {
+		m.cache.forget(hash) // and never serve a stale copy of it in an outage
 		return nil, nil
 	}
 	var p *Principal
 	if err == nil {
 		if !now.Before(s.ExpiresAt) {
+			m.cache.forget(hash)
 			return nil, nil
 		}
 		p, err = m.principal(ctx, s)
@@ -185,10 +189,10 @@ func (m *Manager) Lookup(ctx context.Context, token string) (*Principal, error) 
 		return nil, err
 	}
 	if p == nil {
-		m.cache.drop(hash)
+		m.cache.forget(hash)
 		return nil, nil
 	}
-	m.cache.put(hash, p, now.Add(m.opts.CacheTTL))
+	m.cache.putUnlessChanged(hash, p, now.Add(m.opts.CacheTTL), gen)
 	m.markSeen(hash, now)
 	return p, nil
 }
