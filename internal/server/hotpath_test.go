@@ -143,3 +143,22 @@ func TestConfigReloadAppliesRulesLive(t *testing.T) {
 		}
 	}
 }
+
+func TestReloadRefusesToLockTheAdminsOut(t *testing.T) {
+	cfg := testConfig(backends[0].url(t))
+	h := start(t, cfg)
+	h.addUser("root", "Home Server Admins")
+	next := cfg
+	next.Access.AdminGroups = []string{"Nobody Is In This"}
+	err := h.app.Reload(context.Background(), next)
+	if err == nil || !strings.Contains(err.Error(), "lock every admin out") {
+		t.Fatalf("reload that leaves no admin: %v", err)
+	}
+	if h.app.Config().Access.AdminGroups[0] != "Home Server Admins" {
+		t.Fatal("the refused reload was applied")
+	}
+	next.Access.AdminGroups = []string{"Allow Login Users"} // root is in it through the parent link
+	if err := h.app.Reload(context.Background(), next); err != nil {
+		t.Fatalf("reload to a group the admin is in: %v", err)
+	}
+}

@@ -153,6 +153,21 @@ func (a *App) Directory() *identity.Directory { return a.directory }
 // level change at once; in-flight requests finish on the rules they started with.
 func (a *App) Reload(ctx context.Context, cfg config.Config) error {
 	old := a.Config()
+	// Never lock the owner out by editing a file: if someone holds admin rights now,
+	// someone must hold them under the new admin groups too.
+	before, err := a.directory.AdminUserIDs(ctx)
+	if err != nil {
+		return err
+	}
+	next := &identity.Directory{Store: a.Store, AdminGroups: func() []string { return cfg.Access.AdminGroups }}
+	after, err := next.AdminUserIDs(ctx)
+	if err != nil {
+		return err
+	}
+	if len(before) > 0 && len(after) == 0 {
+		return fmt.Errorf("access.admin_groups %q: no enabled user is in these groups, so the change would lock every admin out; "+
+			"add an admin to one of them first (gatehouse group members add)", cfg.Access.AdminGroups)
+	}
 	if err := a.syncGroups(ctx, cfg); err != nil {
 		return err
 	}
