@@ -179,6 +179,20 @@ type Store interface {
 	LatestChangeID(ctx context.Context) (int64, error)
 	PruneChanges(ctx context.Context, before time.Time) (int, error)
 
+	// Second factors. SetTOTP replaces a user's TOTP secret; TOTP returns it with the
+	// last accepted step (ErrNotFound when none). UseTOTPStep records step as used if it
+	// is newer than the last one and reports whether it was (one statement, so two
+	// replicas cannot both accept one code).
+	SetTOTP(ctx context.Context, userID, secret string) error
+	TOTP(ctx context.Context, userID string) (secret string, lastStep int64, err error)
+	UseTOTPStep(ctx context.Context, userID string, step int64) (bool, error)
+	DeleteTOTP(ctx context.Context, userID string) error
+	// SetRecoveryCodes replaces a user's recovery codes with these hashes;
+	// UseRecoveryCode spends an unused one and reports whether it was there.
+	SetRecoveryCodes(ctx context.Context, userID string, hashes []string) error
+	UseRecoveryCode(ctx context.Context, userID, hash string) (bool, error)
+	UnusedRecoveryCodes(ctx context.Context, userID string) (int, error)
+
 	// Leases: TakeLease grants (or renews) the named lease to holder for ttl when it is
 	// free, expired, or already holder's, and reports whether holder has it now.
 	TakeLease(ctx context.Context, name, holder string, ttl time.Duration) (bool, error)

@@ -118,14 +118,14 @@ func TestOlderBinaryRefusesNewerSchema(t *testing.T) {
 	}
 	for _, args := range [][]string{{"serve"}, {"migrate"}, {"migrate", "--dry-run"}, {"user", "list"}} {
 		r := gh(t, dir, env, "", args...)
-		if r.code != 1 || !strings.Contains(r.stderr, "database schema is at version 999 but this gatehouse binary only knows versions up to 2") {
+		if r.code != 1 || !strings.Contains(r.stderr, "database schema is at version 999 but this gatehouse binary only knows versions up to 3") {
 			t.Fatalf("gatehouse %v on a newer schema: exit %d\n%s", args, r.code, r.stderr)
 		}
 	}
 	var users, schema int
 	db.QueryRow("SELECT COUNT(*) FROM users").Scan(&users)
 	db.QueryRow("SELECT COUNT(*) FROM gatehouse_schema").Scan(&schema)
-	if users != 0 || schema != 3 {
+	if users != 0 || schema != 4 {
 		t.Fatalf("the refused commands wrote: users=%d schema rows=%d", users, schema)
 	}
 }

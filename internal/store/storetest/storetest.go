@@ -44,6 +44,7 @@ func Run(t *testing.T, open Backend) {
 		"EventsAndChanges":  testEventsAndChanges,
 		"ConcurrentCreates": testConcurrentCreates,
 		"Leases":            testLeases,
+		"SecondFactors":     testSecondFactors,
 	}
 	names := make([]string, 0, len(tests))
 	for name := range tests {
@@ -491,4 +492,56 @@ func testConcurrentMigrations(t *testing.T, s store.Store) {
 	if _, binary, _ := s.SchemaVersion(ctx); total != binary {
 		t.Fatalf("concurrent migrations applied %d steps in all, want %d (each once)", total, binary)
 	}
+}
+
+func testSecondFactors(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	u := must(s.CreateUser(ctx, store.User{Username: "mfa"}))(t)
+	_, _, err := s.TOTP(ctx, u.ID)
+	wantErr(t, err, store.ErrNotFound)
+	noErr(t, s.SetTOTP(ctx, u.ID, "SECRET1"))
+	if !must(s.UseTOTPStep(ctx, u.ID, 100))(t) {
+		t.Fatal("a fresh step was refused")
+	}
+	if must(s.UseTOTPStep(ctx, u.ID, 100))(t) || must(s.UseTOTPStep(ctx, u.ID, 99))(t) {
+		t.Fatal("a used or older step was accepted again")
+	}
+	noErr(t, s.SetTOTP(ctx, u.ID, "SECRET2")) // re-enrolment resets the step
+	if secret, last, err := s.TOTP(ctx, u.ID); err != nil || secret != "SECRET2" || last != 0 {
+		t.Fatalf("after re-enrolment: %q %d %v", secret, last, err)
+	}
+
+	// Racing replicas: one code, one acceptance.
+	var wg sync.WaitGroup
+	var won atomic.Int32
+	for range 6 {
+		wg.Go(func() {
+			if ok, err := s.UseTOTPStep(ctx, u.ID, 500); err == nil && ok {
+				won.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if won.Load() != 1 {
+		t.Fatalf("one TOTP step was accepted %d times", won.Load())
+	}
+	noErr(t, s.DeleteTOTP(ctx, u.ID))
+	_, _, err = s.TOTP(ctx, u.ID)
+	wantErr(t, err, store.ErrNotFound)
+
+	noErr(t, s.SetRecoveryCodes(ctx, u.ID, []string{"h1", "h2", "h3"}))
+	if !must(s.UseRecoveryCode(ctx, u.ID, "h2"))(t) || must(s.UseRecoveryCode(ctx, u.ID, "h2"))(t) {
+		t.Fatal("a recovery code was not single-use")
+	}
+	if must(s.UseRecoveryCode(ctx, u.ID, "nope"))(t) {
+		t.Fatal("an unknown recovery code was accepted")
+	}
+	if n := must(s.UnusedRecoveryCodes(ctx, u.ID))(t); n != 2 {
+		t.Fatalf("unused codes = %d, want 2", n)
+	}
+	noErr(t, s.SetRecoveryCodes(ctx, u.ID, []string{"h4"}))
+	if n := must(s.UnusedRecoveryCodes(ctx, u.ID))(t); n != 1 || must(s.UseRecoveryCode(ctx, u.ID, "h1"))(t) {
+		t.Fatal("regenerating did not replace the old codes")
+	}
+	noErr(t, s.DeleteUser(ctx, u.ID)) // cascades
 }
