@@ -42,7 +42,7 @@ func (c *cli) user(args []string) error {
 		email, name, fromStdin, noPassword, asJSON = new(string), new(string), new(bool), new(bool), new(bool)
 		groups                                     stringList
 	)
-	sub, pos, dir, st, closeStore, err := c.admin(args, "user", "add, list, show, passwd, disable, enable, delete", func(fs *flag.FlagSet) {
+	sub, pos, dir, st, closeStore, err := c.admin(args, "user", "add, list, show, passwd, disable, enable, delete, mfa", func(fs *flag.FlagSet) {
 		fs.StringVar(email, "email", "", "email address")
 		fs.StringVar(name, "name", "", "display name")
 		fs.BoolVar(fromStdin, "password-stdin", false, "read the password from standard input")
@@ -138,6 +138,14 @@ func (c *cli) user(args []string) error {
 			return err
 		}
 		fmt.Fprintf(c.stdout, "user %s deleted\n", pos[0])
+	case "mfa":
+		if len(pos) != 2 || pos[0] != "reset" {
+			return usagef("expected user mfa reset USERNAME")
+		}
+		if err := dir.ResetSecondFactors(ctx, actor, pos[1]); err != nil {
+			return err
+		}
+		fmt.Fprintf(c.stdout, "second factors of %s removed and their sessions ended; they sign in with the password alone\n", pos[1])
 	default:
 		return usagef("user: unknown subcommand %q", sub)
 	}

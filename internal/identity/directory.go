@@ -136,6 +136,25 @@ func (d *Directory) DeleteUser(ctx context.Context, actor, username string) erro
 	return d.audit(ctx, "user.deleted", actor, u.Username, "")
 }
 
+// ResetSecondFactors removes a user's authenticator app and recovery codes (for a lost
+// phone), ends their sessions, and records who did it. The password stays.
+func (d *Directory) ResetSecondFactors(ctx context.Context, actor, username string) error {
+	u, err := d.Store.UserByUsername(ctx, username)
+	if err != nil {
+		return err
+	}
+	if err := d.Store.DeleteTOTP(ctx, u.ID); err != nil {
+		return err
+	}
+	if err := d.Store.SetRecoveryCodes(ctx, u.ID, nil); err != nil {
+		return err
+	}
+	if err := d.endSessions(ctx, u.ID); err != nil {
+		return err
+	}
+	return d.audit(ctx, "mfa.reset", actor, u.Username, "")
+}
+
 // AddGroup creates a group as data, under an existing parent when given.
 func (d *Directory) AddGroup(ctx context.Context, actor, name, parent string) (store.Group, error) {
 	if err := config.CheckGroupName(name); err != nil {

@@ -83,6 +83,13 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.Throttle.Succeeded(ip, username)
+	if need, err := s.needsSecondFactor(r, u); err != nil {
+		s.loginError(w, err)
+		return
+	} else if need {
+		s.secondFactorPage(w, r, http.StatusOK, s.sign("login-pending", pendingLoginTTL, u.ID, rd), "")
+		return
+	}
 	if err := s.startSession(w, r, u, "password"); err != nil {
 		s.loginError(w, err)
 		return
@@ -138,3 +145,5 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
 	}
 	http.Redirect(w, r, "/login?logged_out", http.StatusSeeOther)
 }
+
+func urlQueryEscape(s string) string { return url.QueryEscape(s) }

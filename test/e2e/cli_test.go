@@ -87,6 +87,11 @@ func TestCLI(t *testing.T) {
 			run("", "group", "members", "remove", "admins", "alice")
 
 			run("new-password-1\n", "user", "passwd", "alice", "--password-stdin")
+			if out := run("", "user", "mfa", "reset", "alice"); !strings.Contains(out, "second factors of alice removed") {
+				t.Errorf("mfa reset: %q", out)
+			}
+			fail(1, `user "alic": not found`, "", "user", "mfa", "reset", "alic")
+			fail(2, "expected user mfa reset USERNAME", "", "user", "mfa", "alice")
 			run("", "session", "revoke", "--user", "alice")
 			if out := run("", "session", "list"); !strings.HasPrefix(out, "ID") {
 				t.Errorf("session list: %q", out)

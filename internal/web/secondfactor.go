@@ -1,0 +1,177 @@
+package web
+
+import (
+	"errors"
+	"fmt"
+	"html/template"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/gatehouse-id/gatehouse/internal/mfa"
+	"github.com/gatehouse-id/gatehouse/internal/store"
+)
+
+// pendingLoginTTL is how long a correct password waits for its second factor.
+const pendingLoginTTL = 5 * time.Minute
+
+// needsSecondFactor reports whether u has enrolled a second factor.
+func (s *Server) needsSecondFactor(r *http.Request, u store.User) (bool, error) {
+	_, _, err := s.Store.TOTP(r.Context(), u.ID)
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+func (s *Server) secondFactorPage(w http.ResponseWriter, r *http.Request, status int, pending, msg string) {
+	s.render(w, status, "second_factor.html", page{Title: "Second factor", CSRF: s.csrfToken(w, r), Token: pending, Error: msg})
+}
+
+// secondFactor finishes a login whose password was right: a TOTP code, or one of the
+// recovery codes, from the person holding the signed pending-login value.
+func (s *Server) secondFactor(w http.ResponseWriter, r *http.Request) {
+	if !s.parseForm(w, r) {
+		return
+	}
+	pending := r.PostFormValue("pending")
+	fields, ok := s.unsign("login-pending", pending, 2)
+	if !ok {
+		s.message(w, http.StatusBadRequest, "Sign-in expired", "This sign-in took longer than 5 minutes or was altered. Sign in again.")
+		return
+	}
+	userID, rd := fields[0], s.safeRD(fields[1])
+	u, err := s.Store.UserByID(r.Context(), userID)
+	if err != nil || u.Disabled {
+		s.message(w, http.StatusBadRequest, "Sign-in expired", "This account cannot sign in any more. Ask an admin.")
+		return
+	}
+	ip := s.clientIP(r)
+	if blocked, wait := s.Throttle.Blocked(ip, u.Username); blocked {
+		s.Metrics.Logins.WithLabelValues("throttled").Inc()
+		s.secondFactorPage(w, r, http.StatusTooManyRequests, pending, fmt.Sprintf("Too many wrong codes. Try again in %d minutes.", int(wait.Minutes())+1))
+		return
+	}
+	code := strings.TrimSpace(r.PostFormValue("code"))
+	method, err := s.checkSecondFactor(r, u, code)
+	if err != nil {
+		s.loginError(w, err)
+		return
+	}
+	if method == "" {
+		s.Throttle.Failed(ip, u.Username)
+		s.Metrics.Logins.WithLabelValues("failure").Inc()
+		s.Audit(store.Event{Kind: "login.second_factor_failed", Actor: u.Username, Target: u.Username, Detail: "from " + ip})
+		s.secondFactorPage(w, r, http.StatusUnauthorized, pending, "That code is wrong or was used already. Try the next one.")
+		return
+	}
+	s.Throttle.Succeeded(ip, u.Username)
+	if err := s.startSession(w, r, u, "password+"+method); err != nil {
+		s.loginError(w, err)
+		return
+	}
+	s.Metrics.Logins.WithLabelValues("success").Inc()
+	if rd == "" {
+		rd = "/"
+	}
+	http.Redirect(w, r, rd, http.StatusSeeOther)
+}
+
+// checkSecondFactor returns "totp" or "recovery" for a valid, unused code, "" for any
+// other. Accepting spends the code in one statement, so no replica accepts it twice.
+func (s *Server) checkSecondFactor(r *http.Request, u store.User, code string) (string, error) {
+	if strings.ContainsRune(code, '-') || len(code) > mfa.Digits+1 {
+		ok, err := s.Store.UseRecoveryCode(r.Context(), u.ID, mfa.HashRecoveryCode(code))
+		if ok {
+			s.Audit(store.Event{Kind: "mfa.recovery_code_used", Actor: u.Username, Target: u.Username})
+			return "recovery", err
+		}
+		return "", err
+	}
+	secret, last, err := s.Store.TOTP(r.Context(), u.ID)
+	if err != nil {
+		return "", err
+	}
+	step, ok := mfa.Verify(secret, code, time.Now(), last)
+	if !ok {
+		return "", nil
+	}
+	if used, err := s.Store.UseTOTPStep(r.Context(), u.ID, step); err != nil || !used {
+		return "", err
+	}
+	return "totp", nil
+}
+
+// totpPage offers a new TOTP secret to the signed-in user. The secret travels signed in
+// the form and is stored only once a code from it proves the app has it.
+func (s *Server) totpPage(w http.ResponseWriter, r *http.Request) {
+	p := s.current(r)
+	if p == nil {
+		http.Redirect(w, r, "/login?rd="+urlQueryEscape("/account/totp"), http.StatusFound)
+		return
+	}
+	secret := mfa.NewSecret()
+	s.render(w, http.StatusOK, "totp.html", page{Title: "Authenticator app", User: p, CSRF: s.csrfToken(w, r),
+		Token: s.sign("totp-enrol", 15*time.Minute, p.UserID, secret),
+		Extra: totpOffer{Secret: groupsOf4(secret), URI: template.URL(mfa.URI("Gatehouse", p.Username, secret))}})
+}
+
+// totpOffer is what the enrolment page shows. URI is an otpauth: link, which
+// html/template would otherwise neutralise as an unknown scheme; Gatehouse builds it.
+type totpOffer struct {
+	Secret string
+	URI    template.URL
+}
+
+// totpConfirm stores the offered secret once the user types a code from it, and shows
+// fresh recovery codes, once.
+func (s *Server) totpConfirm(w http.ResponseWriter, r *http.Request) {
+	if !s.parseForm(w, r) {
+		return
+	}
+	p := s.current(r)
+	if p == nil {
+		http.Redirect(w, r, "/login", http.StatusSeeOther)
+		return
+	}
+	fields, ok := s.unsign("totp-enrol", r.PostFormValue("enrol"), 2)
+	if !ok || fields[0] != p.UserID {
+		s.message(w, http.StatusBadRequest, "Set-up expired", "This set-up page expired. Open it again for a new secret.")
+		return
+	}
+	secret := fields[1]
+	step, ok := mfa.Verify(secret, r.PostFormValue("code"), time.Now(), 0)
+	if !ok {
+		s.render(w, http.StatusBadRequest, "totp.html", page{Title: "Authenticator app", User: p, CSRF: s.csrfToken(w, r),
+			Token: r.PostFormValue("enrol"), Error: "That code does not match. Check the app's clock and type the current code.",
+			Extra: totpOffer{Secret: groupsOf4(secret), URI: template.URL(mfa.URI("Gatehouse", p.Username, secret))}})
+		return
+	}
+	codes, hashes := mfa.NewRecoveryCodes()
+	ctx := r.Context()
+	if err := s.Store.SetTOTP(ctx, p.UserID, secret); err != nil {
+		s.loginError(w, err)
+		return
+	}
+	if _, err := s.Store.UseTOTPStep(ctx, p.UserID, step); err != nil {
+		s.loginError(w, err)
+		return
+	}
+	if err := s.Store.SetRecoveryCodes(ctx, p.UserID, hashes); err != nil {
+		s.loginError(w, err)
+		return
+	}
+	s.Audit(store.Event{Kind: "mfa.totp_enrolled", Actor: p.Username, Target: p.Username})
+	s.render(w, http.StatusOK, "recovery.html", page{Title: "Recovery codes", User: p, Extra: codes})
+}
+
+func groupsOf4(s string) string {
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && i%4 == 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
+}
