@@ -95,3 +95,19 @@ func TestRecoveryCodes(t *testing.T) {
 		t.Fatal("codes are stored in the clear")
 	}
 }
+
+func TestQRSVG(t *testing.T) {
+	svg, err := QRSVG(URI("Gatehouse", "alice", "JBSWY3DPEHPK3PXP"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(svg, "<svg ") || !strings.Contains(svg, `<path d="M`) {
+		t.Fatalf("not an SVG: %.80s", svg)
+	}
+	if strings.Contains(svg, "JBSWY3DPEHPK3PXP") {
+		t.Fatal("the SVG carries the secret as text")
+	}
+	if _, err := QRSVG(strings.Repeat("x", 8000)); err == nil {
+		t.Fatal("content too long for a QR code was drawn")
+	}
+}

@@ -23,7 +23,7 @@ func TestTOTPSecondFactor(t *testing.T) {
 		_, page := h.do(req{path: "/account/totp", cookies: []*http.Cookie{sess}})
 		secret := strings.ReplaceAll(regexp.MustCompile(`<code>([A-Z2-7 ]+)</code>`).FindStringSubmatch(page)[1], " ", "")
 		enrol := regexp.MustCompile(`name="enrol" value="([^"]+)"`).FindStringSubmatch(page)[1]
-		if !strings.Contains(page, `href="otpauth://totp/Gatehouse:alice?`) {
+		if !strings.Contains(page, `href="otpauth://totp/Gatehouse:alice?`) || !strings.Contains(page, `<svg xmlns="http://www.w3.org/2000/svg"`) {
 			t.Fatalf("no otpauth link on the page:\n%s", page)
 		}
 		token, csrf := h.formToken("/login")

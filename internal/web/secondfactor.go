@@ -113,7 +113,7 @@ func (s *Server) totpPage(w http.ResponseWriter, r *http.Request) {
 	secret := mfa.NewSecret()
 	s.render(w, http.StatusOK, "totp.html", page{Title: "Authenticator app", User: p, CSRF: s.csrfToken(w, r),
 		Token: s.sign("totp-enrol", 15*time.Minute, p.UserID, secret),
-		Extra: totpOffer{Secret: groupsOf4(secret), URI: template.URL(mfa.URI("Gatehouse", p.Username, secret))}})
+		Extra: offer(p.Username, secret)})
 }
 
 // totpOffer is what the enrolment page shows. URI is an otpauth: link, which
@@ -121,6 +121,13 @@ func (s *Server) totpPage(w http.ResponseWriter, r *http.Request) {
 type totpOffer struct {
 	Secret string
 	URI    template.URL
+	QR     template.HTML // an inline SVG drawn by mfa.QRSVG from our own URI
+}
+
+func offer(username, secret string) totpOffer {
+	uri := mfa.URI("Gatehouse", username, secret)
+	qr, _ := mfa.QRSVG(uri) // a 32-character secret always fits; the text secret stays as a fallback
+	return totpOffer{Secret: groupsOf4(secret), URI: template.URL(uri), QR: template.HTML(qr)}
 }
 
 // totpConfirm stores the offered secret once the user types a code from it, and shows
@@ -144,7 +151,7 @@ func (s *Server) totpConfirm(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		s.render(w, http.StatusBadRequest, "totp.html", page{Title: "Authenticator app", User: p, CSRF: s.csrfToken(w, r),
 			Token: r.PostFormValue("enrol"), Error: "That code does not match. Check the app's clock and type the current code.",
-			Extra: totpOffer{Secret: groupsOf4(secret), URI: template.URL(mfa.URI("Gatehouse", p.Username, secret))}})
+			Extra: offer(p.Username, secret)})
 		return
 	}
 	codes, hashes := mfa.NewRecoveryCodes()
