@@ -21,6 +21,9 @@ const (
 	Allow
 	// NeedLogin: nobody is logged in and the request is not public (302 or 401).
 	NeedLogin
+	// NeedSecondFactor: the user may pass, but the rule wants a session signed in with
+	// a second factor and this one was not: step up, do not start over.
+	NeedSecondFactor
 )
 
 func (r Result) String() string {
@@ -29,6 +32,8 @@ func (r Result) String() string {
 		return "allow"
 	case NeedLogin:
 		return "login"
+	case NeedSecondFactor:
+		return "step_up"
 	default:
 		return "deny"
 	}
@@ -43,8 +48,9 @@ type Request struct {
 
 // Identity is who is asking; nil means not logged in.
 type Identity struct {
-	Username string
-	Groups   []string // effective groups, parents included
+	Username  string
+	Groups    []string // effective groups, parents included
+	TwoFactor bool     // the session was signed in with a second factor
 }
 
 // Decision is a Result with the rule that produced it (-1 when no rule matched), for
@@ -68,17 +74,18 @@ type Policy struct {
 }
 
 type rule struct {
-	paths  []string
-	groups map[string]bool
-	public bool
-	deny   bool
+	paths     []string
+	groups    map[string]bool
+	public    bool
+	deny      bool
+	twoFactor bool
 }
 
 // NewPolicy compiles validated access config.
 func NewPolicy(a config.Access) *Policy {
 	p := &Policy{adminGroups: set(a.AdminGroups), exact: map[string][]int{}, wildcard: map[string][]int{}}
 	for i, r := range a.Rules {
-		p.rules = append(p.rules, rule{paths: r.Paths, groups: set(r.Groups), public: r.Public, deny: r.Deny})
+		p.rules = append(p.rules, rule{paths: r.Paths, groups: set(r.Groups), public: r.Public, deny: r.Deny, twoFactor: r.TwoFactor})
 		for _, h := range r.Hosts {
 			h = strings.ToLower(h)
 			index := p.exact
@@ -103,9 +110,19 @@ func set(items []string) map[string]bool {
 
 // Decide applies the first rule whose hosts and paths match. Public rules pass everyone;
 // otherwise a login is needed; admin groups then pass every rule (break-glass), and
-// others pass only through one of the rule's groups. No matching rule means deny.
+// others pass only through one of the rule's groups. A rule with two_factor lets
+// through only sessions signed in with a second factor — admins' too: break-glass is
+// about groups, not about factors. No matching rule means deny.
 func (p *Policy) Decide(req Request, who *Identity) Decision {
 	idx := p.firstMatch(req)
+	d := p.decide(idx, who)
+	if d.Result == Allow && idx >= 0 && p.rules[idx].twoFactor && !who.TwoFactor {
+		return Decision{NeedSecondFactor, idx, "the rule requires a second factor"}
+	}
+	return d
+}
+
+func (p *Policy) decide(idx int, who *Identity) Decision {
 	switch {
 	case idx >= 0 && p.rules[idx].public:
 		return Decision{Allow, idx, "public rule"}

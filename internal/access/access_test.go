@@ -111,3 +111,28 @@ func TestFirstMatchAcrossExactAndWildcardRules(t *testing.T) {
 		}
 	}
 }
+
+func TestTwoFactorRules(t *testing.T) {
+	p := NewPolicy(config.Access{AdminGroups: []string{"admins"}, Rules: []config.Rule{
+		{Hosts: []string{"vault.example.com"}, Groups: []string{"ops"}, TwoFactor: true},
+		{Hosts: []string{"*.example.com"}, Groups: []string{"ops"}},
+	}})
+	vault := Request{Host: "vault.example.com", Path: "/"}
+	for _, tc := range []struct {
+		name string
+		who  *Identity
+		req  Request
+		want Result
+	}{
+		{"member with one factor steps up", &Identity{Groups: []string{"ops"}}, vault, NeedSecondFactor},
+		{"member with two factors passes", &Identity{Groups: []string{"ops"}, TwoFactor: true}, vault, Allow},
+		{"admin with one factor steps up too", &Identity{Groups: []string{"admins"}}, vault, NeedSecondFactor},
+		{"outsider is denied, not asked for a factor", &Identity{Groups: []string{"guests"}}, vault, Deny},
+		{"anonymous logs in first", nil, vault, NeedLogin},
+		{"other hosts need no second factor", &Identity{Groups: []string{"ops"}}, Request{Host: "app.example.com", Path: "/"}, Allow},
+	} {
+		if got := p.Decide(tc.req, tc.who).Result; got != tc.want {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}

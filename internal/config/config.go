@@ -68,6 +68,8 @@ type Rule struct {
 	Groups []string `yaml:"groups" doc:"Members of any of these groups (directly or through a child group) pass."`
 	Public bool     `yaml:"public" doc:"Everyone passes, logged in or not."`
 	Deny   bool     `yaml:"deny" doc:"Nobody passes but admin groups."`
+	// TwoFactor asks for a second factor on top of group membership.
+	TwoFactor bool `yaml:"two_factor" doc:"With groups: only sessions signed in with a second factor pass (admins too); others are asked to step up, not signed out."`
 }
 
 // GroupDecl declares a group in config.

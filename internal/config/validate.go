@@ -121,6 +121,9 @@ func (c *Config) Validate() error {
 		if n != 1 {
 			bad(key, "say exactly one of groups: [...], public: true or deny: true (a rule that names no group would open its hosts to nobody or to everybody by accident)")
 		}
+		if r.TwoFactor && len(r.Groups) == 0 {
+			bad(key+".two_factor", "goes with groups: [...] (a public or deny rule asks nobody to sign in)")
+		}
 	}
 
 	declared := map[string]string{}

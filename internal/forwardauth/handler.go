@@ -27,9 +27,11 @@ type Handler struct {
 	CookieName string
 	// LoginURL returns the login page URL that brings the user back to returnTo.
 	LoginURL func(returnTo string) string
-	Metrics  *metrics.Metrics
-	Audit    func(store.Event)
-	Log      *slog.Logger
+	// StepUpURL returns the page that asks a signed-in user for a second factor.
+	StepUpURL func(returnTo string) string
+	Metrics   *metrics.Metrics
+	Audit     func(store.Event)
+	Log       *slog.Logger
 }
 
 // Serve returns the http.Handler for one dialect.
@@ -57,7 +59,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, d Dialect) strin
 	}
 	var id *access.Identity
 	if who != nil {
-		id = &access.Identity{Username: who.Username, Groups: who.Groups}
+		id = &access.Identity{Username: who.Username, Groups: who.Groups, TwoFactor: who.TwoFactor}
 	}
 	dec := h.Policy().Decide(access.Request{Host: orig.HostName(), Path: orig.Path}, id)
 	switch dec.Result {
@@ -67,7 +69,9 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, d Dialect) strin
 		}
 		w.WriteHeader(http.StatusOK)
 	case access.NeedLogin:
-		h.needLogin(w, r, d, orig)
+		h.sendTo(w, r, d, orig, h.LoginURL(orig.URL()), "login required")
+	case access.NeedSecondFactor:
+		h.sendTo(w, r, d, orig, h.StepUpURL(orig.URL()), "a second factor is required")
 	default:
 		h.Audit(store.Event{Kind: "access.denied", Actor: who.Username, Target: orig.Host + orig.Path,
 			Detail: dec.Reason})
@@ -105,15 +109,14 @@ func CookieValues(h http.Header, name string) iter.Seq[string] {
 	}
 }
 
-// needLogin sends browsers to the login page and tells API clients 401. nginx cannot
-// forward a redirect from auth_request, so its dialect always answers 401 and carries
-// the login URL in Location for `auth_request_set`.
-func (h *Handler) needLogin(w http.ResponseWriter, r *http.Request, d Dialect, orig Original) {
-	login := h.LoginURL(orig.URL())
+// sendTo sends browsers to a Gatehouse page (login, step-up) and tells API clients 401.
+// nginx cannot forward a redirect from auth_request, so its dialect always answers 401
+// and carries the page's URL in Location for `auth_request_set`.
+func (h *Handler) sendTo(w http.ResponseWriter, r *http.Request, d Dialect, orig Original, login, why string) {
 	switch {
 	case d == AuthRequest:
 		w.Header().Set("Location", login)
-		http.Error(w, "gatehouse: login required", http.StatusUnauthorized)
+		http.Error(w, "gatehouse: "+why, http.StatusUnauthorized)
 	case IsBrowser(r) && (orig.Method == http.MethodGet || orig.Method == http.MethodHead):
 		// Not http.Redirect: its HTML body costs a tenth of an anonymous check's CPU,
 		// and the proxy hands the browser our Location, not our body.
@@ -121,7 +124,7 @@ func (h *Handler) needLogin(w http.ResponseWriter, r *http.Request, d Dialect, o
 		w.WriteHeader(http.StatusFound)
 	default:
 		w.Header().Set("WWW-Authenticate", `Cookie realm="gatehouse"`)
-		http.Error(w, "gatehouse: login required", http.StatusUnauthorized)
+		http.Error(w, "gatehouse: "+why, http.StatusUnauthorized)
 	}
 }
 

@@ -59,7 +59,7 @@ func New(activeSessions, cachedSessions, dbQueries func() float64, pool *sql.DB)
 	if pool != nil {
 		r.MustRegister(collectors.NewDBStatsCollector(pool, "gatehouse"))
 	}
-	for _, r := range []string{"allow", "login", "deny", "bad_request", "error"} {
+	for _, r := range []string{"allow", "login", "step_up", "deny", "bad_request", "error"} {
 		m.Decisions.WithLabelValues(r)
 	}
 	for _, r := range []string{"success", "failure", "throttled", "error"} {

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gatehouse-id/gatehouse/internal/config"
 	"github.com/gatehouse-id/gatehouse/internal/mfa"
 )
 
@@ -82,6 +83,72 @@ func TestTOTPSecondFactor(t *testing.T) {
 		}
 		if resp := second(pending(), rc); resp.StatusCode != http.StatusUnauthorized {
 			t.Fatalf("a recovery code used twice: %d, want 401", resp.StatusCode)
+		}
+	})
+}
+
+// enrolTOTP turns on an authenticator app for the session's user and returns its secret.
+func enrolTOTP(t *testing.T, h *harness, sess *http.Cookie) string {
+	t.Helper()
+	_, page := h.do(req{path: "/account/totp", cookies: []*http.Cookie{sess}})
+	secret := strings.ReplaceAll(regexp.MustCompile(`<code>([A-Z2-7 ]+)</code>`).FindStringSubmatch(page)[1], " ", "")
+	enrol := regexp.MustCompile(`name="enrol" value="([^"]+)"`).FindStringSubmatch(page)[1]
+	token, csrf := h.formToken("/login")
+	code, _ := mfa.Code(secret, mfa.Step(time.Now()))
+	if resp, _ := h.do(req{path: "/account/totp", cookies: []*http.Cookie{sess, csrf},
+		form: url.Values{"csrf_token": {token}, "enrol": {enrol}, "code": {code}}}); resp.StatusCode != http.StatusOK {
+		t.Fatalf("enrolment: %d", resp.StatusCode)
+	}
+	return secret
+}
+
+// A rule with two_factor sends a one-factor session to step up, not to log in again;
+// the code replaces the session with a two-factor one.
+func TestStepUpForTwoFactorRules(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, dbURL string) {
+		cfg := testConfig(dbURL)
+		cfg.Access.Rules = append([]config.Rule{{Hosts: []string{"vault.example.com"}, Groups: []string{"Allow Login Users"}, TwoFactor: true}}, cfg.Access.Rules...)
+		h := start(t, cfg)
+		h.addUser("alice", "Allow Login Users")
+		h.addUser("bob", "Allow Login Users")
+		_, one := h.login("alice", "correct horse alice", "")
+		secret := enrolTOTP(t, h, one)
+		vault := "https://vault.example.com/ui/"
+		check := func(c *http.Cookie, target string) *http.Response {
+			resp, _ := h.do(req{path: "/api/authz/forward-auth", header: traefik(target), cookies: []*http.Cookie{c}})
+			return resp
+		}
+		resp := check(one, vault)
+		if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != "https://auth.example.com/login/step-up?rd="+url.QueryEscape(vault) {
+			t.Fatalf("one factor on a two-factor rule: %d to %q", resp.StatusCode, resp.Header.Get("Location"))
+		}
+		if check(one, "https://app.example.com/").StatusCode != http.StatusOK {
+			t.Fatal("a one-factor session lost access where no second factor is asked")
+		}
+		resp, body := h.do(req{path: "/login/step-up?rd=" + url.QueryEscape(vault), cookies: []*http.Cookie{one}})
+		pending := regexp.MustCompile(`name="pending" value="([^"]+)"`).FindStringSubmatch(body)
+		if resp.StatusCode != http.StatusOK || pending == nil {
+			t.Fatalf("step-up page: %d", resp.StatusCode)
+		}
+		token, csrf := h.formToken("/login")
+		code, _ := mfa.Code(secret, mfa.Step(time.Now())+1)
+		resp, _ = h.do(req{path: "/login/second-factor", cookies: []*http.Cookie{csrf, one},
+			form: url.Values{"csrf_token": {token}, "pending": {pending[1]}, "code": {code}}})
+		two := cookieNamed(resp, "gatehouse_session")
+		if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != vault || two == nil {
+			t.Fatalf("step-up: %d to %q", resp.StatusCode, resp.Header.Get("Location"))
+		}
+		if check(two, vault).StatusCode != http.StatusOK {
+			t.Fatal("the two-factor session does not pass the two-factor rule")
+		}
+		if check(one, "https://app.example.com/").StatusCode != http.StatusFound {
+			t.Fatal("the one-factor session survived its step-up")
+		}
+
+		// Someone without a second factor is told how to get one.
+		_, bob := h.login("bob", "correct horse bob", "")
+		if resp, body := h.do(req{path: "/login/step-up?rd=" + url.QueryEscape(vault), cookies: []*http.Cookie{bob}}); resp.StatusCode != http.StatusForbidden || !strings.Contains(body, "/account/totp") {
+			t.Fatalf("step-up without a second factor: %d", resp.StatusCode)
 		}
 	})
 }

@@ -121,8 +121,9 @@ func newApp(ctx context.Context, st store.Store, cfg config.Config, log *slog.Lo
 	a.web.SetSecret(secret)
 	fa := &forwardauth.Handler{
 		Policy: a.policy.Load, Sessions: a.Sessions, CookieName: cfg.Session.CookieName,
-		LoginURL: func(rd string) string { return web.LoginURL(a.Config().Server.PublicURL, rd) },
-		Metrics:  a.Metrics, Audit: a.audit.Record, Log: log,
+		LoginURL:  func(rd string) string { return web.LoginURL(a.Config().Server.PublicURL, rd) },
+		StepUpURL: func(rd string) string { return web.StepUpURL(a.Config().Server.PublicURL, rd) },
+		Metrics:   a.Metrics, Audit: a.audit.Record, Log: log,
 	}
 
 	mux := http.NewServeMux()

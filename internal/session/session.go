@@ -18,6 +18,7 @@ import (
 	"errors"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -40,6 +41,7 @@ type Principal struct {
 	DisplayName string
 	Groups      []string // effective groups, sorted
 	ExpiresAt   time.Time
+	TwoFactor   bool // signed in with a second factor (see TwoFactorMethod)
 	// Prepared holds what Options.Prepare computed from the other fields once, when the
 	// principal was loaded, so that the hot path reuses it (forward auth keeps its
 	// identity headers here). Treat it as read-only.
@@ -217,6 +219,7 @@ func (m *Manager) principal(ctx context.Context, s store.Session) (*Principal, e
 	p := &Principal{
 		SessionID: s.ID, TokenHash: s.TokenHash, UserID: u.ID, Username: u.Username, Email: u.Email,
 		DisplayName: u.DisplayName, Groups: identity.EffectiveGroups(direct, tree), ExpiresAt: s.ExpiresAt,
+		TwoFactor: TwoFactorMethod(s.AuthMethod),
 	}
 	if m.opts.Prepare != nil {
 		p.Prepared = m.opts.Prepare(p)
@@ -282,3 +285,7 @@ func hasAll(groups []store.Group, ids []string) bool {
 // ExpireCacheTrust ends the trust of every cached entry now, as if the cache TTL had
 // passed, keeping the entries for the outage grace. Tests use it instead of waiting.
 func (m *Manager) ExpireCacheTrust() { m.cache.expireTrust() }
+
+// TwoFactorMethod reports whether a session's auth method included a second factor:
+// methods are written "password" or "password+totp", "password+recovery".
+func TwoFactorMethod(method string) bool { return strings.Contains(method, "+") }

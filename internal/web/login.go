@@ -16,6 +16,12 @@ func LoginURL(publicURL, returnTo string) string {
 	return publicURL + "/login?rd=" + url.QueryEscape(returnTo)
 }
 
+// StepUpURL is the page that asks a signed-in user for a second factor, then returns
+// them to returnTo.
+func StepUpURL(publicURL, returnTo string) string {
+	return publicURL + "/login/step-up?rd=" + url.QueryEscape(returnTo)
+}
+
 func (s *Server) home(w http.ResponseWriter, r *http.Request) {
 	p := s.current(r)
 	if p == nil {

@@ -28,6 +28,44 @@ func (s *Server) secondFactorPage(w http.ResponseWriter, r *http.Request, status
 	s.render(w, status, "second_factor.html", page{Title: "Second factor", CSRF: s.csrfToken(w, r), Token: pending, Error: msg})
 }
 
+// stepUp asks a user signed in with one factor for their second, when a rule wants it.
+// The user keeps their session until the code replaces it with a two-factor one.
+func (s *Server) stepUp(w http.ResponseWriter, r *http.Request) {
+	rd := s.safeRD(r.URL.Query().Get("rd"))
+	p := s.current(r)
+	if p == nil {
+		http.Redirect(w, r, LoginURL("", rd), http.StatusFound)
+		return
+	}
+	if p.TwoFactor {
+		http.Redirect(w, r, orDefault(rd, "/"), http.StatusFound)
+		return
+	}
+	u, err := s.Store.UserByID(r.Context(), p.UserID)
+	if err != nil {
+		s.loginError(w, err)
+		return
+	}
+	need, err := s.needsSecondFactor(r, u)
+	if err != nil {
+		s.loginError(w, err)
+		return
+	}
+	if !need {
+		s.message(w, http.StatusForbidden, "Second factor needed",
+			"This site asks for a second factor, and your account has none yet. Set up an authenticator app from your page (/account/totp), then open the site again.")
+		return
+	}
+	s.secondFactorPage(w, r, http.StatusOK, s.sign("login-pending", pendingLoginTTL, u.ID, rd), "")
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
 // secondFactor finishes a login whose password was right: a TOTP code, or one of the
 // recovery codes, from the person holding the signed pending-login value.
 func (s *Server) secondFactor(w http.ResponseWriter, r *http.Request) {
@@ -66,6 +104,13 @@ func (s *Server) secondFactor(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.Throttle.Succeeded(ip, u.Username)
+	// A step-up replaces the one-factor session this browser had.
+	for _, c := range r.CookiesNamed(s.cfg().Session.CookieName) {
+		if err := s.Sessions.Revoke(r.Context(), c.Value); err != nil {
+			s.loginError(w, err)
+			return
+		}
+	}
 	if err := s.startSession(w, r, u, "password+"+method); err != nil {
 		s.loginError(w, err)
 		return

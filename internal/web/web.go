@@ -59,6 +59,7 @@ func (s *Server) Routes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /login", s.loginPage)
 	mux.HandleFunc("POST /login", s.login)
 	mux.HandleFunc("POST /login/second-factor", s.secondFactor)
+	mux.HandleFunc("GET /login/step-up", s.stepUp)
 	mux.HandleFunc("GET /account/totp", s.totpPage)
 	mux.HandleFunc("POST /account/totp", s.totpConfirm)
 	mux.HandleFunc("GET /logout", s.logoutPage)
