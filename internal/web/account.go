@@ -1,0 +1,182 @@
+package web
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/gatehouse-id/gatehouse/internal/identity"
+	"github.com/gatehouse-id/gatehouse/internal/session"
+	"github.com/gatehouse-id/gatehouse/internal/store"
+)
+
+// accountView is what the account page shows.
+type accountView struct {
+	TOTP          bool
+	RecoveryLeft  int
+	Sessions      []store.Session
+	CurrentID     string
+	Notice, Error string
+}
+
+// account is the signed-in user's own page: profile, password, second factor, sessions.
+func (s *Server) account(w http.ResponseWriter, r *http.Request) {
+	s.renderAccount(w, r, http.StatusOK, "", "")
+}
+
+func (s *Server) renderAccount(w http.ResponseWriter, r *http.Request, status int, notice, errMsg string) {
+	p := s.current(r)
+	if p == nil {
+		http.Redirect(w, r, LoginURL("", "/account"), http.StatusFound)
+		return
+	}
+	ctx := r.Context()
+	v := accountView{CurrentID: p.SessionID}
+	_, _, err := s.Store.TOTP(ctx, p.UserID)
+	v.TOTP = err == nil
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		s.loginError(w, err)
+		return
+	}
+	if v.RecoveryLeft, err = s.Store.UnusedRecoveryCodes(ctx, p.UserID); err == nil {
+		v.Sessions, err = s.Store.ListSessions(ctx, p.UserID)
+	}
+	if err != nil {
+		s.loginError(w, err)
+		return
+	}
+	s.render(w, status, "account.html", page{Title: "Your account", User: p, CSRF: s.csrfToken(w, r), Notice: notice, Error: errMsg, Extra: v})
+}
+
+// accountPost runs one change from the account page for the signed-in user.
+func (s *Server) accountPost(change func(w http.ResponseWriter, r *http.Request, p *session.Principal, u store.User) (notice string, err error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if !s.parseForm(w, r) {
+			return
+		}
+		p := s.current(r)
+		if p == nil {
+			http.Redirect(w, r, "/login", http.StatusSeeOther)
+			return
+		}
+		u, err := s.Store.UserByID(r.Context(), p.UserID)
+		if err != nil {
+			s.loginError(w, err)
+			return
+		}
+		notice, err := change(w, r, p, u)
+		var bad userError
+		switch {
+		case errors.As(err, &bad):
+			s.renderAccount(w, r, http.StatusBadRequest, "", bad.msg)
+		case err != nil:
+			s.loginError(w, err)
+		default:
+			s.renderAccount(w, r, http.StatusOK, notice, "")
+		}
+	}
+}
+
+// userError is a refusal to show on the page, not a server failure.
+type userError struct{ msg string }
+
+func (e userError) Error() string { return e.msg }
+
+func (s *Server) reauthenticate(r *http.Request, u store.User) error {
+	err := s.Hasher.Verify(r.Context(), u.PasswordHash, r.PostFormValue("current_password"))
+	if errors.Is(err, identity.ErrPasswordMismatch) {
+		return userError{"Your current password is wrong: nothing was changed."}
+	}
+	return err
+}
+
+func (s *Server) changeProfile(w http.ResponseWriter, r *http.Request, p *session.Principal, u store.User) (string, error) {
+	email, name := r.PostFormValue("email"), r.PostFormValue("display_name")
+	if err := errors.Join(identity.CheckEmail(email), identity.CheckDisplayName(name)); err != nil {
+		return "", userError{err.Error()}
+	}
+	if _, err := s.Store.UpdateUser(r.Context(), u.ID, store.UserUpdate{Email: &email, DisplayName: &name}); err != nil {
+		return "", err
+	}
+	// Other replicas (and this one) must send the new name and email in headers.
+	if err := s.Store.AppendChange(r.Context(), store.ChangeUser, u.ID); err != nil {
+		return "", err
+	}
+	s.Sessions.Apply(store.Change{Kind: store.ChangeUser, Subject: u.ID})
+	s.Audit(store.Event{Kind: "user.profile_changed", Actor: u.Username, Target: u.Username})
+	return "Profile saved.", nil
+}
+
+func (s *Server) changePassword(w http.ResponseWriter, r *http.Request, p *session.Principal, u store.User) (string, error) {
+	if err := s.reauthenticate(r, u); err != nil {
+		return "", err
+	}
+	next := r.PostFormValue("new_password")
+	if err := identity.CheckPassword(next); err != nil {
+		return "", userError{err.Error()}
+	}
+	if next != r.PostFormValue("new_password_confirm") {
+		return "", userError{"The two new passwords differ."}
+	}
+	hash, err := s.Hasher.Hash(r.Context(), next)
+	if err == nil {
+		err = s.Store.SetPasswordHash(r.Context(), u.ID, hash)
+	}
+	if err == nil {
+		err = s.endOtherSessions(r, p)
+	}
+	if err != nil {
+		return "", err
+	}
+	s.Audit(store.Event{Kind: "user.password_changed", Actor: u.Username, Target: u.Username})
+	return "Password changed; your other sessions were signed out.", nil
+}
+
+func (s *Server) removeTOTP(w http.ResponseWriter, r *http.Request, p *session.Principal, u store.User) (string, error) {
+	// Re-authentication right now, for everyone, covers "within the last 5 minutes".
+	if err := s.reauthenticate(r, u); err != nil {
+		return "", err
+	}
+	if u.PasswordHash == "" {
+		return "", userError{"The authenticator app is your only way to sign in; set a password first."}
+	}
+	if err := s.Store.DeleteTOTP(r.Context(), u.ID); err != nil {
+		return "", err
+	}
+	if err := s.Store.SetRecoveryCodes(r.Context(), u.ID, nil); err != nil {
+		return "", err
+	}
+	s.Audit(store.Event{Kind: "mfa.totp_removed", Actor: u.Username, Target: u.Username})
+	return "Authenticator app removed; you sign in with your password alone now.", nil
+}
+
+func (s *Server) revokeSessions(w http.ResponseWriter, r *http.Request, p *session.Principal, u store.User) (string, error) {
+	if r.PostFormValue("session") == "others" {
+		return "Signed out everywhere else.", s.endOtherSessions(r, p)
+	}
+	ss, err := s.Store.SessionByID(r.Context(), r.PostFormValue("session"))
+	if errors.Is(err, store.ErrNotFound) || (err == nil && ss.UserID != u.ID) {
+		return "", userError{"That session no longer exists."}
+	}
+	if err == nil {
+		err = s.endSession(r, ss)
+	}
+	return "Session signed out.", err
+}
+
+func (s *Server) endOtherSessions(r *http.Request, p *session.Principal) error {
+	all, err := s.Store.ListSessions(r.Context(), p.UserID)
+	for _, ss := range all {
+		if err == nil && ss.ID != p.SessionID {
+			err = s.endSession(r, ss)
+		}
+	}
+	return err
+}
+
+func (s *Server) endSession(r *http.Request, ss store.Session) error {
+	if err := s.Store.DeleteSession(r.Context(), ss.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	s.Sessions.Apply(store.Change{Kind: store.ChangeSession, Subject: ss.TokenHash})
+	return s.Store.AppendChange(r.Context(), store.ChangeSession, ss.TokenHash)
+}
