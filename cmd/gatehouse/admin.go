@@ -42,7 +42,7 @@ func (c *cli) user(args []string) error {
 		email, name, fromStdin, noPassword, asJSON = new(string), new(string), new(bool), new(bool), new(bool)
 		groups                                     stringList
 	)
-	sub, pos, dir, st, closeStore, err := c.admin(args, "user", "add, list, show, passwd, disable, enable, delete, mfa", func(fs *flag.FlagSet) {
+	sub, pos, dir, st, closeStore, err := c.admin(args, "user", "add, list, show, passwd, disable, enable, delete, credentials, mfa", func(fs *flag.FlagSet) {
 		fs.StringVar(email, "email", "", "email address")
 		fs.StringVar(name, "name", "", "display name")
 		fs.BoolVar(fromStdin, "password-stdin", false, "read the password from standard input")
@@ -138,6 +138,19 @@ func (c *cli) user(args []string) error {
 			return err
 		}
 		fmt.Fprintf(c.stdout, "user %s deleted\n", pos[0])
+	case "credentials":
+		if len(pos) != 2 || pos[0] != "list" {
+			return usagef("expected user credentials list USERNAME (remove second factors with user mfa reset USERNAME)")
+		}
+		creds, err := dir.Credentials(ctx, pos[1])
+		if err != nil {
+			return err
+		}
+		c.table("KIND\tDETAIL", func(w io.Writer) {
+			for _, cr := range creds {
+				fmt.Fprintf(w, "%s\t%s\n", cr.Kind, cr.Detail)
+			}
+		})
 	case "mfa":
 		if len(pos) != 2 || pos[0] != "reset" {
 			return usagef("expected user mfa reset USERNAME")

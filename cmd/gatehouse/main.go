@@ -30,7 +30,8 @@ Usage:
   gatehouse migrate [--dry-run]                      apply (or list) database migrations
   gatehouse user add USERNAME [--email E] [--name N] [--group G]... [--password-stdin | --no-password]
   gatehouse user list | show USERNAME | passwd USERNAME [--password-stdin]
-  gatehouse user disable USERNAME | enable USERNAME | delete USERNAME | mfa reset USERNAME
+  gatehouse user disable USERNAME | enable USERNAME | delete USERNAME
+  gatehouse user credentials list USERNAME | mfa reset USERNAME
   gatehouse group add NAME [--parent GROUP] | list | delete NAME
   gatehouse group members add|remove GROUP USERNAME...
   gatehouse session list [--user USERNAME] | revoke SESSION_ID... | revoke --user USERNAME

@@ -136,6 +136,38 @@ func (d *Directory) DeleteUser(ctx context.Context, actor, username string) erro
 	return d.audit(ctx, "user.deleted", actor, u.Username, "")
 }
 
+// Credential is one way a user proves who they are, as `gatehouse user credentials
+// list` shows it.
+type Credential struct {
+	Kind   string // "password", "totp", "recovery-codes"
+	Detail string
+}
+
+// Credentials lists a user's credentials, found by exact username.
+func (d *Directory) Credentials(ctx context.Context, username string) ([]Credential, error) {
+	u, err := d.Store.UserByUsername(ctx, username)
+	if err != nil {
+		return nil, err
+	}
+	var out []Credential
+	if u.PasswordHash != "" {
+		out = append(out, Credential{"password", "set " + u.UpdatedAt.Format("2006-01-02")})
+	}
+	if _, _, err := d.Store.TOTP(ctx, u.ID); err == nil {
+		out = append(out, Credential{"totp", "authenticator app"})
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return nil, err
+	}
+	n, err := d.Store.UnusedRecoveryCodes(ctx, u.ID)
+	if err != nil {
+		return nil, err
+	}
+	if n > 0 {
+		out = append(out, Credential{"recovery-codes", fmt.Sprintf("%d unused", n)})
+	}
+	return out, nil
+}
+
 // ResetSecondFactors removes a user's authenticator app and recovery codes (for a lost
 // phone), ends their sessions, and records who did it. The password stays.
 func (d *Directory) ResetSecondFactors(ctx context.Context, actor, username string) error {

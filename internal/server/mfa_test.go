@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -41,6 +42,11 @@ func TestTOTPSecondFactor(t *testing.T) {
 		recovery := regexp.MustCompile(`<code>([a-z2-9]{5}-[a-z2-9]{5})</code>`).FindAllStringSubmatch(body, -1)
 		if resp.StatusCode != http.StatusOK || len(recovery) != mfa.RecoveryCodeCount {
 			t.Fatalf("enrolment: %d, %d recovery codes shown", resp.StatusCode, len(recovery))
+		}
+
+		creds, err := h.app.Directory().Credentials(context.Background(), "alice")
+		if err != nil || len(creds) != 3 || creds[1].Kind != "totp" || creds[2].Detail != "10 unused" {
+			t.Fatalf("credentials after enrolment: %+v %v", creds, err)
 		}
 
 		// Password alone no longer signs in: the second-factor page does.

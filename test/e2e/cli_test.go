@@ -87,6 +87,10 @@ func TestCLI(t *testing.T) {
 			run("", "group", "members", "remove", "admins", "alice")
 
 			run("new-password-1\n", "user", "passwd", "alice", "--password-stdin")
+			if out := run("", "user", "credentials", "list", "alice"); !regexp.MustCompile(`password\s+set \d{4}-`).MatchString(out) || strings.Contains(out, "totp") {
+				t.Errorf("credentials list:\n%s", out)
+			}
+			fail(1, `user "alic": not found`, "", "user", "credentials", "list", "alic")
 			if out := run("", "user", "mfa", "reset", "alice"); !strings.Contains(out, "second factors of alice removed") {
 				t.Errorf("mfa reset: %q", out)
 			}
