@@ -67,12 +67,15 @@ func (s *Store) Migrate(ctx context.Context) ([]int, error) {
 	if _, err := s.PendingMigrations(ctx); err != nil {
 		return nil, err
 	}
-	// The version table is created on its own first: two replicas creating it at once
-	// in PostgreSQL make one fail on the catalogue's unique index although the table
-	// then exists, which is all that is needed.
+	// The version table is created on its own first. Two replicas creating it at once
+	// in PostgreSQL can make one fail (a unique violation in the catalogue, or "type
+	// already exists") although the table then exists, which is all that is needed.
 	if _, err := s.conn().exec(ctx, "CREATE TABLE IF NOT EXISTS "+schemaTable+
-		" (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)"); err != nil && !s.dialect.IsUniqueViolation(err) {
-		return nil, fmt.Errorf("creating %s: %w", schemaTable, err)
+		" (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)"); err != nil {
+		var n int
+		if qerr := s.conn().queryRow(ctx, s.dialect.TableExistsSQL, schemaTable).Scan(&n); qerr != nil || n == 0 {
+			return nil, fmt.Errorf("creating %s: %w", schemaTable, err)
+		}
 	}
 	var applied []int
 	err := s.inTx(ctx, func(c counted, tx *sql.Tx) error {
