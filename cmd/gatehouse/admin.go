@@ -289,14 +289,10 @@ func (c *cli) session(args []string) error {
 	case "revoke":
 		switch {
 		case *username != "" && len(pos) == 0:
-			n, err := st.DeleteUserSessions(ctx, u.ID)
+			n, err := dir.RevokeUserSessions(ctx, actor, u.Username)
 			if err != nil {
 				return err
 			}
-			if err := st.AppendChange(ctx, store.ChangeUser, u.ID); err != nil {
-				return err
-			}
-			_ = st.AppendEvent(ctx, store.Event{Kind: "session.revoked", Actor: actor, Target: u.Username, Detail: fmt.Sprintf("all %d sessions", n)})
 			fmt.Fprintf(c.stdout, "revoked %d session(s) of %s\n", n, u.Username)
 		case *username == "" && len(pos) > 0:
 			for _, id := range pos {
@@ -304,13 +300,9 @@ func (c *cli) session(args []string) error {
 				if err != nil {
 					return fmt.Errorf("%w: list session ids with `gatehouse session list`", err)
 				}
-				if err := st.DeleteSession(ctx, s.ID); err != nil {
+				if err := dir.RevokeSession(ctx, actor, s); err != nil {
 					return err
 				}
-				if err := st.AppendChange(ctx, store.ChangeSession, s.TokenHash); err != nil {
-					return err
-				}
-				_ = st.AppendEvent(ctx, store.Event{Kind: "session.revoked", Actor: actor, Target: s.UserID, Detail: "session " + s.ID})
 				fmt.Fprintf(c.stdout, "revoked session %s\n", s.ID)
 			}
 		default:

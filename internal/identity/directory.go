@@ -393,10 +393,41 @@ func (d *Directory) adminsWithout(ctx context.Context, goneUser func(string) boo
 }
 
 func (d *Directory) endSessions(ctx context.Context, userID string) error {
-	if _, err := d.Store.DeleteUserSessions(ctx, userID); err != nil {
+	_, err := d.endAllSessions(ctx, userID)
+	return err
+}
+
+func (d *Directory) endAllSessions(ctx context.Context, userID string) (int, error) {
+	n, err := d.Store.DeleteUserSessions(ctx, userID)
+	if err != nil {
+		return 0, err
+	}
+	return n, d.Store.AppendChange(ctx, store.ChangeUser, userID)
+}
+
+// RevokeSession ends one session on every replica: the row goes, and the change feed
+// tells each replica's cache. Revoking one that is already gone is not an error.
+func (d *Directory) RevokeSession(ctx context.Context, actor string, s store.Session) error {
+	if err := d.Store.DeleteSession(ctx, s.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
 		return err
 	}
-	return d.Store.AppendChange(ctx, store.ChangeUser, userID)
+	if err := d.Store.AppendChange(ctx, store.ChangeSession, s.TokenHash); err != nil {
+		return err
+	}
+	return d.audit(ctx, "session.revoked", actor, s.UserID, "session "+s.ID)
+}
+
+// RevokeUserSessions ends every session of a user (exact username) and says how many.
+func (d *Directory) RevokeUserSessions(ctx context.Context, actor, username string) (int, error) {
+	u, err := d.Store.UserByUsername(ctx, username)
+	if err != nil {
+		return 0, err
+	}
+	n, err := d.endAllSessions(ctx, u.ID)
+	if err != nil {
+		return n, err
+	}
+	return n, d.audit(ctx, "session.revoked", actor, u.Username, fmt.Sprintf("all %d sessions", n))
 }
 
 func (d *Directory) audit(ctx context.Context, kind, actor, target, detail string) error {

@@ -158,7 +158,7 @@ func (s *Server) revokeSessions(w http.ResponseWriter, r *http.Request, p *sessi
 		return "", userError{"That session no longer exists."}
 	}
 	if err == nil {
-		err = s.endSession(r, ss)
+		err = s.endSession(r, u.Username, ss)
 	}
 	return "Session signed out.", err
 }
@@ -167,16 +167,14 @@ func (s *Server) endOtherSessions(r *http.Request, p *session.Principal) error {
 	all, err := s.Store.ListSessions(r.Context(), p.UserID)
 	for _, ss := range all {
 		if err == nil && ss.ID != p.SessionID {
-			err = s.endSession(r, ss)
+			err = s.endSession(r, p.Username, ss)
 		}
 	}
 	return err
 }
 
-func (s *Server) endSession(r *http.Request, ss store.Session) error {
-	if err := s.Store.DeleteSession(r.Context(), ss.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
-		return err
-	}
+// endSession revokes a session everywhere, and in this replica's cache at once.
+func (s *Server) endSession(r *http.Request, actor string, ss store.Session) error {
 	s.Sessions.Apply(store.Change{Kind: store.ChangeSession, Subject: ss.TokenHash})
-	return s.Store.AppendChange(r.Context(), store.ChangeSession, ss.TokenHash)
+	return s.Directory.RevokeSession(r.Context(), actor, ss)
 }
