@@ -139,18 +139,25 @@ func (c *cli) user(args []string) error {
 		}
 		fmt.Fprintf(c.stdout, "user %s deleted\n", pos[0])
 	case "credentials":
-		if len(pos) != 2 || pos[0] != "list" {
-			return usagef("expected user credentials list USERNAME (remove second factors with user mfa reset USERNAME)")
-		}
-		creds, err := dir.Credentials(ctx, pos[1])
-		if err != nil {
-			return err
-		}
-		c.table("KIND\tDETAIL", func(w io.Writer) {
-			for _, cr := range creds {
-				fmt.Fprintf(w, "%s\t%s\n", cr.Kind, cr.Detail)
+		switch {
+		case len(pos) == 2 && pos[0] == "list":
+			creds, err := dir.Credentials(ctx, pos[1])
+			if err != nil {
+				return err
 			}
-		})
+			c.table("ID\tKIND\tDETAIL", func(w io.Writer) {
+				for _, cr := range creds {
+					fmt.Fprintf(w, "%s\t%s\t%s\n", cr.ID, cr.Kind, cr.Detail)
+				}
+			})
+		case len(pos) == 3 && pos[0] == "remove":
+			if err := dir.RemoveCredential(ctx, actor, pos[1], pos[2], true); err != nil {
+				return err
+			}
+			fmt.Fprintf(c.stdout, "removed credential %s of %s and ended their sessions\n", pos[2], pos[1])
+		default:
+			return usagef("expected user credentials list USERNAME, or user credentials remove USERNAME ID (IDs as the list shows them)")
+		}
 	case "mfa":
 		if len(pos) != 2 || pos[0] != "reset" {
 			return usagef("expected user mfa reset USERNAME")

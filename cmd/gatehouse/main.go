@@ -31,7 +31,7 @@ Usage:
   gatehouse user add USERNAME [--email E] [--name N] [--group G]... [--password-stdin | --no-password]
   gatehouse user list | show USERNAME | passwd USERNAME [--password-stdin]
   gatehouse user disable USERNAME | enable USERNAME | delete USERNAME
-  gatehouse user credentials list USERNAME | mfa reset USERNAME
+  gatehouse user credentials list USERNAME | credentials remove USERNAME ID | mfa reset USERNAME
   gatehouse group add NAME [--parent GROUP] | list | delete NAME
   gatehouse group members add|remove GROUP USERNAME...
   gatehouse session list [--user USERNAME] | revoke SESSION_ID... | revoke --user USERNAME

@@ -136,12 +136,24 @@ func (d *Directory) DeleteUser(ctx context.Context, actor, username string) erro
 	return d.audit(ctx, "user.deleted", actor, u.Username, "")
 }
 
+// ErrLastCredential means a removal was refused because the user would have no way
+// left to sign in.
+var ErrLastCredential = errors.New("refused: this is the last way this user can sign in")
+
 // Credential is one way a user proves who they are, as `gatehouse user credentials
 // list` shows it.
 type Credential struct {
-	Kind   string // "password", "totp", "recovery-codes"
+	ID     string // what `credentials remove` takes: the kind, or a passkey's id
+	Kind   string // "password", "passkey", "totp", "recovery-codes"
 	Detail string
 }
+
+// The credential ids that are not passkeys.
+const (
+	CredentialPassword      = "password"
+	CredentialTOTP          = "totp"
+	CredentialRecoveryCodes = "recovery-codes"
+)
 
 // Credentials lists a user's credentials, found by exact username.
 func (d *Directory) Credentials(ctx context.Context, username string) ([]Credential, error) {
@@ -149,12 +161,27 @@ func (d *Directory) Credentials(ctx context.Context, username string) ([]Credent
 	if err != nil {
 		return nil, err
 	}
+	return d.credentialsOf(ctx, u)
+}
+
+func (d *Directory) credentialsOf(ctx context.Context, u store.User) ([]Credential, error) {
 	var out []Credential
 	if u.PasswordHash != "" {
-		out = append(out, Credential{"password", "set " + u.UpdatedAt.Format("2006-01-02")})
+		out = append(out, Credential{CredentialPassword, "password", "set " + u.UpdatedAt.Format("2006-01-02")})
+	}
+	keys, err := d.Store.Passkeys(ctx, u.ID)
+	if err != nil {
+		return nil, err
+	}
+	for _, k := range keys {
+		used := "never used"
+		if !k.LastUsedAt.IsZero() {
+			used = "last used " + k.LastUsedAt.Format("2006-01-02")
+		}
+		out = append(out, Credential{k.ID, "passkey", fmt.Sprintf("%q, added %s, %s", k.Name, k.CreatedAt.Format("2006-01-02"), used)})
 	}
 	if _, _, err := d.Store.TOTP(ctx, u.ID); err == nil {
-		out = append(out, Credential{"totp", "authenticator app"})
+		out = append(out, Credential{CredentialTOTP, "totp", "authenticator app"})
 	} else if !errors.Is(err, store.ErrNotFound) {
 		return nil, err
 	}
@@ -163,13 +190,64 @@ func (d *Directory) Credentials(ctx context.Context, username string) ([]Credent
 		return nil, err
 	}
 	if n > 0 {
-		out = append(out, Credential{"recovery-codes", fmt.Sprintf("%d unused", n)})
+		out = append(out, Credential{CredentialRecoveryCodes, "recovery-codes", fmt.Sprintf("%d unused", n)})
 	}
 	return out, nil
 }
 
+// RemoveCredential removes one credential of a user (exact username) by the id
+// Credentials shows. Removing the password or a passkey is refused with
+// ErrLastCredential when nothing else could sign the user in; removing the
+// authenticator app removes its recovery codes too. With endSessions the user's
+// sessions end as well (an admin removing a lost key); the user removing their own
+// keeps the session they are using.
+func (d *Directory) RemoveCredential(ctx context.Context, actor, username, id string, endSessions bool) error {
+	u, err := d.Store.UserByUsername(ctx, username)
+	if err != nil {
+		return err
+	}
+	creds, err := d.credentialsOf(ctx, u)
+	if err != nil {
+		return err
+	}
+	i := slices.IndexFunc(creds, func(c Credential) bool { return c.ID == id })
+	if i < 0 {
+		return fmt.Errorf("user %q has no credential %q (list them with: gatehouse user credentials list %s): %w", u.Username, id, u.Username, store.ErrNotFound)
+	}
+	gone := creds[i]
+	signIns := 0
+	for _, c := range creds {
+		if c.Kind == "password" || c.Kind == "passkey" {
+			signIns++
+		}
+	}
+	if (gone.Kind == "password" || gone.Kind == "passkey") && signIns == 1 {
+		return fmt.Errorf("%w: %s is the only way %q can sign in; add a passkey or set a password first (gatehouse user passwd %s)",
+			ErrLastCredential, gone.Kind, u.Username, u.Username)
+	}
+	switch gone.Kind {
+	case "password":
+		err = d.Store.SetPasswordHash(ctx, u.ID, "")
+	case "passkey":
+		err = d.Store.DeletePasskey(ctx, u.ID, gone.ID)
+	case "totp":
+		if err = d.Store.DeleteTOTP(ctx, u.ID); err == nil {
+			err = d.Store.SetRecoveryCodes(ctx, u.ID, nil)
+		}
+	case "recovery-codes":
+		err = d.Store.SetRecoveryCodes(ctx, u.ID, nil)
+	}
+	if err == nil && endSessions {
+		err = d.endSessions(ctx, u.ID)
+	}
+	if err != nil {
+		return err
+	}
+	return d.audit(ctx, "credential.removed", actor, u.Username, gone.Kind+" "+gone.Detail)
+}
+
 // ResetSecondFactors removes a user's authenticator app and recovery codes (for a lost
-// phone), ends their sessions, and records who did it. The password stays.
+// phone), ends their sessions, and records who did it. The password and passkeys stay.
 func (d *Directory) ResetSecondFactors(ctx context.Context, actor, username string) error {
 	u, err := d.Store.UserByUsername(ctx, username)
 	if err != nil {

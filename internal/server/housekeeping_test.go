@@ -9,7 +9,8 @@ import (
 )
 
 // Every table that grows is bounded: on start (and every 10 minutes after) the lease
-// holder deletes expired sessions and audit events beyond database.keep_audit_events.
+// holder deletes expired sessions, spent WebAuthn challenges past their expiry, and
+// audit events beyond database.keep_audit_events.
 func TestHousekeepingBoundsTheTables(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, dbURL string) {
 		cfg := testConfig(dbURL)
@@ -25,6 +26,7 @@ func TestHousekeepingBoundsTheTables(t *testing.T) {
 		u, _ := st.CreateUser(ctx, store.User{Username: "old"})
 		past := time.Now().Add(-48 * time.Hour)
 		st.CreateSession(ctx, store.Session{ID: "s1", TokenHash: "h1", UserID: u.ID, CreatedAt: past, ExpiresAt: past.Add(time.Hour), LastSeenAt: past})
+		st.SpendChallenge(ctx, "old-challenge", past)
 		for range 1500 {
 			st.AppendEvent(ctx, store.Event{Kind: "test"})
 		}
@@ -33,7 +35,7 @@ func TestHousekeepingBoundsTheTables(t *testing.T) {
 		h := start(t, cfg)
 		waitFor(t, "housekeeping to bound the tables", func() bool {
 			rows := tableRows(t, h.app.Store)
-			return rows["sessions"] == 0 && rows["events"] <= 1000+10 && rows["leases"] == 1
+			return rows["sessions"] == 0 && rows["spent_challenges"] == 0 && rows["events"] <= 1000+10 && rows["leases"] == 1
 		})
 	})
 }

@@ -153,7 +153,7 @@ func TestStepUpForTwoFactorRules(t *testing.T) {
 
 		// Someone without a second factor is told how to get one.
 		_, bob := h.login("bob", "correct horse bob", "")
-		if resp, body := h.do(req{path: "/login/step-up?rd=" + url.QueryEscape(vault), cookies: []*http.Cookie{bob}}); resp.StatusCode != http.StatusForbidden || !strings.Contains(body, "/account/totp") {
+		if resp, body := h.do(req{path: "/login/step-up?rd=" + url.QueryEscape(vault), cookies: []*http.Cookie{bob}}); resp.StatusCode != http.StatusForbidden || !strings.Contains(body, "Add a passkey or an authenticator app") {
 			t.Fatalf("step-up without a second factor: %d", resp.StatusCode)
 		}
 	})

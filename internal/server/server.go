@@ -352,7 +352,8 @@ func (a *App) housekeeping(ctx context.Context) {
 		_, err1 := a.Store.DeleteExpiredSessions(ctx, now)
 		_, err2 := a.Store.PruneChanges(ctx, now.Add(-time.Hour))
 		_, err3 := a.Store.PruneEvents(ctx, a.Config().Database.KeepAuditEvents)
-		if err := errors.Join(err1, err2, err3); err != nil && ctx.Err() == nil {
+		_, err4 := a.Store.DeleteSpentChallenges(ctx, now)
+		if err := errors.Join(err1, err2, err3, err4); err != nil && ctx.Err() == nil {
 			a.Log.Warn("housekeeping failed; it runs again in 10 minutes", "error", err.Error())
 		}
 		select {

@@ -42,6 +42,9 @@ type Principal struct {
 	Groups      []string // effective groups, sorted
 	ExpiresAt   time.Time
 	TwoFactor   bool // signed in with a second factor (see TwoFactorMethod)
+	// AuthenticatedAt is when the user last proved who they are in this session: its
+	// creation, since a step-up replaces the session.
+	AuthenticatedAt time.Time
 	// Prepared holds what Options.Prepare computed from the other fields once, when the
 	// principal was loaded, so that the hot path reuses it (forward auth keeps its
 	// identity headers here). Treat it as read-only.
@@ -219,7 +222,7 @@ func (m *Manager) principal(ctx context.Context, s store.Session) (*Principal, e
 	p := &Principal{
 		SessionID: s.ID, TokenHash: s.TokenHash, UserID: u.ID, Username: u.Username, Email: u.Email,
 		DisplayName: u.DisplayName, Groups: identity.EffectiveGroups(direct, tree), ExpiresAt: s.ExpiresAt,
-		TwoFactor: TwoFactorMethod(s.AuthMethod),
+		TwoFactor: TwoFactorMethod(s.AuthMethod), AuthenticatedAt: s.CreatedAt,
 	}
 	if m.opts.Prepare != nil {
 		p.Prepared = m.opts.Prepare(p)
@@ -287,5 +290,6 @@ func hasAll(groups []store.Group, ids []string) bool {
 func (m *Manager) ExpireCacheTrust() { m.cache.expireTrust() }
 
 // TwoFactorMethod reports whether a session's auth method included a second factor:
-// methods are written "password" or "password+totp", "password+recovery".
+// methods are written "password" or "password+totp", "password+recovery", and a
+// passkey with user verification (possession plus PIN or biometrics) "passkey+verified".
 func TwoFactorMethod(method string) bool { return strings.Contains(method, "+") }

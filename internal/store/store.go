@@ -81,6 +81,18 @@ type Session struct {
 	UserAgent  string
 }
 
+// Passkey is a WebAuthn credential (a passkey or a security key) a user registered
+// under a name of their choosing.
+type Passkey struct {
+	ID           string // Gatehouse's id, shown in listings and used to rename or remove
+	UserID       string
+	CredentialID string // the authenticator's credential id, base64url without padding
+	Name         string
+	Data         string // the credential record (public key, sign count, flags) as JSON
+	CreatedAt    time.Time
+	LastUsedAt   time.Time // zero until first used to sign in
+}
+
 // Event is an audit record: a denied access decision, an admin's change, a login.
 type Event struct {
 	ID     int64
@@ -192,6 +204,20 @@ type Store interface {
 	SetRecoveryCodes(ctx context.Context, userID string, hashes []string) error
 	UseRecoveryCode(ctx context.Context, userID, hash string) (bool, error)
 	UnusedRecoveryCodes(ctx context.Context, userID string) (int, error)
+
+	// Passkeys. PasskeyByCredentialID finds the passkey a passwordless sign-in answered
+	// with; UsePasskey stores the record after a sign-in (its sign count moves) and the
+	// time. Rename and delete take the owner too, so nobody touches another's key.
+	AddPasskey(ctx context.Context, p Passkey) (Passkey, error)
+	Passkeys(ctx context.Context, userID string) ([]Passkey, error)
+	PasskeyByCredentialID(ctx context.Context, credentialID string) (Passkey, error)
+	UsePasskey(ctx context.Context, id, data string, at time.Time) error
+	RenamePasskey(ctx context.Context, userID, id, name string) error
+	DeletePasskey(ctx context.Context, userID, id string) error
+	// SpendChallenge records a WebAuthn challenge as answered until expires and reports
+	// whether it was new; a second answer to one challenge is a replay.
+	SpendChallenge(ctx context.Context, hash string, expires time.Time) (bool, error)
+	DeleteSpentChallenges(ctx context.Context, now time.Time) (int, error)
 
 	// Leases: TakeLease grants (or renews) the named lease to holder for ttl when it is
 	// free, expired, or already holder's, and reports whether holder has it now.

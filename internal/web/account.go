@@ -3,14 +3,21 @@ package web
 import (
 	"errors"
 	"net/http"
+	"time"
 
 	"github.com/gatehouse-id/gatehouse/internal/identity"
+	"github.com/gatehouse-id/gatehouse/internal/mfa"
 	"github.com/gatehouse-id/gatehouse/internal/session"
 	"github.com/gatehouse-id/gatehouse/internal/store"
 )
 
 // accountView is what the account page shows.
 type accountView struct {
+	Passkeys      []store.Passkey
+	AddPasskey    *ceremony // nil when passkeys cannot work here (see the log)
+	Password      bool      // the user has one
+	Recent        bool      // signed in within RecentAuth: removals need no password
+	NeedPassword  bool      // removals on this page must carry the current password
 	TOTP          bool
 	RecoveryLeft  int
 	Sessions      []store.Session
@@ -37,8 +44,24 @@ func (s *Server) renderAccount(w http.ResponseWriter, r *http.Request, status in
 		s.loginError(w, err)
 		return
 	}
-	if v.RecoveryLeft, err = s.Store.UnusedRecoveryCodes(ctx, p.UserID); err == nil {
+	u, err := s.Store.UserByID(ctx, p.UserID)
+	if err == nil {
+		v.Password = u.PasswordHash != ""
+		v.Recent = time.Since(p.AuthenticatedAt) < RecentAuth
+		v.NeedPassword = v.Password && !v.Recent
+		v.RecoveryLeft, err = s.Store.UnusedRecoveryCodes(ctx, p.UserID)
+	}
+	if err == nil {
 		v.Sessions, err = s.Store.ListSessions(ctx, p.UserID)
+	}
+	if err == nil {
+		v.Passkeys, err = s.Store.Passkeys(ctx, p.UserID)
+	}
+	if err == nil {
+		if v.AddPasskey, err = s.registrationCeremony(r, u); err != nil {
+			s.Log.Warn("adding passkeys is off", "error", err.Error())
+			err = nil
+		}
 	}
 	if err != nil {
 		s.loginError(w, err)
@@ -66,6 +89,7 @@ func (s *Server) accountPost(change func(w http.ResponseWriter, r *http.Request,
 		notice, err := change(w, r, p, u)
 		var bad userError
 		switch {
+		case errors.Is(err, errAnswered):
 		case errors.As(err, &bad):
 			s.renderAccount(w, r, http.StatusBadRequest, "", bad.msg)
 		case err != nil:
@@ -76,13 +100,32 @@ func (s *Server) accountPost(change func(w http.ResponseWriter, r *http.Request,
 	}
 }
 
+// errAnswered tells accountPost that the change wrote its own page.
+var errAnswered = errors.New("answered")
+
 // userError is a refusal to show on the page, not a server failure.
 type userError struct{ msg string }
 
 func (e userError) Error() string { return e.msg }
 
-func (s *Server) reauthenticate(r *http.Request, u store.User) error {
-	err := s.Hasher.Verify(r.Context(), u.PasswordHash, r.PostFormValue("current_password"))
+// RecentAuth is how long after signing in a user may remove credentials without
+// proving who they are again.
+const RecentAuth = 5 * time.Minute
+
+// reauthenticate allows a sensitive change when the user signed in within RecentAuth,
+// or typed their current password correctly just now.
+func (s *Server) reauthenticate(r *http.Request, p *session.Principal, u store.User) error {
+	given := r.PostFormValue("current_password")
+	if given == "" && time.Since(p.AuthenticatedAt) < RecentAuth {
+		return nil
+	}
+	if given == "" {
+		if u.PasswordHash == "" {
+			return userError{"You signed in more than 5 minutes ago. Sign out and in again with your passkey, then do this within 5 minutes."}
+		}
+		return userError{"Confirm with your current password (or sign in again and do this within 5 minutes): nothing was changed."}
+	}
+	err := s.Hasher.Verify(r.Context(), u.PasswordHash, given)
 	if errors.Is(err, identity.ErrPasswordMismatch) {
 		return userError{"Your current password is wrong: nothing was changed."}
 	}
@@ -107,7 +150,12 @@ func (s *Server) changeProfile(w http.ResponseWriter, r *http.Request, p *sessio
 }
 
 func (s *Server) changePassword(w http.ResponseWriter, r *http.Request, p *session.Principal, u store.User) (string, error) {
-	if err := s.reauthenticate(r, u); err != nil {
+	// Changing a password always takes the current one (when there is one), however
+	// recent the sign-in: it is what password managers expect.
+	if u.PasswordHash != "" && r.PostFormValue("current_password") == "" {
+		return "", userError{"Type your current password: nothing was changed."}
+	}
+	if err := s.reauthenticate(r, p, u); err != nil {
 		return "", err
 	}
 	next := r.PostFormValue("new_password")
@@ -132,21 +180,31 @@ func (s *Server) changePassword(w http.ResponseWriter, r *http.Request, p *sessi
 }
 
 func (s *Server) removeTOTP(w http.ResponseWriter, r *http.Request, p *session.Principal, u store.User) (string, error) {
-	// Re-authentication right now, for everyone, covers "within the last 5 minutes".
-	if err := s.reauthenticate(r, u); err != nil {
+	if err := s.removeCredential(r, p, u, identity.CredentialTOTP); err != nil {
 		return "", err
 	}
-	if u.PasswordHash == "" {
-		return "", userError{"The authenticator app is your only way to sign in; set a password first."}
-	}
-	if err := s.Store.DeleteTOTP(r.Context(), u.ID); err != nil {
+	return "Authenticator app and its recovery codes removed.", nil
+}
+
+// newRecoveryCodes replaces the user's recovery codes and shows the new ones, once.
+func (s *Server) newRecoveryCodes(w http.ResponseWriter, r *http.Request, p *session.Principal, u store.User) (string, error) {
+	if err := s.reauthenticate(r, p, u); err != nil {
 		return "", err
 	}
-	if err := s.Store.SetRecoveryCodes(r.Context(), u.ID, nil); err != nil {
-		return "", err
+	s.showRecoveryCodes(w, r, p, "mfa.recovery_codes_regenerated")
+	return "", errAnswered
+}
+
+// showRecoveryCodes makes fresh recovery codes for p, replacing any others, and shows
+// them once.
+func (s *Server) showRecoveryCodes(w http.ResponseWriter, r *http.Request, p *session.Principal, event string) {
+	codes, hashes := mfa.NewRecoveryCodes()
+	if err := s.Store.SetRecoveryCodes(r.Context(), p.UserID, hashes); err != nil {
+		s.loginError(w, err)
+		return
 	}
-	s.Audit(store.Event{Kind: "mfa.totp_removed", Actor: u.Username, Target: u.Username})
-	return "Authenticator app removed; you sign in with your password alone now.", nil
+	s.Audit(store.Event{Kind: event, Actor: p.Username, Target: p.Username})
+	s.render(w, http.StatusOK, "recovery.html", page{Title: "Recovery codes", User: p, Extra: codes})
 }
 
 func (s *Server) revokeSessions(w http.ResponseWriter, r *http.Request, p *session.Principal, u store.User) (string, error) {

@@ -37,7 +37,7 @@ func (s *Server) loginPage(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, rd, http.StatusFound)
 		return
 	}
-	pg := page{Title: "Sign in", CSRF: s.csrfToken(w, r), RD: rd}
+	pg := page{Title: "Sign in", CSRF: s.csrfToken(w, r), RD: rd, Extra: s.loginCeremony()}
 	if r.URL.Query().Get("rd") != "" && rd == "" {
 		pg.Notice = "The link you followed asked to return to an address outside this site; you will land on Gatehouse after signing in."
 	}
@@ -55,7 +55,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	rd := s.safeRD(r.PostFormValue("rd"))
 	fail := func(status int, msg string) {
 		s.render(w, status, "login.html", page{Title: "Sign in", CSRF: s.csrfToken(w, r), RD: rd, Error: msg,
-			Form: map[string]string{"username": username}})
+			Form: map[string]string{"username": username}, Extra: s.loginCeremony()})
 	}
 	if username == "" || password == "" {
 		fail(http.StatusBadRequest, "Enter your username and password.")
@@ -89,11 +89,11 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.Throttle.Succeeded(ip, username)
-	if need, err := s.needsSecondFactor(r, u); err != nil {
+	if f, err := s.factorsOf(r, u); err != nil {
 		s.loginError(w, err)
 		return
-	} else if need {
-		s.secondFactorPage(w, r, http.StatusOK, s.sign("login-pending", pendingLoginTTL, u.ID, rd), "")
+	} else if f.any() {
+		s.secondFactorPage(w, r, http.StatusOK, f, s.sign("login-pending", pendingLoginTTL, u.ID, rd), "")
 		return
 	}
 	if err := s.startSession(w, r, u, "password"); err != nil {

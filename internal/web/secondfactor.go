@@ -15,17 +15,35 @@ import (
 // pendingLoginTTL is how long a correct password waits for its second factor.
 const pendingLoginTTL = 5 * time.Minute
 
-// needsSecondFactor reports whether u has enrolled a second factor.
-func (s *Server) needsSecondFactor(r *http.Request, u store.User) (bool, error) {
-	_, _, err := s.Store.TOTP(r.Context(), u.ID)
-	if errors.Is(err, store.ErrNotFound) {
-		return false, nil
-	}
-	return err == nil, err
+// secondFactors is what a user can finish a sign-in with after their password.
+type secondFactors struct {
+	TOTP    bool      // an authenticator app (and its recovery codes)
+	Passkey *ceremony // set when the user has passkeys
 }
 
-func (s *Server) secondFactorPage(w http.ResponseWriter, r *http.Request, status int, pending, msg string) {
-	s.render(w, status, "second_factor.html", page{Title: "Second factor", CSRF: s.csrfToken(w, r), Token: pending, Error: msg})
+func (f secondFactors) any() bool { return f.TOTP || f.Passkey != nil }
+
+// factorsOf says which second factors u has enrolled.
+func (s *Server) factorsOf(r *http.Request, u store.User) (secondFactors, error) {
+	var f secondFactors
+	_, _, err := s.Store.TOTP(r.Context(), u.ID)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return f, err
+	}
+	f.TOTP = err == nil
+	keys, err := s.Store.Passkeys(r.Context(), u.ID)
+	if err != nil {
+		return f, err
+	}
+	if len(keys) > 0 {
+		f.Passkey = s.loginCeremony()
+	}
+	return f, nil
+}
+
+// secondFactorPage asks the user behind pending for one of their second factors.
+func (s *Server) secondFactorPage(w http.ResponseWriter, r *http.Request, status int, f secondFactors, pending, msg string) {
+	s.render(w, status, "second_factor.html", page{Title: "Second factor", CSRF: s.csrfToken(w, r), Token: pending, Error: msg, Extra: f})
 }
 
 // stepUp asks a user signed in with one factor for their second, when a rule wants it.
@@ -46,17 +64,17 @@ func (s *Server) stepUp(w http.ResponseWriter, r *http.Request) {
 		s.loginError(w, err)
 		return
 	}
-	need, err := s.needsSecondFactor(r, u)
+	f, err := s.factorsOf(r, u)
 	if err != nil {
 		s.loginError(w, err)
 		return
 	}
-	if !need {
+	if !f.any() {
 		s.message(w, http.StatusForbidden, "Second factor needed",
-			"This site asks for a second factor, and your account has none yet. Set up an authenticator app from your page (/account/totp), then open the site again.")
+			"This site asks for a second factor, and your account has none yet. Add a passkey or an authenticator app on your account page (/account), then open the site again.")
 		return
 	}
-	s.secondFactorPage(w, r, http.StatusOK, s.sign("login-pending", pendingLoginTTL, u.ID, rd), "")
+	s.secondFactorPage(w, r, http.StatusOK, f, s.sign("login-pending", pendingLoginTTL, u.ID, rd), "")
 }
 
 func orDefault(s, def string) string {
@@ -84,10 +102,15 @@ func (s *Server) secondFactor(w http.ResponseWriter, r *http.Request) {
 		s.message(w, http.StatusBadRequest, "Sign-in expired", "This account cannot sign in any more. Ask an admin.")
 		return
 	}
+	f, err := s.factorsOf(r, u)
+	if err != nil {
+		s.loginError(w, err)
+		return
+	}
 	ip := s.clientIP(r)
 	if blocked, wait := s.Throttle.Blocked(ip, u.Username); blocked {
 		s.Metrics.Logins.WithLabelValues("throttled").Inc()
-		s.secondFactorPage(w, r, http.StatusTooManyRequests, pending, fmt.Sprintf("Too many wrong codes. Try again in %d minutes.", int(wait.Minutes())+1))
+		s.secondFactorPage(w, r, http.StatusTooManyRequests, f, pending, fmt.Sprintf("Too many wrong codes. Try again in %d minutes.", int(wait.Minutes())+1))
 		return
 	}
 	code := strings.TrimSpace(r.PostFormValue("code"))
@@ -100,7 +123,7 @@ func (s *Server) secondFactor(w http.ResponseWriter, r *http.Request) {
 		s.Throttle.Failed(ip, u.Username)
 		s.Metrics.Logins.WithLabelValues("failure").Inc()
 		s.Audit(store.Event{Kind: "login.second_factor_failed", Actor: u.Username, Target: u.Username, Detail: "from " + ip})
-		s.secondFactorPage(w, r, http.StatusUnauthorized, pending, "That code is wrong or was used already. Try the next one.")
+		s.secondFactorPage(w, r, http.StatusUnauthorized, f, pending, "That code is wrong or was used already. Try the next one.")
 		return
 	}
 	s.Throttle.Succeeded(ip, u.Username)
@@ -134,6 +157,9 @@ func (s *Server) checkSecondFactor(r *http.Request, u store.User, code string) (
 		return "", err
 	}
 	secret, last, err := s.Store.TOTP(r.Context(), u.ID)
+	if errors.Is(err, store.ErrNotFound) {
+		return "", nil // passkeys only: a code cannot be right
+	}
 	if err != nil {
 		return "", err
 	}
@@ -199,7 +225,6 @@ func (s *Server) totpConfirm(w http.ResponseWriter, r *http.Request) {
 			Extra: offer(p.Username, secret)})
 		return
 	}
-	codes, hashes := mfa.NewRecoveryCodes()
 	ctx := r.Context()
 	if err := s.Store.SetTOTP(ctx, p.UserID, secret); err != nil {
 		s.loginError(w, err)
@@ -209,12 +234,8 @@ func (s *Server) totpConfirm(w http.ResponseWriter, r *http.Request) {
 		s.loginError(w, err)
 		return
 	}
-	if err := s.Store.SetRecoveryCodes(ctx, p.UserID, hashes); err != nil {
-		s.loginError(w, err)
-		return
-	}
-	s.Audit(store.Event{Kind: "mfa.totp_enrolled", Actor: p.Username, Target: p.Username})
-	s.render(w, http.StatusOK, "recovery.html", page{Title: "Recovery codes", User: p, Extra: codes})
+	s.Audit(store.Event{Kind: "credential.added", Actor: p.Username, Target: p.Username, Detail: "authenticator app"})
+	s.showRecoveryCodes(w, r, p, "mfa.recovery_codes_created")
 }
 
 func groupsOf4(s string) string {

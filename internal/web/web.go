@@ -31,7 +31,17 @@ var staticFiles embed.FS
 // "password" is refused before it is read, let alone hashed.
 const maxFormBytes = 16 << 10
 
-var pages = template.Must(template.ParseFS(templateFiles, "templates/*.html"))
+var pages = template.Must(template.New("").Funcs(template.FuncMap{"passkeyForm": passkeyForm}).ParseFS(templateFiles, "templates/*.html"))
+
+// passkeyFormData is what the shared passkey sign-in form needs from its page.
+type passkeyFormData struct {
+	CSRF, RD, Pending string
+	Ceremony          *ceremony
+}
+
+func passkeyForm(p page, c *ceremony, pending string) passkeyFormData {
+	return passkeyFormData{CSRF: p.CSRF, RD: p.RD, Pending: pending, Ceremony: c}
+}
 
 // Server serves Gatehouse's own pages.
 type Server struct {
@@ -46,6 +56,7 @@ type Server struct {
 	Throttle  *Throttle
 
 	secret []byte
+	rpCache
 }
 
 // SetSecret sets the key that signs CSRF tokens.
@@ -59,12 +70,17 @@ func (s *Server) Routes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /login", s.loginPage)
 	mux.HandleFunc("POST /login", s.login)
 	mux.HandleFunc("POST /login/second-factor", s.secondFactor)
+	mux.HandleFunc("POST /login/passkey", s.passkeyLogin)
 	mux.HandleFunc("GET /login/step-up", s.stepUp)
 	mux.HandleFunc("GET /account", s.account)
 	mux.Handle("POST /account/profile", s.accountPost(s.changeProfile))
 	mux.Handle("POST /account/password", s.accountPost(s.changePassword))
 	mux.Handle("POST /account/totp/remove", s.accountPost(s.removeTOTP))
 	mux.Handle("POST /account/sessions/revoke", s.accountPost(s.revokeSessions))
+	mux.Handle("POST /account/passkeys", s.accountPost(s.addPasskey))
+	mux.Handle("POST /account/passkeys/rename", s.accountPost(s.renamePasskey))
+	mux.Handle("POST /account/passkeys/remove", s.accountPost(s.removePasskey))
+	mux.Handle("POST /account/recovery-codes", s.accountPost(s.newRecoveryCodes))
 	mux.HandleFunc("GET /account/totp", s.totpPage)
 	mux.HandleFunc("POST /account/totp", s.totpConfirm)
 	mux.HandleFunc("GET /logout", s.logoutPage)

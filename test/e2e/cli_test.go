@@ -87,10 +87,13 @@ func TestCLI(t *testing.T) {
 			run("", "group", "members", "remove", "admins", "alice")
 
 			run("new-password-1\n", "user", "passwd", "alice", "--password-stdin")
-			if out := run("", "user", "credentials", "list", "alice"); !regexp.MustCompile(`password\s+set \d{4}-`).MatchString(out) || strings.Contains(out, "totp") {
+			if out := run("", "user", "credentials", "list", "alice"); !regexp.MustCompile(`password\s+password\s+set \d{4}-`).MatchString(out) || strings.Contains(out, "totp") {
 				t.Errorf("credentials list:\n%s", out)
 			}
 			fail(1, `user "alic": not found`, "", "user", "credentials", "list", "alic")
+			fail(1, "password is the only way \"alice\" can sign in; add a passkey or set a password first", "", "user", "credentials", "remove", "alice", "password")
+			fail(1, `user "alice" has no credential "totp"`, "", "user", "credentials", "remove", "alice", "totp")
+			fail(2, "expected user credentials list USERNAME, or user credentials remove USERNAME ID", "", "user", "credentials", "remove", "alice")
 			if out := run("", "user", "mfa", "reset", "alice"); !strings.Contains(out, "second factors of alice removed") {
 				t.Errorf("mfa reset: %q", out)
 			}
@@ -127,14 +130,14 @@ func TestOlderBinaryRefusesNewerSchema(t *testing.T) {
 	}
 	for _, args := range [][]string{{"serve"}, {"migrate"}, {"migrate", "--dry-run"}, {"user", "list"}} {
 		r := gh(t, dir, env, "", args...)
-		if r.code != 1 || !strings.Contains(r.stderr, "database schema is at version 999 but this gatehouse binary only knows versions up to 3") {
+		if r.code != 1 || !strings.Contains(r.stderr, "database schema is at version 999 but this gatehouse binary only knows versions up to 4") {
 			t.Fatalf("gatehouse %v on a newer schema: exit %d\n%s", args, r.code, r.stderr)
 		}
 	}
 	var users, schema int
 	db.QueryRow("SELECT COUNT(*) FROM users").Scan(&users)
 	db.QueryRow("SELECT COUNT(*) FROM gatehouse_schema").Scan(&schema)
-	if users != 0 || schema != 4 {
+	if users != 0 || schema != 5 {
 		t.Fatalf("the refused commands wrote: users=%d schema rows=%d", users, schema)
 	}
 }

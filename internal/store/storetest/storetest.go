@@ -45,6 +45,7 @@ func Run(t *testing.T, open Backend) {
 		"ConcurrentCreates": testConcurrentCreates,
 		"Leases":            testLeases,
 		"SecondFactors":     testSecondFactors,
+		"Passkeys":          testPasskeys,
 	}
 	names := make([]string, 0, len(tests))
 	for name := range tests {
@@ -544,4 +545,58 @@ func testSecondFactors(t *testing.T, s store.Store) {
 		t.Fatal("regenerating did not replace the old codes")
 	}
 	noErr(t, s.DeleteUser(ctx, u.ID)) // cascades
+}
+
+func testPasskeys(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	u := must(s.CreateUser(ctx, store.User{Username: "keys"}))(t)
+	other := must(s.CreateUser(ctx, store.User{Username: "other"}))(t)
+	a := must(s.AddPasskey(ctx, store.Passkey{UserID: u.ID, CredentialID: "cred-a", Name: "Laptop", Data: `{"n":1}`}))(t)
+	b := must(s.AddPasskey(ctx, store.Passkey{UserID: u.ID, CredentialID: "cred-b", Name: "Phone", Data: `{}`}))(t)
+	_, err := s.AddPasskey(ctx, store.Passkey{UserID: other.ID, CredentialID: "cred-a", Name: "Stolen", Data: `{}`})
+	wantErr(t, err, store.ErrConflict)
+
+	list := must(s.Passkeys(ctx, u.ID))(t)
+	if len(list) != 2 || list[0].ID != a.ID || list[1].Name != "Phone" || !list[0].LastUsedAt.IsZero() {
+		t.Fatalf("passkeys: %+v", list)
+	}
+	at := time.Now().UTC().Truncate(time.Second)
+	noErr(t, s.UsePasskey(ctx, a.ID, `{"n":2}`, at))
+	got := must(s.PasskeyByCredentialID(ctx, "cred-a"))(t)
+	if got.UserID != u.ID || got.Data != `{"n":2}` || !got.LastUsedAt.Equal(at) {
+		t.Fatalf("after use: %+v", got)
+	}
+	_, err = s.PasskeyByCredentialID(ctx, "cred-unknown")
+	wantErr(t, err, store.ErrNotFound)
+
+	// Only the owner renames or removes.
+	wantErr(t, s.RenamePasskey(ctx, other.ID, a.ID, "Mine now"), store.ErrNotFound)
+	wantErr(t, s.DeletePasskey(ctx, other.ID, b.ID), store.ErrNotFound)
+	noErr(t, s.RenamePasskey(ctx, u.ID, a.ID, "Work laptop"))
+	noErr(t, s.DeletePasskey(ctx, u.ID, b.ID))
+	if list := must(s.Passkeys(ctx, u.ID))(t); len(list) != 1 || list[0].Name != "Work laptop" {
+		t.Fatalf("after rename and delete: %+v", list)
+	}
+	noErr(t, s.DeleteUser(ctx, u.ID)) // cascades
+	_, err = s.PasskeyByCredentialID(ctx, "cred-a")
+	wantErr(t, err, store.ErrNotFound)
+
+	// A challenge is answered once, even by racing replicas; expired ones are swept.
+	var wg sync.WaitGroup
+	var won atomic.Int32
+	for range 6 {
+		wg.Go(func() {
+			if ok, err := s.SpendChallenge(ctx, "challenge-1", time.Now().Add(time.Minute)); err == nil && ok {
+				won.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if won.Load() != 1 {
+		t.Fatalf("one challenge was spent %d times", won.Load())
+	}
+	must(s.SpendChallenge(ctx, "challenge-old", time.Now().Add(-time.Second)))(t)
+	if n := must(s.DeleteSpentChallenges(ctx, time.Now()))(t); n != 1 {
+		t.Fatalf("swept %d spent challenges, want 1", n)
+	}
 }
