@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Runs every Gatehouse test against real services: a throwaway PostgreSQL cluster
 # (initdb + pg_ctl in a temporary folder, on a free loopback port) with PgBouncer in
-# transaction mode in front of it, nginx and Caddy for the proxy end-to-end tests, and
-# the race detector. It installs what is missing from
-# Debian's packages when run as root; otherwise it says what to install.
+# transaction mode in front of it, nginx and Caddy for the proxy end-to-end tests,
+# headless Chromium for the browser test (passkeys through nginx), and the race
+# detector. It installs what is missing from Debian's packages when run as root;
+# otherwise it says what to install.
 #
 # Usage: scripts/test.sh [extra go test flags]   (README: "Run all the tests")
 set -euo pipefail
@@ -18,6 +19,7 @@ need=()
 command -v nginx >/dev/null || need+=(nginx)
 command -v caddy >/dev/null || need+=(caddy)
 command -v pgbouncer >/dev/null || need+=(pgbouncer)
+command -v chromium >/dev/null || need+=(chromium)
 ensure_packages "${need[@]}"
 find_pg_bin
 
@@ -32,7 +34,7 @@ export TEST_GATEHOUSE_REQUIRE_ALL=1
 # --- the tests -------------------------------------------------------------------
 say "go vet"
 go vet ./...
-say "go test -race (SQLite, PostgreSQL, nginx, fuzz seed corpora)"
+say "go test -race (SQLite, PostgreSQL, nginx, Caddy, Chromium, fuzz seed corpora)"
 go test -race -count=1 -timeout 20m "$@" ./...
 say "Helm chart: lint, render, and compare with deploy/manifests (Helm's Go library)"
 (cd deploy/helm/chartcheck && go vet ./... && go test -count=1 ./...)

@@ -17,8 +17,9 @@ const pendingLoginTTL = 5 * time.Minute
 
 // secondFactors is what a user can finish a sign-in with after their password.
 type secondFactors struct {
-	TOTP    bool      // an authenticator app (and its recovery codes)
-	Passkey *ceremony // set when the user has passkeys
+	TOTP     bool      // an authenticator app
+	Recovery bool      // unused recovery codes
+	Passkey  *ceremony // set when the user has passkeys
 }
 
 func (f secondFactors) any() bool { return f.TOTP || f.Passkey != nil }
@@ -31,6 +32,11 @@ func (s *Server) factorsOf(r *http.Request, u store.User) (secondFactors, error)
 		return f, err
 	}
 	f.TOTP = err == nil
+	n, err := s.Store.UnusedRecoveryCodes(r.Context(), u.ID)
+	if err != nil {
+		return f, err
+	}
+	f.Recovery = n > 0
 	keys, err := s.Store.Passkeys(r.Context(), u.ID)
 	if err != nil {
 		return f, err

@@ -3,6 +3,7 @@ package e2e
 import (
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -44,5 +45,28 @@ func TestReadmeCommandsAreTrue(t *testing.T) {
 	}
 	if !strings.Contains(string(ci), "scripts/test.sh") {
 		t.Error(".ci/run does not run scripts/test.sh, the README's test command")
+	}
+}
+
+// Every image the README shows is in the repository (the screenshots come from the
+// browser test), and every screenshot there is shown.
+func TestReadmeImagesExist(t *testing.T) {
+	readme, _ := os.ReadFile("../../README.md")
+	shown := regexp.MustCompile(`!\[[^\]]+\]\(([^)]+\.png)\)`).FindAllStringSubmatch(string(readme), -1)
+	if len(shown) < 3 {
+		t.Fatalf("the README shows %d screenshots, want the login page, the second step and the account page", len(shown))
+	}
+	seen := map[string]bool{}
+	for _, m := range shown {
+		seen[filepath.Base(m[1])] = true
+		if info, err := os.Stat(filepath.Join("../..", m[1])); err != nil || info.Size() < 1000 {
+			t.Errorf("README shows %s, which is missing or empty: %v", m[1], err)
+		}
+	}
+	files, _ := filepath.Glob("../../docs/screenshots/*.png")
+	for _, f := range files {
+		if !seen[filepath.Base(f)] {
+			t.Errorf("docs/screenshots/%s is not shown in the README", filepath.Base(f))
+		}
 	}
 }

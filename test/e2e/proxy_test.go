@@ -137,10 +137,17 @@ func visitAsPeople(t *testing.T, proxyPort int) {
 
 // TestNginxAuthRequest runs deploy/examples/nginx.conf (the README's snippet) in a real nginx.
 func TestNginxAuthRequest(t *testing.T) {
-	nginx := testenv.Tool(t, "nginx", "nginx")
 	proxyPort, upPort := freePort(t), upstream(t)
 	_, _, ghPort := protectedSite(t, proxyPort)
+	cmd, logFile := nginxCommand(t, proxyPort, ghPort, upPort)
+	runProxy(t, proxyPort, cmd, logFile)
+}
 
+// nginxCommand prepares a real nginx running deploy/examples/nginx.conf with its
+// addresses pointed at the test's ports, and the file its errors go to.
+func nginxCommand(t *testing.T, proxyPort, ghPort, upPort int) (*exec.Cmd, string) {
+	t.Helper()
+	nginx := testenv.Tool(t, "nginx", "nginx")
 	dir := t.TempDir()
 	os.Chmod(dir, 0o777) // nginx workers run as nobody when started by root
 	site := fromExample(t, "nginx.conf",
@@ -161,8 +168,8 @@ http {
     include %[1]s/site.conf;
 }
 `, dir))
-	cmd := exec.Command(nginx, "-p", dir, "-c", filepath.Join(dir, "nginx.conf"), "-e", filepath.Join(dir, "error.log"), "-g", "daemon off;")
-	runProxy(t, cmd, proxyPort, filepath.Join(dir, "error.log"))
+	return exec.Command(nginx, "-p", dir, "-c", filepath.Join(dir, "nginx.conf"), "-e", filepath.Join(dir, "error.log"), "-g", "daemon off;"),
+		filepath.Join(dir, "error.log")
 }
 
 // TestCaddyForwardAuth runs deploy/examples/Caddyfile (the README's snippet) in a real Caddy.
@@ -180,12 +187,20 @@ func TestCaddyForwardAuth(t *testing.T) {
 	writeFile(t, filepath.Join(dir, "Caddyfile"), "{\n\tadmin off\n\tauto_https off\n}\n\n"+site)
 	cmd := exec.Command(caddy, "run", "--config", filepath.Join(dir, "Caddyfile"), "--adapter", "caddyfile")
 	cmd.Env = append(os.Environ(), "HOME="+dir, "XDG_DATA_HOME="+dir, "XDG_CONFIG_HOME="+dir)
-	runProxy(t, cmd, proxyPort, "")
+	runProxy(t, proxyPort, cmd, "")
 }
 
 // runProxy starts a proxy, walks visitAsPeople through it, and shows its output (and
 // the log file, if any) when the test fails.
-func runProxy(t *testing.T, cmd *exec.Cmd, port int, logFile string) {
+func runProxy(t *testing.T, port int, cmd *exec.Cmd, logFile string) {
+	t.Helper()
+	startProxy(t, port, cmd, logFile)
+	visitAsPeople(t, port)
+}
+
+// startProxy starts a proxy and waits for it to listen on port; its logs are shown if
+// the test fails.
+func startProxy(t *testing.T, port int, cmd *exec.Cmd, logFile string) {
 	t.Helper()
 	out := &strings.Builder{}
 	cmd.Stdout, cmd.Stderr = out, out
@@ -199,11 +214,12 @@ func runProxy(t *testing.T, cmd *exec.Cmd, port int, logFile string) {
 		e, _ := os.ReadFile(logFile)
 		return out.String() + string(e)
 	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Log(logs())
+		}
+	})
 	waitPort(t, port, logs)
-	visitAsPeople(t, port)
-	if t.Failed() {
-		t.Log(logs())
-	}
 }
 
 // stopProcess ends a started proxy and its workers when the test ends: SIGTERM to the
