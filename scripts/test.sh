@@ -39,7 +39,7 @@ go test -race -count=1 -timeout 20m "$@" ./...
 say "Helm chart: lint, render, and compare with deploy/manifests (Helm's Go library)"
 (cd deploy/helm/chartcheck && go vet ./... && go test -count=1 ./...)
 say "fuzzing the network-facing parsers briefly"
-for spec in forwardauth:FuzzForwardedRequest web:FuzzReturnURL config:FuzzLoad; do
+for spec in forwardauth:FuzzForwardedRequest web:FuzzReturnURL config:FuzzLoad oidc:FuzzRedirectAllowed; do
 	pkg=./internal/${spec%%:*} target=${spec#*:}
 	go test -run='^$' -fuzz="^${target}\$" -fuzztime=15s -fuzzminimizetime=0 "$pkg" >/dev/null ||
 		die "fuzz target $target found a failure: see $pkg/testdata/fuzz"

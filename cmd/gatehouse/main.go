@@ -35,6 +35,7 @@ Usage:
   gatehouse group add NAME [--parent GROUP] | list | delete NAME
   gatehouse group members add|remove GROUP USERNAME...
   gatehouse session list [--user USERNAME] | revoke SESSION_ID... | revoke --user USERNAME
+  gatehouse oidc hash-secret --secret-stdin | keys | rotate-keys
   gatehouse config reference                         print the config reference (Markdown)
   gatehouse healthcheck [--url URL]                  exit 0 when the local server is ready
   gatehouse version
@@ -76,6 +77,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return c.user(rest)
 	case "group":
 		return c.group(rest)
+	case "oidc":
+		return c.oidcCmd(rest)
 	case "session":
 		return c.session(rest)
 	case "config":

@@ -22,6 +22,7 @@ type Config struct {
 	Session  Session     `yaml:"session"`
 	Access   Access      `yaml:"access"`
 	Groups   []GroupDecl `yaml:"groups" doc:"Groups declared as code: created at start and on reload, read-only for the CLI. Groups may also be created as data with 'gatehouse group add'."`
+	OIDC     OIDC        `yaml:"oidc"`
 	Log      Log         `yaml:"log"`
 }
 
@@ -78,6 +79,33 @@ type GroupDecl struct {
 	Parent string `yaml:"parent" doc:"Optional parent group: members of this group are members of the parent too."`
 }
 
+// OIDC configures the OpenID Connect provider. Its issuer is server.public_url.
+type OIDC struct {
+	SigningAlgorithm string   `yaml:"signing_algorithm" doc:"RS256 (accepted by every app) or ES256: the algorithm of new signing keys."`
+	KeyRotation      Duration `yaml:"key_rotation" doc:"Make a new signing key this often. The previous key stays published until every token signed with it has expired."`
+	Clients          []Client `yaml:"clients" doc:"The apps that sign in with OpenID Connect. They are code: an app is added or changed here, and a reload applies it."`
+}
+
+// Client is one app that signs in with OpenID Connect.
+type Client struct {
+	ID                     string   `yaml:"id" doc:"The client_id the app is configured with: letters, digits, \".\", \"-\", \"_\", \"~\"."`
+	Name                   string   `yaml:"name" doc:"Shown on the consent and \"not allowed\" pages; the id when empty."`
+	Type                   string   `yaml:"type" doc:"confidential (a server-side app holding a secret) or public (a native app, CLI or single-page app: no secret, PKCE required)."`
+	Secret                 string   `yaml:"secret" secret:"true" doc:"Confidential clients: the client secret (at least 32 characters), or its argon2id hash from 'gatehouse oidc hash-secret', or secret_file: PATH."`
+	RedirectURIs           []string `yaml:"redirect_uris" doc:"Where the app may receive codes, matched exactly. A loopback http://127.0.0.1/..., http://[::1]/... or http://localhost/... URI matches any port (RFC 8252); custom schemes (com.example.app:/cb) are allowed."`
+	PostLogoutRedirectURIs []string `yaml:"post_logout_redirect_uris" doc:"Where the app may send people after signing out at Gatehouse (RP-initiated logout), matched exactly."`
+	Groups                 []string `yaml:"groups" doc:"Members of any of these groups (directly or through a child group) may use the app; others see a \"not allowed\" page."`
+	AllUsers               bool     `yaml:"all_users" doc:"Every signed-in user may use the app. A client that signs people in needs groups or all_users: true, so no app is open to everyone by accident."`
+	TwoFactor              bool     `yaml:"two_factor" doc:"Only sessions signed in with two factors may use the app; others are asked to step up."`
+	Consent                string   `yaml:"consent" doc:"implicit (first-party apps: no question asked) or explicit (ask once per user, remembered until the app asks for more scopes)."`
+	Scopes                 []string `yaml:"scopes" doc:"Scopes the app may ask for, among openid, profile, email, groups, offline_access. Empty: all of them."`
+	GrantTypes             []string `yaml:"grant_types" doc:"authorization_code, refresh_token, client_credentials (confidential clients), device_code (RFC 8628). Empty: authorization_code and refresh_token."`
+	Subject                string   `yaml:"subject" doc:"What the sub claim holds: id (the user's permanent id) or username."`
+	AccessTokenLifetime    Duration `yaml:"access_token_lifetime" doc:"How long access tokens last. Empty: 1h."`
+	IDTokenLifetime        Duration `yaml:"id_token_lifetime" doc:"How long ID tokens last. Empty: 1h."`
+	RefreshTokenLifetime   Duration `yaml:"refresh_token_lifetime" doc:"How long a refresh token lasts unused; each use gives a new one. Empty: 30d."`
+}
+
 // Log configures the structured logs on standard error.
 type Log struct {
 	Level  string `yaml:"level" doc:"debug, info, warn or error."`
@@ -101,6 +129,7 @@ func Default() Config {
 		},
 		Session: Session{CookieName: "gatehouse_session", Lifetime: Duration(28 * 24 * time.Hour)},
 		Access:  Access{AdminGroups: []string{"admins"}},
+		OIDC:    OIDC{SigningAlgorithm: "RS256", KeyRotation: Duration(30 * 24 * time.Hour)},
 		Log:     Log{Level: "info", Format: "json"},
 	}
 }

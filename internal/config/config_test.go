@@ -86,6 +86,23 @@ func TestSecretFileKeyInYAML(t *testing.T) {
 	}
 }
 
+// A client secret can come from a file, inside the list of clients.
+func TestClientSecretFile(t *testing.T) {
+	secret := filepath.Join(t.TempDir(), "grafana-secret")
+	os.WriteFile(secret, []byte(strings.Repeat("g", 40)+"\n"), 0o600)
+	cfg, err := Load(writeFile(t, "oidc:\n  clients:\n    - id: other\n      type: public\n      all_users: true\n      grant_types: [device_code]\n    - id: grafana\n      secret_file: "+secret+"\n      groups: [Admins]\n      redirect_uris: [https://grafana.example.com/login/generic_oauth]\n"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, ok := cfg.OIDC.ClientByID("grafana")
+	if !ok || c.Secret != strings.Repeat("g", 40) || c.Type != "confidential" || c.Consent != "implicit" || c.Subject != "id" {
+		t.Fatalf("client: %+v", c)
+	}
+	if other, _ := cfg.OIDC.ClientByID("other"); other.Secret != "" {
+		t.Fatal("the secret went to the wrong client")
+	}
+}
+
 func TestErrorsNameTheKey(t *testing.T) {
 	tests := []struct {
 		name string
@@ -117,6 +134,14 @@ func TestErrorsNameTheKey(t *testing.T) {
 		{"missing secret file", "", []string{"GATEHOUSE_SERVER_SECRET_FILE=/nonexistent/secret"}, []string{"GATEHOUSE_SERVER_SECRET_FILE: reading secret file"}},
 		{"bad env number", "", []string{"GATEHOUSE_DATABASE_MAX_OPEN_CONNS=many"}, []string{`GATEHOUSE_DATABASE_MAX_OPEN_CONNS (database.max_open_conns): "many" is not a whole number`}},
 		{"not a mapping", "server: [1, 2]\n", nil, []string{"server must be a mapping"}},
+		{"client open to everyone", "oidc:\n  clients:\n    - id: grafana\n      secret: " + strings.Repeat("s", 32) + "\n      redirect_uris: [https://grafana.example.com/login/generic_oauth]\n", nil, []string{`oidc.clients[0]: say which groups may use "grafana"`}},
+		{"confidential client without secret", "oidc:\n  clients:\n    - id: app\n      all_users: true\n      redirect_uris: [https://a.example.com/cb]\n", nil, []string{"oidc.clients[0].secret: a confidential client needs a secret", "type: public"}},
+		{"public client with secret", "oidc:\n  clients:\n    - id: cli\n      type: public\n      secret: " + strings.Repeat("s", 32) + "\n      all_users: true\n      grant_types: [device_code, client_credentials]\n", nil, []string{"oidc.clients[0].secret: a public client has no secret", "client_credentials needs a confidential client"}},
+		{"client redirect with a script", "oidc:\n  clients:\n    - id: app\n      type: public\n      all_users: true\n      redirect_uris: [\"javascript:alert(1)\", \"https://a.example.com/cb#x\"]\n", nil, []string{"redirect_uris[0]: \"javascript:alert(1)\" uses the javascript: scheme", "redirect_uris[1]"}},
+		{"client without redirect", "oidc:\n  clients:\n    - id: app\n      type: public\n      all_users: true\n", nil, []string{"oidc.clients[0].redirect_uris: list where \"app\" receives codes"}},
+		{"client typo", "oidc:\n  clients:\n    - id: app\n      redirect_uri: [x]\n", nil, []string{`unknown key "oidc.clients[0].redirect_uri"`, `did you mean "redirect_uris"`}},
+		{"client bad values", "oidc:\n  signing_algorithm: HS256\n  clients:\n    - id: \"my app\"\n      type: public\n      all_users: true\n      grant_types: [implicit]\n      scopes: [admin]\n      consent: always\n      subject: email\n", nil, []string{"oidc.signing_algorithm", "is not a client id", `grant_types[0]: "implicit"`, `scopes[0]: "admin"`, "consent", "subject"}},
+		{"client twice", "oidc:\n  clients:\n    - {id: a, type: public, all_users: true, grant_types: [device_code]}\n    - {id: a, type: public, all_users: true, grant_types: [device_code]}\n", nil, []string{`oidc.clients[1].id: client "a" is declared twice`}},
 		{"several problems at once", "log:\n  level: loud\n  format: xml\n", nil, []string{"log.level", "log.format"}},
 	}
 	for _, tc := range tests {

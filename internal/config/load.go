@@ -80,15 +80,29 @@ func decodeYAML(data []byte, cfg *Config) error {
 		if err != nil {
 			return fmt.Errorf("%s_file: %w", f.key, err)
 		}
-		reflect.ValueOf(cfg).Elem().FieldByIndex(f.index).SetString(v)
+		at(reflect.ValueOf(cfg).Elem(), f.index).SetString(v)
 	}
 	return nil
 }
 
+// fileRef is a "KEY_file" entry: the secret key it fills, where that key sits in the
+// model, and the file to read.
 type fileRef struct {
 	key   string
-	index []int
+	index []int // struct field indexes; -(i+1) steps into element i of a list
 	path  string
+}
+
+// at follows a fileRef index from v.
+func at(v reflect.Value, index []int) reflect.Value {
+	for _, i := range index {
+		if i < 0 {
+			v = v.Index(-i - 1)
+		} else {
+			v = v.Field(i)
+		}
+	}
+	return v
 }
 
 var durationType = reflect.TypeFor[Duration]()
@@ -137,7 +151,7 @@ func checkKeys(n *yaml.Node, t reflect.Type, path string, index []int, files *[]
 		}
 		var errs []error
 		for i, item := range n.Content {
-			errs = append(errs, checkKeys(item, t.Elem(), fmt.Sprintf("%s[%d]", path, i), nil, files))
+			errs = append(errs, checkKeys(item, t.Elem(), fmt.Sprintf("%s[%d]", path, i), append(slices.Clone(index), -(i+1)), files))
 		}
 		return errors.Join(errs...)
 	}

@@ -155,6 +155,8 @@ func (c *Config) Validate() error {
 		}
 	}
 
+	errs = append(errs, c.OIDC.validate()...)
+
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:

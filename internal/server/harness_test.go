@@ -66,6 +66,21 @@ type harness struct {
 
 func start(t *testing.T, cfg config.Config) *harness {
 	t.Helper()
+	return startOn(t, httptest.NewUnstartedServer(nil), cfg)
+}
+
+// startSelf starts Gatehouse with server.public_url set to its own loopback address,
+// for clients (OpenID Connect libraries) that talk to it by its issuer URL.
+func startSelf(t *testing.T, cfg config.Config) *harness {
+	t.Helper()
+	srv := httptest.NewUnstartedServer(nil)
+	cfg.Server.PublicURL = "http://" + srv.Listener.Addr().String()
+	cfg.Session.CookieDomain = ""
+	return startOn(t, srv, cfg)
+}
+
+func startOn(t *testing.T, srv *httptest.Server, cfg config.Config) *harness {
+	t.Helper()
 	if err := cfg.Validate(); err != nil {
 		t.Fatalf("test config invalid: %v", err)
 	}
@@ -75,8 +90,7 @@ func start(t *testing.T, cfg config.Config) *harness {
 	if err != nil {
 		t.Fatalf("starting gatehouse: %v", err)
 	}
-	h := &harness{t: t, app: app, log: logs}
-	h.srv = httptest.NewUnstartedServer(nil)
+	h := &harness{t: t, app: app, log: logs, srv: srv}
 	h.srv.Config = app.HTTPServer()
 	h.srv.Start()
 	stop := app.StartBackground(context.Background())
@@ -201,7 +215,7 @@ func tableRows(t *testing.T, s store.Store) map[string]int {
 	t.Helper()
 	db := s.(*sqlstore.Store).DB()
 	out := map[string]int{}
-	for _, table := range []string{"gatehouse_schema", "users", "usergroups", "memberships", "sessions", "setup_tokens", "settings", "events", "changes", "leases", "totp_secrets", "recovery_codes", "passkeys", "spent_challenges"} {
+	for _, table := range []string{"gatehouse_schema", "users", "usergroups", "memberships", "sessions", "setup_tokens", "settings", "events", "changes", "leases", "totp_secrets", "recovery_codes", "passkeys", "spent_challenges", "oidc_keys", "oidc_tokens", "oidc_consents"} {
 		var n int
 		if err := db.QueryRow("SELECT COUNT(*) FROM " + table).Scan(&n); err != nil {
 			t.Fatalf("counting %s: %v", table, err)

@@ -9,8 +9,9 @@ import (
 )
 
 // Every table that grows is bounded: on start (and every 10 minutes after) the lease
-// holder deletes expired sessions, spent WebAuthn challenges past their expiry, and
-// audit events beyond database.keep_audit_events.
+// holder deletes expired sessions, spent WebAuthn challenges past their expiry, expired
+// OpenID Connect tokens and audit events beyond database.keep_audit_events; it also
+// makes the first OpenID Connect signing key.
 func TestHousekeepingBoundsTheTables(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, dbURL string) {
 		cfg := testConfig(dbURL)
@@ -27,6 +28,7 @@ func TestHousekeepingBoundsTheTables(t *testing.T) {
 		past := time.Now().Add(-48 * time.Hour)
 		st.CreateSession(ctx, store.Session{ID: "s1", TokenHash: "h1", UserID: u.ID, CreatedAt: past, ExpiresAt: past.Add(time.Hour), LastSeenAt: past})
 		st.SpendChallenge(ctx, "old-challenge", past)
+		st.AddOIDCToken(ctx, store.OIDCToken{Hash: "old-code", Kind: "code", ClientID: "c", Family: "f", CreatedAt: past, ExpiresAt: past.Add(time.Minute)})
 		for range 1500 {
 			st.AppendEvent(ctx, store.Event{Kind: "test"})
 		}
@@ -35,7 +37,7 @@ func TestHousekeepingBoundsTheTables(t *testing.T) {
 		h := start(t, cfg)
 		waitFor(t, "housekeeping to bound the tables", func() bool {
 			rows := tableRows(t, h.app.Store)
-			return rows["sessions"] == 0 && rows["spent_challenges"] == 0 && rows["events"] <= 1000+10 && rows["leases"] == 1
+			return rows["sessions"] == 0 && rows["spent_challenges"] == 0 && rows["oidc_tokens"] == 0 && rows["oidc_keys"] == 1 && rows["events"] <= 1000+10 && rows["leases"] == 1
 		})
 	})
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/gatehouse-id/gatehouse/internal/forwardauth"
 	"github.com/gatehouse-id/gatehouse/internal/identity"
 	"github.com/gatehouse-id/gatehouse/internal/metrics"
+	"github.com/gatehouse-id/gatehouse/internal/oidc"
 	"github.com/gatehouse-id/gatehouse/internal/session"
 	"github.com/gatehouse-id/gatehouse/internal/store"
 	"github.com/gatehouse-id/gatehouse/internal/store/sqlstore"
@@ -36,6 +37,8 @@ type App struct {
 	Metrics  *metrics.Metrics
 	Log      *slog.Logger
 	Handler  http.Handler
+	// OIDC is the OpenID Connect provider (its keys are managed by housekeeping).
+	OIDC *oidc.Provider
 
 	cfg       atomic.Pointer[config.Config]
 	policy    atomic.Pointer[access.Policy]
@@ -94,13 +97,9 @@ func newApp(ctx context.Context, st store.Store, cfg config.Config, log *slog.Lo
 		return nil, err
 	}
 
-	secret := []byte(cfg.Server.Secret)
-	if len(secret) == 0 {
-		stored, err := st.EnsureSetting(ctx, "server_secret", hex.EncodeToString([]byte(session.NewToken())))
-		if err != nil {
-			return nil, fmt.Errorf("reading the server secret: %w", err)
-		}
-		secret = []byte(stored)
+	secret, err := ServerSecret(ctx, st, &cfg)
+	if err != nil {
+		return nil, err
 	}
 
 	a.Sessions = session.NewManager(st, session.Options{Lifetime: cfg.Session.Lifetime.D(),
@@ -119,6 +118,14 @@ func newApp(ctx context.Context, st store.Store, cfg config.Config, log *slog.Lo
 		Metrics: a.Metrics, Audit: a.audit.Record, Log: log, Throttle: web.NewThrottle(15*time.Minute, 10, 100),
 	}
 	a.web.SetSecret(secret)
+	a.OIDC = &oidc.Provider{
+		Store: st, Config: a.Config, Hasher: hasher, Pages: a.web.OIDCPages(), Audit: a.audit.Record, Log: log,
+		AdminGroups: func() []string { return a.Config().Access.AdminGroups },
+	}
+	a.OIDC.SetSecret(secret)
+	if err := a.OIDC.EnsureKey(ctx); err != nil {
+		return nil, fmt.Errorf("OpenID Connect signing key: %w", err)
+	}
 	fa := &forwardauth.Handler{
 		Policy: a.policy.Load, Sessions: a.Sessions, CookieName: cfg.Session.CookieName,
 		LoginURL:  func(rd string) string { return web.LoginURL(a.Config().Server.PublicURL, rd) },
@@ -128,6 +135,7 @@ func newApp(ctx context.Context, st store.Store, cfg config.Config, log *slog.Lo
 
 	mux := http.NewServeMux()
 	a.web.Routes(mux)
+	a.OIDC.Routes(mux)
 	mux.Handle("/api/authz/forward-auth", fa.Serve(forwardauth.ForwardAuth))
 	mux.Handle("/api/authz/auth-request", fa.Serve(forwardauth.AuthRequest))
 	mux.Handle(forwardauth.ExtAuthzPrefix+"/", fa.Serve(forwardauth.ExtAuthz))
@@ -327,13 +335,27 @@ func (a *App) StartBackground(ctx context.Context) (stop func()) {
 	}
 }
 
+// ServerSecret returns server.secret, or when it is empty the secret generated once and
+// kept in the database, so every replica (and the CLI) agrees on it.
+func ServerSecret(ctx context.Context, st store.Store, cfg *config.Config) ([]byte, error) {
+	if cfg.Server.Secret != "" {
+		return []byte(cfg.Server.Secret), nil
+	}
+	stored, err := st.EnsureSetting(ctx, "server_secret", hex.EncodeToString([]byte(session.NewToken())))
+	if err != nil {
+		return nil, fmt.Errorf("reading the server secret: %w", err)
+	}
+	return []byte(stored), nil
+}
+
 // housekeepingEvery is how often the lease holder bounds the tables; the lease lasts a
 // little longer, so a dead holder's work moves to another replica within one period.
 const housekeepingEvery = 10 * time.Minute
 
 // housekeeping bounds every table that grows: expired sessions, change-feed rows older
-// than an hour and audit events beyond database.keep_audit_events. One replica at a time does it, under the
-// "housekeeping" lease.
+// than an hour, audit events beyond database.keep_audit_events, spent WebAuthn
+// challenges and expired OpenID Connect tokens; it also rotates and retires the OpenID
+// Connect signing keys. One replica at a time does it, under the "housekeeping" lease.
 func (a *App) housekeeping(ctx context.Context) {
 	holder := sqlstore.NewID()
 	defer a.Store.ReleaseLease(context.WithoutCancel(ctx), "housekeeping", holder)
@@ -353,7 +375,9 @@ func (a *App) housekeeping(ctx context.Context) {
 		_, err2 := a.Store.PruneChanges(ctx, now.Add(-time.Hour))
 		_, err3 := a.Store.PruneEvents(ctx, a.Config().Database.KeepAuditEvents)
 		_, err4 := a.Store.DeleteSpentChallenges(ctx, now)
-		if err := errors.Join(err1, err2, err3, err4); err != nil && ctx.Err() == nil {
+		_, err5 := a.Store.DeleteExpiredOIDCTokens(ctx, now)
+		err6 := a.OIDC.MaintainKeys(ctx)
+		if err := errors.Join(err1, err2, err3, err4, err5, err6); err != nil && ctx.Err() == nil {
 			a.Log.Warn("housekeeping failed; it runs again in 10 minutes", "error", err.Error())
 		}
 		select {

@@ -93,6 +93,30 @@ type Passkey struct {
 	LastUsedAt   time.Time // zero until first used to sign in
 }
 
+// OIDCKey is a signing key of the OpenID Connect provider. PrivateKey is encrypted
+// (by the oidc package, with the server secret) before it reaches the store.
+type OIDCKey struct {
+	ID         string // the JWK "kid"
+	Algorithm  string // RS256 or ES256
+	PrivateKey string
+	CreatedAt  time.Time
+}
+
+// OIDCToken is one credential of the OpenID Connect provider, stored by the hash of
+// its value. Kind is "code", "access", "refresh", "device" or "user_code".
+type OIDCToken struct {
+	Hash      string
+	Kind      string
+	ClientID  string
+	UserID    string // empty for client credentials and undecided device codes
+	Family    string // the grant it belongs to
+	Scope     string // space-separated
+	Data      string // JSON the provider keeps with it (nonce, PKCE challenge, …)
+	CreatedAt time.Time
+	ExpiresAt time.Time
+	UsedAt    time.Time // zero until spent (codes, refresh and device tokens)
+}
+
 // Event is an audit record: a denied access decision, an admin's change, a login.
 type Event struct {
 	ID     int64
@@ -218,6 +242,24 @@ type Store interface {
 	// whether it was new; a second answer to one challenge is a replay.
 	SpendChallenge(ctx context.Context, hash string, expires time.Time) (bool, error)
 	DeleteSpentChallenges(ctx context.Context, now time.Time) (int, error)
+
+	// OpenID Connect. UseOIDCToken spends an unexpired, unspent token in one statement
+	// and reports whether this call did (so two replicas never both redeem a code).
+	// RevokeOIDCFamily deletes every token of a grant.
+	AddOIDCKey(ctx context.Context, k OIDCKey) error
+	OIDCKeys(ctx context.Context) ([]OIDCKey, error) // newest first
+	DeleteOIDCKey(ctx context.Context, id string) error
+	AddOIDCToken(ctx context.Context, t OIDCToken) error
+	OIDCToken(ctx context.Context, hash string) (OIDCToken, error)
+	UseOIDCToken(ctx context.Context, hash string, now time.Time) (bool, error)
+	// DecideOIDCToken records who decided a device authorization, and how, once: a
+	// token someone decided already is ErrNotFound.
+	DecideOIDCToken(ctx context.Context, hash, userID, data string) error
+	DeleteOIDCToken(ctx context.Context, hash string) error
+	RevokeOIDCFamily(ctx context.Context, family string) (int, error)
+	DeleteExpiredOIDCTokens(ctx context.Context, now time.Time) (int, error)
+	OIDCConsent(ctx context.Context, userID, clientID string) (scope string, err error)
+	SetOIDCConsent(ctx context.Context, userID, clientID, scope string) error
 
 	// Leases: TakeLease grants (or renews) the named lease to holder for ttl when it is
 	// free, expired, or already holder's, and reports whether holder has it now.

@@ -99,6 +99,22 @@ func TestCLI(t *testing.T) {
 			}
 			fail(1, `user "alic": not found`, "", "user", "mfa", "reset", "alic")
 			fail(2, "expected user mfa reset USERNAME", "", "user", "mfa", "alice")
+
+			// OpenID Connect: a client secret hashed for the config; keys made and listed.
+			if out := run(strings.Repeat("s", 40)+"\n", "oidc", "hash-secret", "--secret-stdin"); !strings.HasPrefix(out, "$argon2id$") {
+				t.Errorf("hash-secret: %q", out)
+			}
+			fail(1, "too short", "short\n", "oidc", "hash-secret", "--secret-stdin")
+			fail(2, "reads the secret from standard input", "", "oidc", "hash-secret")
+			first := regexp.MustCompile(`new signing key (\S+) \(RS256\)`).FindStringSubmatch(run("", "oidc", "rotate-keys"))
+			if first == nil {
+				t.Fatal("rotate-keys did not name the new key")
+			}
+			second := regexp.MustCompile(`new signing key (\S+)`).FindStringSubmatch(run("", "oidc", "rotate-keys"))
+			if keys := run("", "oidc", "keys"); !regexp.MustCompile(second[1] + `\s+RS256\s+\S+ \S+\s+signing\n` + regexp.QuoteMeta(first[1]) + `\s+RS256.*retired`).MatchString(keys) {
+				t.Errorf("oidc keys:\n%s", keys)
+			}
+			fail(2, `oidc: unknown subcommand "rotate"`, "", "oidc", "rotate")
 			run("", "session", "revoke", "--user", "alice")
 			if out := run("", "session", "list"); !strings.HasPrefix(out, "ID") {
 				t.Errorf("session list: %q", out)
@@ -130,14 +146,14 @@ func TestOlderBinaryRefusesNewerSchema(t *testing.T) {
 	}
 	for _, args := range [][]string{{"serve"}, {"migrate"}, {"migrate", "--dry-run"}, {"user", "list"}} {
 		r := gh(t, dir, env, "", args...)
-		if r.code != 1 || !strings.Contains(r.stderr, "database schema is at version 999 but this gatehouse binary only knows versions up to 4") {
+		if r.code != 1 || !strings.Contains(r.stderr, "database schema is at version 999 but this gatehouse binary only knows versions up to 5") {
 			t.Fatalf("gatehouse %v on a newer schema: exit %d\n%s", args, r.code, r.stderr)
 		}
 	}
 	var users, schema int
 	db.QueryRow("SELECT COUNT(*) FROM users").Scan(&users)
 	db.QueryRow("SELECT COUNT(*) FROM gatehouse_schema").Scan(&schema)
-	if users != 0 || schema != 5 {
+	if users != 0 || schema != 6 {
 		t.Fatalf("the refused commands wrote: users=%d schema rows=%d", users, schema)
 	}
 }

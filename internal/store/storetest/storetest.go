@@ -46,6 +46,7 @@ func Run(t *testing.T, open Backend) {
 		"Leases":            testLeases,
 		"SecondFactors":     testSecondFactors,
 		"Passkeys":          testPasskeys,
+		"OIDC":              testOIDC,
 	}
 	names := make([]string, 0, len(tests))
 	for name := range tests {
@@ -599,4 +600,75 @@ func testPasskeys(t *testing.T, s store.Store) {
 	if n := must(s.DeleteSpentChallenges(ctx, time.Now()))(t); n != 1 {
 		t.Fatalf("swept %d spent challenges, want 1", n)
 	}
+}
+
+func testOIDC(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	noErr(t, s.AddOIDCKey(ctx, store.OIDCKey{ID: "k1", Algorithm: "RS256", PrivateKey: "sealed-1", CreatedAt: now.Add(-time.Hour)}))
+	noErr(t, s.AddOIDCKey(ctx, store.OIDCKey{ID: "k2", Algorithm: "ES256", PrivateKey: "sealed-2", CreatedAt: now}))
+	keys := must(s.OIDCKeys(ctx))(t)
+	if len(keys) != 2 || keys[0].ID != "k2" || keys[1].PrivateKey != "sealed-1" || !keys[0].CreatedAt.Equal(now) {
+		t.Fatalf("keys, newest first: %+v", keys)
+	}
+	noErr(t, s.DeleteOIDCKey(ctx, "k1"))
+	wantErr(t, s.DeleteOIDCKey(ctx, "k1"), store.ErrNotFound)
+
+	u := must(s.CreateUser(ctx, store.User{Username: "oidc"}))(t)
+	code := store.OIDCToken{Hash: "code-1", Kind: "code", ClientID: "grafana", UserID: u.ID, Family: "f1", Scope: "openid", Data: `{"nonce":"n"}`, ExpiresAt: now.Add(time.Minute)}
+	noErr(t, s.AddOIDCToken(ctx, code))
+	noErr(t, s.AddOIDCToken(ctx, store.OIDCToken{Hash: "access-1", Kind: "access", ClientID: "grafana", UserID: u.ID, Family: "f1", ExpiresAt: now.Add(time.Hour)}))
+	noErr(t, s.AddOIDCToken(ctx, store.OIDCToken{Hash: "access-2", Kind: "access", ClientID: "grafana", UserID: u.ID, Family: "f2", ExpiresAt: now.Add(time.Hour)}))
+	got := must(s.OIDCToken(ctx, "code-1"))(t)
+	if got.Data != `{"nonce":"n"}` || got.Family != "f1" || !got.ExpiresAt.Equal(now.Add(time.Minute)) || !got.UsedAt.IsZero() {
+		t.Fatalf("code: %+v", got)
+	}
+
+	// A code is redeemed once, even by racing replicas; never after it expired.
+	var wg sync.WaitGroup
+	var won atomic.Int32
+	for range 6 {
+		wg.Go(func() {
+			if ok, err := s.UseOIDCToken(ctx, "code-1", time.Now()); err == nil && ok {
+				won.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if won.Load() != 1 {
+		t.Fatalf("one code was redeemed %d times", won.Load())
+	}
+	noErr(t, s.AddOIDCToken(ctx, store.OIDCToken{Hash: "old", Kind: "code", ClientID: "c", Family: "f3", ExpiresAt: now.Add(-time.Second)}))
+	if must(s.UseOIDCToken(ctx, "old", time.Now()))(t) {
+		t.Fatal("an expired code was redeemed")
+	}
+	noErr(t, s.AddOIDCToken(ctx, store.OIDCToken{Hash: "device-1", Kind: "device", ClientID: "cli", Family: "f2", ExpiresAt: now.Add(time.Minute)}))
+	noErr(t, s.DecideOIDCToken(ctx, "device-1", "someone", `{"decision":"approved"}`))
+	if got := must(s.OIDCToken(ctx, "device-1"))(t); got.UserID != "someone" || got.Data != `{"decision":"approved"}` {
+		t.Fatalf("after the decision: %+v", got)
+	}
+	wantErr(t, s.DecideOIDCToken(ctx, "device-1", "other", `{"decision":"denied"}`), store.ErrNotFound)
+	wantErr(t, s.DecideOIDCToken(ctx, "missing", "x", "{}"), store.ErrNotFound)
+
+	if n := must(s.RevokeOIDCFamily(ctx, "f1"))(t); n != 2 {
+		t.Fatalf("revoking a grant deleted %d tokens, want 2", n)
+	}
+	_, err := s.OIDCToken(ctx, "access-1")
+	wantErr(t, err, store.ErrNotFound)
+	if n := must(s.DeleteExpiredOIDCTokens(ctx, time.Now()))(t); n != 1 {
+		t.Fatalf("swept %d expired tokens, want 1", n)
+	}
+	noErr(t, s.DeleteOIDCToken(ctx, "access-2"))
+	noErr(t, s.DeleteOIDCToken(ctx, "access-2"))
+
+	_, err = s.OIDCConsent(ctx, u.ID, "grafana")
+	wantErr(t, err, store.ErrNotFound)
+	noErr(t, s.SetOIDCConsent(ctx, u.ID, "grafana", "openid"))
+	noErr(t, s.SetOIDCConsent(ctx, u.ID, "grafana", "openid email"))
+	if sc := must(s.OIDCConsent(ctx, u.ID, "grafana"))(t); sc != "openid email" {
+		t.Fatalf("consent: %q", sc)
+	}
+	noErr(t, s.DeleteUser(ctx, u.ID))
+	_, err = s.OIDCConsent(ctx, u.ID, "grafana")
+	wantErr(t, err, store.ErrNotFound)
 }

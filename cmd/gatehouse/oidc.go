@@ -1,0 +1,89 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+
+	"github.com/gatehouse-id/gatehouse/internal/config"
+	"github.com/gatehouse-id/gatehouse/internal/identity"
+	"github.com/gatehouse-id/gatehouse/internal/oidc"
+	"github.com/gatehouse-id/gatehouse/internal/server"
+)
+
+// oidcCmd manages the OpenID Connect provider: its signing keys, and hashing a client
+// secret for the config file.
+func (c *cli) oidcCmd(args []string) error {
+	if len(args) == 0 {
+		return usagef("oidc: name a subcommand (hash-secret, keys, rotate-keys)")
+	}
+	fs := c.flags("oidc " + args[0])
+	fromStdin := fs.Bool("secret-stdin", false, "read the client secret from standard input (hash-secret)")
+	pos, err := parse(fs, args[1:])
+	if err != nil {
+		return err
+	}
+	if err := exactly(0, pos, "oidc "+args[0]+" with no arguments"); err != nil {
+		return err
+	}
+	if args[0] == "hash-secret" {
+		if !*fromStdin {
+			return usagef("oidc hash-secret reads the secret from standard input: printf '%%s' \"$SECRET\" | gatehouse oidc hash-secret --secret-stdin")
+		}
+		b, err := io.ReadAll(io.LimitReader(c.stdin, 4096))
+		if err != nil {
+			return fmt.Errorf("reading the client secret from standard input: %w", err)
+		}
+		secret := strings.TrimRight(string(b), "\r\n")
+		if len(secret) < 32 {
+			return fmt.Errorf("client secret: %d characters is too short; use at least 32 random ones (e.g. openssl rand -hex 32)", len(secret))
+		}
+		hash, err := identity.NewHasher(1).Hash(c.ctx, secret)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(c.stdout, hash)
+		return nil
+	}
+	cfg, err := c.loadConfig()
+	if err != nil {
+		return err
+	}
+	_, st, closeStore, err := c.open()
+	if err != nil {
+		return err
+	}
+	defer closeStore()
+	secret, err := server.ServerSecret(c.ctx, st, &cfg)
+	if err != nil {
+		return err
+	}
+	p := &oidc.Provider{Store: st, Config: func() *config.Config { return &cfg }, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	p.SetSecret(secret)
+	switch args[0] {
+	case "rotate-keys":
+		id, err := p.RotateKeys(c.ctx)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(c.stdout, "new signing key %s (%s) signs from now on; every replica uses it within 30 seconds, and the old keys stay published until their tokens expire\n", id, cfg.OIDC.SigningAlgorithm)
+	case "keys":
+		keys, err := st.OIDCKeys(c.ctx)
+		if err != nil {
+			return err
+		}
+		c.table("ID\tALGORITHM\tCREATED\tSTATE", func(w io.Writer) {
+			for i, k := range keys {
+				state := "retired (published until its tokens expire)"
+				if i == 0 {
+					state = "signing"
+				}
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", k.ID, k.Algorithm, k.CreatedAt.Format("2006-01-02 15:04"), state)
+			}
+		})
+	default:
+		return usagef("oidc: unknown subcommand %q (hash-secret, keys, rotate-keys)", args[0])
+	}
+	return nil
+}

@@ -1,0 +1,301 @@
+package oidc
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/gatehouse-id/gatehouse/internal/config"
+	"github.com/gatehouse-id/gatehouse/internal/session"
+	"github.com/gatehouse-id/gatehouse/internal/store"
+)
+
+// codeTTL is how long an authorization code may wait to be redeemed.
+const codeTTL = time.Minute
+
+// consentTTL is how long a consent page may wait for an answer.
+const consentTTL = 10 * time.Minute
+
+// grantData is what Gatehouse keeps with a code, token or device code.
+type grantData struct {
+	RedirectURI string   `json:"redirect_uri,omitempty"`
+	Nonce       string   `json:"nonce,omitempty"`
+	Challenge   string   `json:"code_challenge,omitempty"`
+	AuthTime    int64    `json:"auth_time,omitempty"`
+	AMR         []string `json:"amr,omitempty"`
+	// Device authorization.
+	Device   string `json:"device,omitempty"`   // on a user_code: the device code's hash
+	Decision string `json:"decision,omitempty"` // on a device code: "", "approved" or "denied"
+}
+
+func (d grantData) encode() string {
+	b, _ := json.Marshal(d)
+	return string(b)
+}
+
+func decodeGrant(s string) grantData {
+	var d grantData
+	_ = json.Unmarshal([]byte(s), &d)
+	return d
+}
+
+var challengePattern = regexp.MustCompile(`^[A-Za-z0-9._~-]{43,128}$`)
+
+// redirectAllowed matches a redirect URI exactly against the client's list; a loopback
+// http URI matches on any port, as RFC 8252 asks for native apps.
+func redirectAllowed(c *config.Client, raw string) bool {
+	if slices.Contains(c.RedirectURIs, raw) {
+		return true
+	}
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme != "http" || u.User != nil || !loopback(u.Hostname()) {
+		return false
+	}
+	for _, reg := range c.RedirectURIs {
+		r, err := url.Parse(reg)
+		if err == nil && r.Scheme == "http" && loopback(r.Hostname()) && r.Hostname() == u.Hostname() &&
+			r.Path == u.Path && r.RawQuery == u.RawQuery {
+			return true
+		}
+	}
+	return false
+}
+
+// loopback accepts the loopback addresses and "localhost", which native apps such as
+// kubectl oidc-login use although RFC 8252 prefers the address.
+func loopback(host string) bool {
+	ip := net.ParseIP(host)
+	return (ip != nil && ip.IsLoopback()) || strings.EqualFold(host, "localhost")
+}
+
+// authRequest is a validated authorization request.
+type authRequest struct {
+	client    *config.Client
+	redirect  string
+	state     string
+	scopes    []string
+	nonce     string
+	challenge string
+	prompt    string
+	raw       url.Values
+}
+
+// authorize is the authorization endpoint (code flow only).
+func (p *Provider) authorize(w http.ResponseWriter, r *http.Request) {
+	if err := r.ParseForm(); err != nil {
+		p.Pages.Message(w, r, http.StatusBadRequest, "Bad sign-in request", "The app's sign-in request could not be read. Go back to the app and try again.")
+		return
+	}
+	p.authorizeRequest(w, r, r.Form, false)
+}
+
+// authorizeRequest checks a request and answers it: an error page when the app cannot
+// be trusted with a redirect, an error redirect when it can, the login page, a step-up,
+// the consent page, "not allowed", or the code.
+func (p *Provider) authorizeRequest(w http.ResponseWriter, r *http.Request, q url.Values, consented bool) {
+	clientID := q.Get("client_id")
+	c, ok := p.cfg().OIDC.ClientByID(clientID)
+	if !ok {
+		p.Pages.Message(w, r, http.StatusBadRequest, "Unknown app",
+			fmt.Sprintf("The app asked to sign in as client %q, which Gatehouse does not know. Its admin must add it under oidc.clients.", clip(clientID)))
+		return
+	}
+	redirect := q.Get("redirect_uri")
+	if redirect == "" && len(c.RedirectURIs) == 1 {
+		redirect = c.RedirectURIs[0]
+	}
+	if !redirectAllowed(c, redirect) {
+		p.Pages.Message(w, r, http.StatusBadRequest, "Unregistered return address",
+			fmt.Sprintf("%s asked to return to %q, which is not one of its redirect_uris in Gatehouse's config. Its admin must add the exact address.", c.DisplayName(), clip(redirect)))
+		return
+	}
+	ar := authRequest{client: c, redirect: redirect, state: q.Get("state"), nonce: q.Get("nonce"),
+		challenge: q.Get("code_challenge"), prompt: q.Get("prompt"), raw: q}
+	fail := func(code, description string) { p.redirectError(w, r, ar, code, description) }
+	switch {
+	case !c.HasGrant("authorization_code"):
+		fail("unauthorized_client", "this client may not use the authorization code flow (see its grant_types)")
+		return
+	case q.Get("response_type") != "code":
+		fail("unsupported_response_type", "only response_type=code is supported")
+		return
+	case q.Has("request") || q.Has("request_uri"):
+		fail("request_not_supported", "request objects are not supported; send the parameters in the URL")
+		return
+	case ar.challenge == "" && c.Public():
+		fail("invalid_request", "a public client must use PKCE: send code_challenge and code_challenge_method=S256")
+		return
+	case ar.challenge != "" && q.Get("code_challenge_method") != "S256":
+		fail("invalid_request", "code_challenge_method must be S256")
+		return
+	case ar.challenge != "" && !challengePattern.MatchString(ar.challenge):
+		fail("invalid_request", "code_challenge must be 43 to 128 characters of base64url")
+		return
+	case len(ar.nonce) > 512 || len(ar.state) > 2048:
+		fail("invalid_request", "nonce or state is too long")
+		return
+	}
+	for _, s := range strings.Fields(q.Get("scope")) {
+		if !slices.Contains(c.AllowedScopes(), s) {
+			fail("invalid_scope", fmt.Sprintf("scope %q is not allowed for this client", clip(s)))
+			return
+		}
+		if !slices.Contains(ar.scopes, s) {
+			ar.scopes = append(ar.scopes, s)
+		}
+	}
+
+	user := p.Pages.Current(r)
+	returnTo := PathAuthorize + "?" + q.Encode()
+	if user == nil {
+		if ar.prompt == "none" {
+			fail("login_required", "nobody is signed in at Gatehouse")
+			return
+		}
+		http.Redirect(w, r, p.Pages.LoginURL(returnTo), http.StatusFound)
+		return
+	}
+	if !p.allowed(c, user.Groups) {
+		p.Audit(store.Event{Kind: "oidc.denied", Actor: user.Username, Target: c.ID, Detail: "not in the client's groups"})
+		if ar.prompt == "none" {
+			fail("access_denied", "this user may not use this app")
+			return
+		}
+		p.Pages.Message(w, r, http.StatusForbidden, "Not allowed",
+			fmt.Sprintf("Your account (%s) may not use %s. If you should, ask an admin to add you to one of its groups: %s.",
+				user.Username, c.DisplayName(), strings.Join(c.Groups, ", ")))
+		return
+	}
+	if c.TwoFactor && !user.TwoFactor {
+		if ar.prompt == "none" {
+			fail("interaction_required", "this app needs a sign-in with two factors")
+			return
+		}
+		http.Redirect(w, r, p.Pages.StepUpURL(returnTo), http.StatusFound)
+		return
+	}
+	if c.Consent == "explicit" && !consented {
+		given, err := p.Store.OIDCConsent(r.Context(), user.UserID, c.ID)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			p.Pages.Message(w, r, http.StatusServiceUnavailable, "Sign-in unavailable", "Gatehouse cannot reach its database right now. Try again in a moment.")
+			return
+		}
+		if !covers(given, ar.scopes) {
+			if ar.prompt == "none" {
+				fail("consent_required", "the user has not allowed this app yet")
+				return
+			}
+			p.Pages.Consent(w, r, ConsentView{Client: c.DisplayName(), Scopes: ar.scopes,
+				Request: p.signedKey().Sign("oidc-consent", consentTTL, user.UserID, q.Encode())})
+			return
+		}
+	}
+	p.issueCode(w, r, ar, user)
+}
+
+// consent takes the answer of the consent page.
+func (p *Provider) consent(w http.ResponseWriter, r *http.Request) {
+	if !p.Pages.CheckForm(w, r) {
+		return
+	}
+	user := p.Pages.Current(r)
+	fields, ok := p.signedKey().Open("oidc-consent", r.PostFormValue("request"), 2)
+	if !ok || user == nil || fields[0] != user.UserID {
+		p.Pages.Message(w, r, http.StatusBadRequest, "Request expired", "This page expired or belongs to another sign-in. Go back to the app and sign in again.")
+		return
+	}
+	q, err := url.ParseQuery(fields[1])
+	if err != nil {
+		p.Pages.Message(w, r, http.StatusBadRequest, "Bad sign-in request", "Go back to the app and sign in again.")
+		return
+	}
+	c, ok := p.cfg().OIDC.ClientByID(q.Get("client_id"))
+	if !ok {
+		p.authorizeRequest(w, r, q, false) // explains the unknown client
+		return
+	}
+	if r.PostFormValue("decision") != "allow" {
+		p.Audit(store.Event{Kind: "oidc.consent_refused", Actor: user.Username, Target: c.ID})
+		redirect := q.Get("redirect_uri")
+		if redirect == "" && len(c.RedirectURIs) == 1 {
+			redirect = c.RedirectURIs[0]
+		}
+		if !redirectAllowed(c, redirect) {
+			p.authorizeRequest(w, r, q, false)
+			return
+		}
+		p.redirectError(w, r, authRequest{client: c, redirect: redirect, state: q.Get("state")}, "access_denied", "the user did not allow the app")
+		return
+	}
+	if err := p.Store.SetOIDCConsent(r.Context(), user.UserID, c.ID, q.Get("scope")); err != nil {
+		p.Pages.Message(w, r, http.StatusServiceUnavailable, "Sign-in unavailable", "Gatehouse cannot reach its database right now. Try again in a moment.")
+		return
+	}
+	p.Audit(store.Event{Kind: "oidc.consent_given", Actor: user.Username, Target: c.ID, Detail: q.Get("scope")})
+	p.authorizeRequest(w, r, q, true)
+}
+
+// covers reports whether consent for given scopes includes every wanted one.
+func covers(given string, wanted []string) bool {
+	have := strings.Fields(given)
+	for _, s := range wanted {
+		if !slices.Contains(have, s) {
+			return false
+		}
+	}
+	return given != ""
+}
+
+func (p *Provider) issueCode(w http.ResponseWriter, r *http.Request, ar authRequest, user *session.Principal) {
+	code, hash := newToken()
+	_, family := newToken()
+	amr := []string{"pwd"}
+	if user.TwoFactor {
+		amr = []string{"pwd", "mfa"}
+	}
+	err := p.Store.AddOIDCToken(r.Context(), store.OIDCToken{
+		Hash: hash, Kind: "code", ClientID: ar.client.ID, UserID: user.UserID, Family: family,
+		Scope: strings.Join(ar.scopes, " "), ExpiresAt: time.Now().Add(codeTTL),
+		Data: grantData{RedirectURI: ar.redirect, Nonce: ar.nonce, Challenge: ar.challenge,
+			AuthTime: user.AuthenticatedAt.Unix(), AMR: amr}.encode(),
+	})
+	if err != nil {
+		p.Log.Error("storing an authorization code failed", "error", err.Error())
+		p.redirectError(w, r, ar, "temporarily_unavailable", "Gatehouse cannot reach its database right now")
+		return
+	}
+	p.Audit(store.Event{Kind: "oidc.authorized", Actor: user.Username, Target: ar.client.ID, Detail: strings.Join(ar.scopes, " ")})
+	p.redirectWith(w, r, ar.redirect, url.Values{"code": {code}, "state": {ar.state}, "iss": {p.issuer()}})
+}
+
+// redirectError sends an error back to the app, at an address already checked.
+func (p *Provider) redirectError(w http.ResponseWriter, r *http.Request, ar authRequest, code, description string) {
+	p.redirectWith(w, r, ar.redirect, url.Values{"error": {code}, "error_description": {description}, "state": {ar.state}, "iss": {p.issuer()}})
+}
+
+func (p *Provider) redirectWith(w http.ResponseWriter, r *http.Request, redirect string, params url.Values) {
+	if params.Get("state") == "" {
+		params.Del("state")
+	}
+	sep := "?"
+	if strings.Contains(redirect, "?") {
+		sep = "&"
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	http.Redirect(w, r, redirect+sep+params.Encode(), http.StatusFound)
+}
+
+// clip shortens what a request sent before it is shown back.
+func clip(s string) string {
+	if len(s) > 200 {
+		return s[:200] + "…"
+	}
+	return s
+}

@@ -1,0 +1,284 @@
+package oidc
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/gatehouse-id/gatehouse/internal/config"
+	"github.com/gatehouse-id/gatehouse/internal/store"
+)
+
+const grantDeviceCode = "urn:ietf:params:oauth:grant-type:device_code"
+
+// maxTokenForm bounds a token request: a few hundred bytes in practice.
+const maxTokenForm = 16 << 10
+
+// authenticateClient identifies the client of a back-channel request: HTTP Basic
+// (client_secret_basic), form fields (client_secret_post), or a public client's bare
+// client_id. Secrets are compared in constant time.
+func (p *Provider) authenticateClient(r *http.Request) (*config.Client, *oauthError) {
+	id, secret, basic := r.BasicAuth()
+	if basic {
+		// RFC 6749 2.3.1: both are form-encoded before Basic encoding.
+		var err1, err2 error
+		id, err1 = url.QueryUnescape(id)
+		secret, err2 = url.QueryUnescape(secret)
+		if err1 != nil || err2 != nil {
+			return nil, &oauthError{http.StatusUnauthorized, "invalid_client", "the Authorization header is not form-encoded client credentials"}
+		}
+	} else {
+		id, secret = r.PostForm.Get("client_id"), r.PostForm.Get("client_secret")
+	}
+	if id == "" {
+		return nil, &oauthError{http.StatusUnauthorized, "invalid_client", "say which client is asking: HTTP Basic authentication or client_id"}
+	}
+	c, ok := p.cfg().OIDC.ClientByID(id)
+	unknown := &oauthError{http.StatusUnauthorized, "invalid_client", "unknown client or wrong secret"}
+	if !ok {
+		return nil, unknown
+	}
+	if c.Public() {
+		if secret != "" {
+			return nil, &oauthError{http.StatusUnauthorized, "invalid_client", "a public client sends no secret"}
+		}
+		return c, nil
+	}
+	if secret == "" || !p.secretMatches(r.Context(), c, secret) {
+		p.Audit(store.Event{Kind: "oidc.client_auth_failed", Actor: "anonymous", Target: c.ID})
+		return nil, unknown
+	}
+	return c, nil
+}
+
+func (p *Provider) secretMatches(ctx context.Context, c *config.Client, secret string) bool {
+	if strings.HasPrefix(c.Secret, "$argon2id$") {
+		return p.Hasher.Verify(ctx, c.Secret, secret) == nil
+	}
+	a, b := sha256.Sum256([]byte(secret)), sha256.Sum256([]byte(c.Secret))
+	return subtle.ConstantTimeCompare(a[:], b[:]) == 1
+}
+
+// token is the token endpoint.
+func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, maxTokenForm)
+	if err := r.ParseForm(); err != nil {
+		p.writeError(w, badRequest("invalid_request", "the body is not a form of at most 16 KiB"))
+		return
+	}
+	c, oerr := p.authenticateClient(r)
+	if oerr != nil {
+		p.writeError(w, oerr)
+		return
+	}
+	var resp map[string]any
+	var err error
+	switch gt := r.PostForm.Get("grant_type"); gt {
+	case "authorization_code":
+		resp, err = p.exchangeCode(r, c)
+	case "refresh_token":
+		resp, err = p.refresh(r, c)
+	case "client_credentials":
+		resp, err = p.clientCredentials(r, c)
+	case grantDeviceCode:
+		resp, err = p.deviceToken(r, c)
+	case "":
+		err = badRequest("invalid_request", "grant_type is missing")
+	default:
+		err = badRequest("unsupported_grant_type", "grant_type "+clip(gt)+" is not supported")
+	}
+	var oe *oauthError
+	switch {
+	case errors.As(err, &oe):
+		p.writeError(w, oe)
+	case err != nil:
+		p.serverError(w, err)
+	default:
+		writeJSON(w, http.StatusOK, resp)
+	}
+}
+
+func grantNotAllowed(name string) *oauthError {
+	return badRequest("unauthorized_client", "this client may not use the "+name+" grant (see its grant_types)")
+}
+
+func (p *Provider) exchangeCode(r *http.Request, c *config.Client) (map[string]any, error) {
+	if !c.HasGrant("authorization_code") {
+		return nil, grantNotAllowed("authorization_code")
+	}
+	ctx := r.Context()
+	invalid := badRequest("invalid_grant", "the code is unknown, expired, spent, or was issued to another client or redirect_uri")
+	t, fresh, err := p.redeem(ctx, c, "code", r.PostForm.Get("code"), invalid)
+	if err != nil {
+		return nil, err
+	}
+	if !fresh {
+		if !t.UsedAt.IsZero() || time.Now().Before(t.ExpiresAt) {
+			// A second redemption: someone copied the code. Everything it gave goes.
+			n, err := p.Store.RevokeOIDCFamily(ctx, t.Family)
+			if err != nil {
+				return nil, err
+			}
+			p.Audit(store.Event{Kind: "oidc.code_reused", Actor: c.ID, Target: t.UserID, Detail: "revoked the grant's tokens"})
+			p.Log.Warn("an authorization code was redeemed twice: the tokens it gave were revoked", "client", c.ID, "tokens", n)
+		}
+		return nil, invalid
+	}
+	d := decodeGrant(t.Data)
+	redirect := r.PostForm.Get("redirect_uri")
+	if redirect != d.RedirectURI && !(redirect == "" && len(c.RedirectURIs) == 1) {
+		return nil, invalid
+	}
+	verifier := r.PostForm.Get("code_verifier")
+	switch {
+	case d.Challenge == "" && verifier != "":
+		return nil, badRequest("invalid_grant", "code_verifier sent, but the authorization request had no code_challenge")
+	case d.Challenge != "" && !pkceMatches(d.Challenge, verifier):
+		return nil, badRequest("invalid_grant", "code_verifier does not match the code_challenge")
+	}
+	return p.issue(ctx, c, t.UserID, strings.Fields(t.Scope), t.Family, d, true)
+}
+
+// redeem finds a code or refresh token issued to c and spends it, reporting whether
+// this call spent it (false: it was spent before, or has expired). A token of another
+// kind or client is the invalid error.
+func (p *Provider) redeem(ctx context.Context, c *config.Client, kind, value string, invalid *oauthError) (store.OIDCToken, bool, error) {
+	t, err := p.Store.OIDCToken(ctx, hashToken(value))
+	if errors.Is(err, store.ErrNotFound) || (err == nil && (t.Kind != kind || t.ClientID != c.ID)) {
+		return t, false, invalid
+	}
+	if err != nil {
+		return t, false, err
+	}
+	fresh, err := p.Store.UseOIDCToken(ctx, t.Hash, time.Now())
+	return t, fresh, err
+}
+
+// pkceMatches checks an S256 challenge (RFC 7636 4.6).
+func pkceMatches(challenge, verifier string) bool {
+	if !challengePattern.MatchString(verifier) {
+		return false
+	}
+	sum := sha256.Sum256([]byte(verifier))
+	return subtle.ConstantTimeCompare([]byte(base64.RawURLEncoding.EncodeToString(sum[:])), []byte(challenge)) == 1
+}
+
+func (p *Provider) refresh(r *http.Request, c *config.Client) (map[string]any, error) {
+	if !c.HasGrant("refresh_token") {
+		return nil, grantNotAllowed("refresh_token")
+	}
+	ctx := r.Context()
+	invalid := badRequest("invalid_grant", "the refresh token is unknown, expired, revoked, or was issued to another client")
+	t, fresh, err := p.redeem(ctx, c, "refresh", r.PostForm.Get("refresh_token"), invalid)
+	if err != nil {
+		return nil, err
+	}
+	if !fresh {
+		if !t.UsedAt.IsZero() {
+			// Reuse of a rotated token: a copy is in someone else's hands. Revoke the
+			// whole grant, so neither copy works.
+			if _, err := p.Store.RevokeOIDCFamily(ctx, t.Family); err != nil {
+				return nil, err
+			}
+			p.Audit(store.Event{Kind: "oidc.refresh_token_reused", Actor: c.ID, Target: t.UserID, Detail: "revoked the grant"})
+			p.Log.Warn("a rotated refresh token was used again: the grant is revoked", "client", c.ID, "user", t.UserID)
+		}
+		return nil, invalid
+	}
+	scopes := strings.Fields(t.Scope)
+	if asked := strings.Fields(r.PostForm.Get("scope")); len(asked) > 0 {
+		for _, s := range asked {
+			if !slices.Contains(scopes, s) {
+				return nil, badRequest("invalid_scope", "a refresh may only narrow the scopes granted: "+clip(s)+" was not")
+			}
+		}
+		scopes = asked
+	}
+	d := decodeGrant(t.Data)
+	d.Nonce = "" // a nonce belongs to the first ID token only
+	return p.issue(ctx, c, t.UserID, scopes, t.Family, d, true)
+}
+
+func (p *Provider) clientCredentials(r *http.Request, c *config.Client) (map[string]any, error) {
+	if !c.HasGrant("client_credentials") || c.Public() {
+		return nil, grantNotAllowed("client_credentials")
+	}
+	var scopes []string
+	for _, s := range strings.Fields(r.PostForm.Get("scope")) {
+		if s == "openid" || s == "offline_access" || !slices.Contains(c.AllowedScopes(), s) {
+			return nil, badRequest("invalid_scope", "scope "+clip(s)+" is not available to a client acting for itself")
+		}
+		scopes = append(scopes, s)
+	}
+	_, family := newToken()
+	return p.issue(r.Context(), c, "", scopes, family, grantData{}, false)
+}
+
+// issue makes the tokens of a grant: an access token always, an ID token for openid,
+// a refresh token for offline_access (when the client may refresh). The user must
+// still exist, be enabled and be allowed to use the client.
+func (p *Provider) issue(ctx context.Context, c *config.Client, userID string, scopes []string, family string, d grantData, forUser bool) (map[string]any, error) {
+	now := time.Now()
+	accessTTL, idTTL, refreshTTL := c.Lifetimes()
+	var idClaims map[string]any
+	if forUser {
+		u, groups, err := p.user(ctx, userID)
+		if errors.Is(err, store.ErrNotFound) || errors.Is(err, errDisabled) || (err == nil && !p.allowed(c, groups)) {
+			if _, err := p.Store.RevokeOIDCFamily(ctx, family); err != nil {
+				return nil, err
+			}
+			return nil, badRequest("invalid_grant", "the user no longer exists, is disabled, or may no longer use this app")
+		}
+		if err != nil {
+			return nil, err
+		}
+		idClaims = claims(c, u, groups, scopes)
+	}
+	access, accessHash := newToken()
+	scope := strings.Join(scopes, " ")
+	tokenData := grantData{AuthTime: d.AuthTime, AMR: d.AMR}.encode()
+	if err := p.Store.AddOIDCToken(ctx, store.OIDCToken{Hash: accessHash, Kind: "access", ClientID: c.ID, UserID: userID,
+		Family: family, Scope: scope, Data: tokenData, CreatedAt: now, ExpiresAt: now.Add(accessTTL)}); err != nil {
+		return nil, err
+	}
+	resp := map[string]any{"access_token": access, "token_type": "Bearer", "expires_in": int(accessTTL.Seconds()), "scope": scope}
+	if forUser && slices.Contains(scopes, "offline_access") && c.HasGrant("refresh_token") {
+		refresh, refreshHash := newToken()
+		if err := p.Store.AddOIDCToken(ctx, store.OIDCToken{Hash: refreshHash, Kind: "refresh", ClientID: c.ID, UserID: userID,
+			Family: family, Scope: scope, Data: tokenData, CreatedAt: now, ExpiresAt: now.Add(refreshTTL)}); err != nil {
+			return nil, err
+		}
+		resp["refresh_token"] = refresh
+	}
+	if forUser && slices.Contains(scopes, "openid") {
+		idClaims["iss"] = p.issuer()
+		idClaims["aud"] = c.ID
+		idClaims["azp"] = c.ID
+		idClaims["iat"] = unix(now)
+		idClaims["exp"] = unix(now.Add(idTTL))
+		if d.AuthTime != 0 {
+			idClaims["auth_time"] = d.AuthTime
+		}
+		if d.Nonce != "" {
+			idClaims["nonce"] = d.Nonce
+		}
+		if len(d.AMR) > 0 {
+			idClaims["amr"] = d.AMR
+		}
+		sum := sha256.Sum256([]byte(access))
+		idClaims["at_hash"] = base64.RawURLEncoding.EncodeToString(sum[:16])
+		idToken, err := p.sign(ctx, idClaims)
+		if err != nil {
+			return nil, err
+		}
+		resp["id_token"] = idToken
+	}
+	return resp, nil
+}

@@ -1,0 +1,47 @@
+package web
+
+import (
+	"net/http"
+
+	"github.com/gatehouse-id/gatehouse/internal/oidc"
+	"github.com/gatehouse-id/gatehouse/internal/session"
+)
+
+// OIDCPages draws the OpenID Connect provider's pages with Gatehouse's templates.
+func (s *Server) OIDCPages() oidc.Pages { return oidcPages{s} }
+
+type oidcPages struct{ s *Server }
+
+func (o oidcPages) Current(r *http.Request) *session.Principal { return o.s.current(r) }
+
+func (o oidcPages) LoginURL(returnTo string) string { return LoginURL("", returnTo) }
+
+func (o oidcPages) StepUpURL(returnTo string) string { return StepUpURL("", returnTo) }
+
+func (o oidcPages) Message(w http.ResponseWriter, r *http.Request, status int, title, text string) {
+	o.s.message(w, status, title, text)
+}
+
+func (o oidcPages) Consent(w http.ResponseWriter, r *http.Request, v oidc.ConsentView) {
+	o.s.render(w, http.StatusOK, "consent.html", page{Title: "Allow " + v.Client + "?", User: o.s.current(r), CSRF: o.s.csrfToken(w, r), Extra: v})
+}
+
+func (o oidcPages) Device(w http.ResponseWriter, r *http.Request, v oidc.DeviceView) {
+	status := http.StatusOK
+	if v.Error != "" {
+		status = http.StatusBadRequest
+	}
+	o.s.render(w, status, "device.html", page{Title: "Sign in a device", User: o.s.current(r), CSRF: o.s.csrfToken(w, r), Error: v.Error, Extra: v})
+}
+
+func (o oidcPages) CheckForm(w http.ResponseWriter, r *http.Request) bool { return o.s.parseForm(w, r) }
+
+func (o oidcPages) EndSession(w http.ResponseWriter, r *http.Request) error {
+	for _, c := range r.CookiesNamed(o.s.cfg().Session.CookieName) {
+		if err := o.s.Sessions.Revoke(r.Context(), c.Value); err != nil {
+			return err
+		}
+	}
+	http.SetCookie(w, o.s.sessionCookie("", -1))
+	return nil
+}
