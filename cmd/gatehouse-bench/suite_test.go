@@ -42,7 +42,7 @@ func TestSuiteRunsEveryScenario(t *testing.T) {
 	}
 	table, _ := os.ReadFile(out)
 	for _, want := range []string{"baseline: Go net/http", "1. forward auth, valid session, 100 rules", "2. forward auth, anonymous",
-		"3a. forward auth", "3b. forward auth", "4. password login", "6. start-up and memory", "idle RSS"} {
+		"3a. forward auth", "3b. forward auth", "4. password login", "5. OIDC token endpoint", "6. start-up and memory", "idle RSS"} {
 		if !strings.Contains(string(table), want) {
 			t.Errorf("table lacks %q:\n%s", want, table)
 		}

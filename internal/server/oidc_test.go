@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"database/sql"
+	"encoding/base64"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -614,5 +615,34 @@ func TestReadmeOIDCEndpoints(t *testing.T) {
 		if !published[m[1]] && m[1] != "/.well-known/openid-configuration" {
 			t.Errorf("the README names %s, which discovery does not publish", m[1])
 		}
+	}
+}
+
+// With signing_algorithm ES256 the first key is an ES256 key, and apps verify its ID
+// tokens from discovery alone.
+func TestOIDCES256(t *testing.T) {
+	cfg := oidcConfig(backends[0].url(t))
+	cfg.OIDC.SigningAlgorithm = "ES256"
+	h := startSelf(t, cfg)
+	h.addUser("alice", "Home Server Admins")
+	_, sess := h.login("alice", "correct horse alice", "")
+	provider, err := gooidc.NewProvider(context.Background(), h.srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := &oidcHarness{harness: h, provider: provider, ctx: context.Background()}
+	conf := o.grafana()
+	v := oauth2.GenerateVerifier()
+	tok, err := conf.Exchange(o.ctx, o.code(conf.AuthCodeURL("s", oauth2.S256ChallengeOption(v)), sess, "s"), oauth2.VerifierOption(v))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := tok.Extra("id_token").(string)
+	header, _ := base64.RawURLEncoding.DecodeString(strings.Split(raw, ".")[0])
+	if !strings.Contains(string(header), `"alg":"ES256"`) {
+		t.Fatalf("ID token header %s", header)
+	}
+	if _, err := provider.Verifier(&gooidc.Config{ClientID: "grafana"}).Verify(o.ctx, raw); err != nil {
+		t.Fatalf("ES256 ID token: %v", err)
 	}
 }
