@@ -477,10 +477,7 @@ func codeExchanges(ctx context.Context, base, cookie string, pid, workers int, d
 	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	cpu0, _ := bench.CPUTime(pid)
-	var mu sync.Mutex
-	var lat []time.Duration
-	byStatus := map[int]int{}
-	start := time.Now()
+	s := newSamples()
 	authorize := base + "/oauth2/authorize?" + url.Values{"client_id": {"bench"}, "redirect_uri": {benchRedirect},
 		"response_type": {"code"}, "scope": {"openid profile email groups"}, "state": {"s"}}.Encode()
 	var wg sync.WaitGroup
@@ -497,37 +494,59 @@ func codeExchanges(ctx context.Context, base, cookie string, pid, workers int, d
 				resp.Body.Close()
 				loc, err := url.Parse(resp.Header.Get("Location"))
 				if err != nil || loc.Query().Get("code") == "" {
-					mu.Lock()
-					byStatus[resp.StatusCode]++
-					mu.Unlock()
+					s.record(0, resp.StatusCode)
 					continue
 				}
 				form := url.Values{"grant_type": {"authorization_code"}, "code": {loc.Query().Get("code")}, "redirect_uri": {benchRedirect}}
 				req, _ = http.NewRequestWithContext(ctx, http.MethodPost, base+"/oauth2/token", strings.NewReader(form.Encode()))
 				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 				req.SetBasicAuth("bench", benchClientSecret)
-				t0 := time.Now()
-				resp, err = c.Do(req)
-				if err != nil {
-					continue
-				}
-				io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				mu.Lock()
-				lat = append(lat, time.Since(t0))
-				byStatus[resp.StatusCode]++
-				mu.Unlock()
+				s.timed(c, req)
 			}
 		})
 	}
 	wg.Wait()
 	cpu1, _ := bench.CPUTime(pid)
-	r := summarize(lat, byStatus, time.Since(start))
+	r := s.summary()
 	if r.ByStatus[http.StatusOK] == 0 {
-		return measured{}, fmt.Errorf("no code exchange succeeded: %v", byStatus)
+		return measured{}, fmt.Errorf("no code exchange succeeded: %v", r.ByStatus)
 	}
 	return measured{r, fmt.Sprintf("%.2f ms server CPU per sign-in (authorize + exchange)", float64((cpu1-cpu0).Microseconds())/1000/float64(max(r.Requests, 1)))}, nil
 }
+
+// samples collects what many workers' timed requests took and answered.
+type samples struct {
+	mu       sync.Mutex
+	start    time.Time
+	lat      []time.Duration
+	byStatus map[int]int
+}
+
+func newSamples() *samples { return &samples{start: time.Now(), byStatus: map[int]int{}} }
+
+// record counts one answer; a zero latency is an untimed step that went wrong.
+func (s *samples) record(took time.Duration, status int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if took > 0 {
+		s.lat = append(s.lat, took)
+	}
+	s.byStatus[status]++
+}
+
+// timed sends req, reads the whole answer, and records how long it took.
+func (s *samples) timed(c *http.Client, req *http.Request) {
+	t0 := time.Now()
+	resp, err := c.Do(req)
+	if err != nil {
+		return
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	s.record(time.Since(t0), resp.StatusCode)
+}
+
+func (s *samples) summary() bench.Result { return summarize(s.lat, s.byStatus, time.Since(s.start)) }
 
 // logins has each worker fetch the login form once, then post the password in a loop.
 func logins(ctx context.Context, base string, pid, workers int, d time.Duration) (measured, error) {
@@ -535,10 +554,7 @@ func logins(ctx context.Context, base string, pid, workers int, d time.Duration)
 	defer cancel()
 	cpu0, _ := bench.CPUTime(pid)
 	peak := bench.PeakRSS(pid, 50*time.Millisecond)
-	var mu sync.Mutex
-	var lat []time.Duration
-	byStatus := map[int]int{}
-	start := time.Now()
+	s := newSamples()
 	var wg sync.WaitGroup
 	for range workers {
 		wg.Go(func() {
@@ -556,26 +572,18 @@ func logins(ctx context.Context, base string, pid, workers int, d time.Duration)
 			}
 			form := url.Values{"username": {"login-bench"}, "password": {"bench-password-1"}, "csrf_token": {string(m[1])}}.Encode()
 			for ctx.Err() == nil {
-				t0 := time.Now()
-				resp, err := c.Post(base+"/login", "application/x-www-form-urlencoded", strings.NewReader(form))
-				if err != nil {
-					continue
-				}
-				io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				mu.Lock()
-				lat = append(lat, time.Since(t0))
-				byStatus[resp.StatusCode]++
-				mu.Unlock()
+				req, _ := http.NewRequestWithContext(ctx, http.MethodPost, base+"/login", strings.NewReader(form))
+				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+				s.timed(c, req)
 			}
 		})
 	}
 	wg.Wait()
 	rss := peak()
 	cpu1, _ := bench.CPUTime(pid)
-	r := summarize(lat, byStatus, time.Since(start))
+	r := s.summary()
 	if r.ByStatus[http.StatusSeeOther] == 0 {
-		return measured{}, fmt.Errorf("no login succeeded: %v", byStatus)
+		return measured{}, fmt.Errorf("no login succeeded: %v", r.ByStatus)
 	}
 	return measured{r, fmt.Sprintf("server peak RSS %.1f MiB, %.1f ms CPU/login", mib(rss), float64((cpu1-cpu0).Microseconds())/1000/float64(max(r.Requests, 1)))}, nil
 }

@@ -23,6 +23,9 @@ type Metrics struct {
 	Logins *prometheus.CounterVec
 	// AuditDropped counts audit events dropped because the writer fell behind.
 	AuditDropped prometheus.Counter
+	// OIDCTokens counts token endpoint answers by grant type and result: issued,
+	// refused (an OAuth error the client caused) or error (Gatehouse's fault).
+	OIDCTokens *prometheus.CounterVec
 }
 
 // New registers Gatehouse's collectors, the Go runtime's and the process's, and the
@@ -48,8 +51,11 @@ func New(activeSessions, cachedSessions, dbQueries func() float64, pool *sql.DB)
 		AuditDropped: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "gatehouse_audit_events_dropped_total", Help: "Audit events dropped because the database writer fell behind.",
 		}),
+		OIDCTokens: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gatehouse_oidc_token_requests_total", Help: "OpenID Connect token endpoint answers, by grant type and result.",
+		}, []string{"grant_type", "result"}),
 	}
-	r.MustRegister(m.Requests, m.Decisions, m.DecisionSeconds, m.Logins, m.AuditDropped,
+	r.MustRegister(m.Requests, m.Decisions, m.DecisionSeconds, m.Logins, m.AuditDropped, m.OIDCTokens,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "gatehouse_sessions_active", Help: "Unexpired sessions in the database (recounted every 30 s)."}, activeSessions),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "gatehouse_sessions_cached", Help: "Sessions held in this replica's memory cache."}, cachedSessions),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "gatehouse_database_queries_total", Help: "Statements this replica sent to the database."}, dbQueries),

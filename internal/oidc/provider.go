@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/gatehouse-id/gatehouse/internal/config"
 	"github.com/gatehouse-id/gatehouse/internal/identity"
@@ -96,6 +97,8 @@ type Provider struct {
 	Log    *slog.Logger
 	// AdminGroups pass every client, as they pass every forward-auth rule.
 	AdminGroups func() []string
+	// Tokens, when set, counts token endpoint answers by grant type and result.
+	Tokens *prometheus.CounterVec
 
 	secret []byte
 	ring   keyring

@@ -76,11 +76,13 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 	c, oerr := p.authenticateClient(r)
 	if oerr != nil {
 		p.writeError(w, oerr)
+		p.count(r.PostForm.Get("grant_type"), "refused")
 		return
 	}
 	var resp map[string]any
 	var err error
-	switch gt := r.PostForm.Get("grant_type"); gt {
+	gt := r.PostForm.Get("grant_type")
+	switch gt {
 	case "authorization_code":
 		resp, err = p.exchangeCode(r, c)
 	case "refresh_token":
@@ -95,14 +97,34 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 		err = badRequest("unsupported_grant_type", "grant_type "+clip(gt)+" is not supported")
 	}
 	var oe *oauthError
+	result := "issued"
 	switch {
 	case errors.As(err, &oe):
+		result = "refused"
 		p.writeError(w, oe)
 	case err != nil:
+		result = "error"
 		p.serverError(w, err)
 	default:
 		writeJSON(w, http.StatusOK, resp)
 	}
+	p.count(gt, result)
+}
+
+// count records a token endpoint answer; unknown grant types share one label, so a
+// client cannot grow the metric.
+func (p *Provider) count(grant, result string) {
+	if p.Tokens == nil {
+		return
+	}
+	switch grant {
+	case "authorization_code", "refresh_token", "client_credentials":
+	case grantDeviceCode:
+		grant = "device_code"
+	default:
+		grant = "other"
+	}
+	p.Tokens.WithLabelValues(grant, result).Inc()
 }
 
 func grantNotAllowed(name string) *oauthError {

@@ -441,6 +441,15 @@ func TestOIDCClientCredentialsAndDeviceFlow(t *testing.T) {
 		if resp, page := o.do(req{path: "/device", cookies: []*http.Cookie{csrf, o.bob}, form: url.Values{"csrf_token": {token}, "user_code": {"BBBB-BBBB"}}}); resp.StatusCode != http.StatusBadRequest || !strings.Contains(page, "unknown, expired or used") {
 			t.Fatalf("unknown user code: %d", resp.StatusCode)
 		}
+
+		_, metrics := o.do(req{path: "/metrics"})
+		for _, want := range []string{`gatehouse_oidc_token_requests_total{grant_type="client_credentials",result="issued"} 1`,
+			`gatehouse_oidc_token_requests_total{grant_type="device_code",result="issued"} 1`,
+			`gatehouse_oidc_token_requests_total{grant_type="device_code",result="refused"} 3`} {
+			if !strings.Contains(metrics, want) {
+				t.Errorf("metrics lack %s", want)
+			}
+		}
 	})
 }
 

@@ -120,7 +120,7 @@ func newApp(ctx context.Context, st store.Store, cfg config.Config, log *slog.Lo
 	a.web.SetSecret(secret)
 	a.OIDC = &oidc.Provider{
 		Store: st, Config: a.Config, Hasher: hasher, Pages: a.web.OIDCPages(), Audit: a.audit.Record, Log: log,
-		AdminGroups: func() []string { return a.Config().Access.AdminGroups },
+		AdminGroups: func() []string { return a.Config().Access.AdminGroups }, Tokens: a.Metrics.OIDCTokens,
 	}
 	a.OIDC.SetSecret(secret)
 	if err := a.OIDC.EnsureKey(ctx); err != nil {
