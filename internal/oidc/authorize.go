@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -162,6 +163,23 @@ func (p *Provider) authorizeRequest(w http.ResponseWriter, r *http.Request, q ur
 		http.Redirect(w, r, p.Pages.LoginURL(returnTo), http.StatusFound)
 		return
 	}
+	if p.needsFreshLogin(q, user) {
+		if ar.prompt == "none" {
+			fail("login_required", "the app asks for a fresh sign-in")
+			return
+		}
+		// Back here after signing in again, the request carries the time (ms) it asked from,
+		// instead of prompt=login or max_age, so a fresh sign-in satisfies it once.
+		again := url.Values{}
+		for k, v := range q {
+			if k != "prompt" && k != "max_age" {
+				again[k] = v
+			}
+		}
+		again.Set("login_after", strconv.FormatInt(time.Now().UnixMilli(), 10))
+		http.Redirect(w, r, p.Pages.ReauthURL(PathAuthorize+"?"+again.Encode()), http.StatusFound)
+		return
+	}
 	if !p.allowed(c, user.Groups) {
 		p.Audit(store.Event{Kind: "oidc.denied", Actor: user.Username, Target: c.ID, Detail: "not in the client's groups"})
 		if ar.prompt == "none" {
@@ -198,6 +216,19 @@ func (p *Provider) authorizeRequest(w http.ResponseWriter, r *http.Request, q ur
 		}
 	}
 	p.issueCode(w, r, ar, user)
+}
+
+// needsFreshLogin reports whether the app asked (prompt=login, or a max_age the
+// session's sign-in is older than) for a sign-in newer than the user's.
+func (p *Provider) needsFreshLogin(q url.Values, user *session.Principal) bool {
+	if after, err := strconv.ParseInt(q.Get("login_after"), 10, 64); err == nil {
+		return user.AuthenticatedAt.UnixMilli() < after
+	}
+	if slices.Contains(strings.Fields(q.Get("prompt")), "login") {
+		return true
+	}
+	maxAge, err := strconv.ParseInt(q.Get("max_age"), 10, 64)
+	return err == nil && maxAge >= 0 && time.Since(user.AuthenticatedAt) > time.Duration(maxAge)*time.Second
 }
 
 // consent takes the answer of the consent page.

@@ -59,6 +59,8 @@ type Pages interface {
 	// and come back to returnTo (a path on Gatehouse).
 	LoginURL(returnTo string) string
 	StepUpURL(returnTo string) string
+	// ReauthURL asks whoever is signed in to sign in again, then returns to returnTo.
+	ReauthURL(returnTo string) string
 	// Message shows one sentence people can act on.
 	Message(w http.ResponseWriter, r *http.Request, status int, title, text string)
 	// Consent asks the signed-in user to let an app have some scopes.

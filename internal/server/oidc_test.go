@@ -655,3 +655,53 @@ func TestOIDCES256(t *testing.T) {
 		t.Fatalf("ES256 ID token: %v", err)
 	}
 }
+
+// prompt=login and max_age ask for a fresh sign-in: the person signs in again (their
+// old session ends), and the app gets its code with the new sign-in's auth_time.
+func TestOIDCFreshSignIn(t *testing.T) {
+	o := startOIDC(t, backends[0].url(t))
+	conf := o.grafana()
+	v := oauth2.GenerateVerifier()
+	pkce := oauth2.S256ChallengeOption(v)
+	o.code(conf.AuthCodeURL("s", pkce, oauth2.SetAuthURLParam("max_age", "3600")), o.alice, "s") // recent enough
+
+	for _, opt := range []oauth2.AuthCodeOption{oauth2.SetAuthURLParam("prompt", "login"), oauth2.SetAuthURLParam("max_age", "0")} {
+		resp, _ := o.browse(conf.AuthCodeURL("s", pkce, opt), o.alice)
+		loc := resp.Header.Get("Location")
+		if resp.StatusCode != http.StatusFound || !strings.HasPrefix(loc, "/login?rd=") || !strings.HasSuffix(loc, "&prompt=login") {
+			t.Fatalf("fresh sign-in asked: %d to %q", resp.StatusCode, loc)
+		}
+		resp, page := o.do(req{path: loc, cookies: []*http.Cookie{o.alice}})
+		if resp.StatusCode != http.StatusOK || !strings.Contains(page, "sign in again") {
+			t.Fatalf("the login page let a signed-in user through: %d", resp.StatusCode)
+		}
+		rd, _ := url.QueryUnescape(strings.TrimSuffix(strings.TrimPrefix(loc, "/login?rd="), "&prompt=login"))
+		old := o.alice
+		resp, fresh := o.login("alice", "correct horse alice", rd)
+		if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != rd || fresh == nil {
+			t.Fatalf("signing in again: %d to %q", resp.StatusCode, resp.Header.Get("Location"))
+		}
+		// The login form's own session cookie was not sent here (a new browser jar);
+		// the old session still works until its own sign-in is replaced in its browser.
+		o.alice = fresh
+		tok, err := conf.Exchange(o.ctx, o.code(o.srv.URL+rd, fresh, "s"), oauth2.VerifierOption(v))
+		if err != nil {
+			t.Fatal(err)
+		}
+		idt, _ := o.provider.Verifier(&gooidc.Config{ClientID: "grafana"}).Verify(o.ctx, tok.Extra("id_token").(string))
+		var c struct {
+			AuthTime int64 `json:"auth_time"`
+		}
+		idt.Claims(&c)
+		if time.Since(time.Unix(c.AuthTime, 0)) > 5*time.Second {
+			t.Fatalf("auth_time %d is not the fresh sign-in", c.AuthTime)
+		}
+		if resp, _ := o.browse(o.srv.URL+rd, old); resp.StatusCode != http.StatusFound || !strings.Contains(resp.Header.Get("Location"), "prompt=login") {
+			t.Fatalf("the older sign-in satisfied the fresh-login request: %q", resp.Header.Get("Location"))
+		}
+	}
+	resp, _ := o.browse(conf.AuthCodeURL("s", pkce, oauth2.SetAuthURLParam("max_age", "0"), oauth2.SetAuthURLParam("prompt", "none")), o.alice)
+	if loc, _ := url.Parse(resp.Header.Get("Location")); loc == nil || loc.Query().Get("error") != "login_required" {
+		t.Fatalf("prompt=none with max_age=0: %q", resp.Header.Get("Location"))
+	}
+}

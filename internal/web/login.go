@@ -33,11 +33,15 @@ func (s *Server) home(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) loginPage(w http.ResponseWriter, r *http.Request) {
 	rd := s.safeRD(r.URL.Query().Get("rd"))
-	if p := s.current(r); p != nil && rd != "" {
+	again := r.URL.Query().Get("prompt") == "login" // an app asked for a fresh sign-in
+	if p := s.current(r); p != nil && rd != "" && !again {
 		http.Redirect(w, r, rd, http.StatusFound)
 		return
 	}
 	pg := page{Title: "Sign in", CSRF: s.csrfToken(w, r), RD: rd, Extra: s.loginCeremony()}
+	if again {
+		pg.Notice = "The app you are signing in to asks you to confirm who you are: sign in again."
+	}
 	if r.URL.Query().Get("rd") != "" && rd == "" {
 		pg.Notice = "The link you followed asked to return to an address outside this site; you will land on Gatehouse after signing in."
 	}
@@ -96,7 +100,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		s.secondFactorPage(w, r, http.StatusOK, f, s.sign("login-pending", pendingLoginTTL, u.ID, rd), "")
 		return
 	}
-	if err := s.startSession(w, r, u, "password"); err != nil {
+	if err := s.replaceSession(w, r, u, "password"); err != nil {
 		s.loginError(w, err)
 		return
 	}
@@ -105,6 +109,17 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		rd = "/"
 	}
 	http.Redirect(w, r, rd, http.StatusSeeOther)
+}
+
+// replaceSession ends the session this browser had, if any (a sign-in again, or a
+// step-up), and starts the new one.
+func (s *Server) replaceSession(w http.ResponseWriter, r *http.Request, u store.User, method string) error {
+	for _, c := range r.CookiesNamed(s.cfg().Session.CookieName) {
+		if err := s.Sessions.Revoke(r.Context(), c.Value); err != nil {
+			return err
+		}
+	}
+	return s.startSession(w, r, u, method)
 }
 
 func (s *Server) startSession(w http.ResponseWriter, r *http.Request, u store.User, method string) error {

@@ -18,6 +18,8 @@ func (o oidcPages) LoginURL(returnTo string) string { return LoginURL("", return
 
 func (o oidcPages) StepUpURL(returnTo string) string { return StepUpURL("", returnTo) }
 
+func (o oidcPages) ReauthURL(returnTo string) string { return LoginURL("", returnTo) + "&prompt=login" }
+
 func (o oidcPages) Message(w http.ResponseWriter, r *http.Request, status int, title, text string) {
 	o.s.message(w, status, title, text)
 }

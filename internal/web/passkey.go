@@ -192,14 +192,8 @@ func (s *Server) passkeyLogin(w http.ResponseWriter, r *http.Request) {
 		fail(http.StatusUnauthorized, "That passkey belongs to another account. Use a passkey of the account you typed the password for.")
 		return
 	}
-	// A step-up or second step replaces whatever session this browser had.
-	for _, c := range r.CookiesNamed(s.cfg().Session.CookieName) {
-		if err := s.Sessions.Revoke(r.Context(), c.Value); err != nil {
-			s.loginError(w, err)
-			return
-		}
-	}
-	if err := s.startSession(w, r, u, method); err != nil {
+	// A step-up or a second sign-in replaces the session this browser had.
+	if err := s.replaceSession(w, r, u, method); err != nil {
 		s.loginError(w, err)
 		return
 	}

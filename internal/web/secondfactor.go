@@ -133,14 +133,8 @@ func (s *Server) secondFactor(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.Throttle.Succeeded(ip, u.Username)
-	// A step-up replaces the one-factor session this browser had.
-	for _, c := range r.CookiesNamed(s.cfg().Session.CookieName) {
-		if err := s.Sessions.Revoke(r.Context(), c.Value); err != nil {
-			s.loginError(w, err)
-			return
-		}
-	}
-	if err := s.startSession(w, r, u, "password+"+method); err != nil {
+	// A step-up or a second sign-in replaces the session this browser had.
+	if err := s.replaceSession(w, r, u, "password+"+method); err != nil {
 		s.loginError(w, err)
 		return
 	}
