@@ -111,7 +111,10 @@ func (s *Server) render(w http.ResponseWriter, status int, name string, p page) 
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "same-origin")
-	h.Set("Content-Security-Policy", "default-src 'self'; style-src 'self'; img-src 'self' data:; form-action 'self' http: https:; frame-ancestors 'none'")
+	// No form-action: browsers apply it to every redirect after a form is sent, and a
+	// sign-in ends at the app's redirect URI, which for a native app is a custom scheme
+	// (com.example.app:/cb) that no source list can name in advance.
+	h.Set("Content-Security-Policy", "default-src 'self'; style-src 'self'; img-src 'self' data:; frame-ancestors 'none'")
 	p.AppName = "Gatehouse"
 	w.WriteHeader(status)
 	if err := pages.ExecuteTemplate(w, name, p); err != nil {
