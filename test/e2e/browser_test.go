@@ -71,6 +71,9 @@ func TestPasskeyInABrowser(t *testing.T) {
 		b.presence(authenticator, false)
 		b.run("signing out", chromedp.Navigate(auth+"/"), chromedp.Click(chromedp.CSS(`form[action="/logout"] button`)))
 		b.waitText("You are signed out")
+		// Leave the login page, whose pending autofill request would otherwise answer
+		// as soon as the authenticator is told to, racing the next step.
+		b.run("leaving the login page", chromedp.Navigate("about:blank"))
 	}
 	signOut()
 
