@@ -2,8 +2,12 @@ package e2e
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -23,7 +27,8 @@ import (
 // are sent to the login page, sign in with their password, add a passkey on their
 // account page, sign out, and come back to the app through forward auth by signing in
 // with the passkey alone; then, signing in with the password again, the passkey is
-// their second step. The screenshots in docs/screenshots come from this test (set
+// their second step; last, an app signing in with OpenID Connect gets its code without
+// a second prompt. The screenshots in docs/screenshots come from this test (set
 // GATEHOUSE_SCREENSHOTS=docs/screenshots, relative to the repository, to refresh them).
 func TestPasskeyInABrowser(t *testing.T) {
 	chromium := testenv.Tool(t, "chromium", "chromium")
@@ -117,6 +122,27 @@ func TestPasskeyInABrowser(t *testing.T) {
 	b.presence(authenticator, true)
 	b.clickPasskey()
 	b.waitText(hello)
+
+	// An app that signs in with OpenID Connect: already signed in, no second prompt;
+	// the code lands at the app's callback (behind forward auth too), and the app
+	// redeems it through nginx.
+	verifier := strings.Repeat("v", 43)
+	sum := sha256.Sum256([]byte(verifier))
+	callback := fmt.Sprintf("http://app.example.com:%d/oauth/callback", proxyPort)
+	authorize := auth + "/oauth2/authorize?" + url.Values{"client_id": {"photos"}, "redirect_uri": {callback}, "response_type": {"code"},
+		"scope": {"openid groups"}, "state": {"st"}, "code_challenge": {base64.RawURLEncoding.EncodeToString(sum[:])}, "code_challenge_method": {"S256"}}.Encode()
+	b.run("signing in to an OIDC app", chromedp.Navigate(authorize))
+	b.waitText("/oauth/callback?code=")
+	landed, _ := url.Parse(b.location())
+	code := landed.Query().Get("code")
+	if code == "" || landed.Query().Get("state") != "st" {
+		t.Fatalf("the OIDC sign-in landed at %s", b.location())
+	}
+	form := url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {callback}, "client_id": {"photos"}, "code_verifier": {verifier}}
+	resp, body := newBrowser(t, proxyPort).do(http.MethodPost, auth+"/oauth2/token", strings.NewReader(form.Encode()), nil)
+	if resp.StatusCode != http.StatusOK || !strings.Contains(body, `"id_token"`) {
+		t.Fatalf("code exchange through nginx: %d %s", resp.StatusCode, body)
+	}
 }
 
 // chromium is one headless Chromium tab with a fresh profile. Host names under

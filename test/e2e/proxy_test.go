@@ -24,8 +24,8 @@ func protectedSite(t *testing.T, proxyPort int) (dir string, env []string, ghPor
 	ghPort = freePort(t)
 	cfg := filepath.Join(dir, "gatehouse.yaml")
 	writeFile(t, cfg, fmt.Sprintf(`server:
-  address: "127.0.0.1:%d"
-  public_url: "http://auth.example.com:%d"
+  address: "127.0.0.1:%[1]d"
+  public_url: "http://auth.example.com:%[2]d"
 session:
   cookie_domain: example.com
 access:
@@ -36,6 +36,12 @@ access:
 groups:
   - name: Family
   - name: admins
+oidc:
+  clients:
+    - id: photos
+      type: public
+      redirect_uris: ["http://app.example.com:%[2]d/oauth/callback"]
+      groups: [Family]
 `, ghPort, proxyPort))
 	env = cleanEnv("GATEHOUSE_DATABASE_URL=sqlite:" + filepath.Join(dir, "gh.db"))
 	serve(t, dir, env, fmt.Sprintf("127.0.0.1:%d", ghPort), "--config", cfg)
