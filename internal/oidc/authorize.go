@@ -287,15 +287,11 @@ func covers(given string, wanted []string) bool {
 func (p *Provider) issueCode(w http.ResponseWriter, r *http.Request, ar authRequest, user *session.Principal) {
 	code, hash := newToken()
 	_, family := newToken()
-	amr := []string{"pwd"}
-	if user.TwoFactor {
-		amr = []string{"pwd", "mfa"}
-	}
 	err := p.Store.AddOIDCToken(r.Context(), store.OIDCToken{
 		Hash: hash, Kind: "code", ClientID: ar.client.ID, UserID: user.UserID, Family: family,
 		Scope: strings.Join(ar.scopes, " "), ExpiresAt: time.Now().Add(codeTTL),
 		Data: grantData{RedirectURI: ar.redirect, Nonce: ar.nonce, Challenge: ar.challenge,
-			AuthTime: user.AuthenticatedAt.Unix(), AMR: amr}.encode(),
+			AuthTime: user.AuthenticatedAt.Unix(), AMR: amrOf(user)}.encode(),
 	})
 	if err != nil {
 		p.Log.Error("storing an authorization code failed", "error", err.Error())
@@ -304,6 +300,25 @@ func (p *Provider) issueCode(w http.ResponseWriter, r *http.Request, ar authRequ
 	}
 	p.Audit(store.Event{Kind: "oidc.authorized", Actor: user.Username, Target: ar.client.ID, Detail: strings.Join(ar.scopes, " ")})
 	p.redirectWith(w, r, ar.redirect, url.Values{"code": {code}, "state": {ar.state}, "iss": {p.issuer()}})
+}
+
+// amrOf names how the user signed in, in RFC 8176's words: a password ("pwd"), a
+// one-time code ("otp"), a key held in hardware ("hwk"), and "mfa" for two factors.
+func amrOf(user *session.Principal) []string {
+	var amr []string
+	switch {
+	case strings.HasPrefix(user.Method, "passkey"):
+		amr = append(amr, "hwk")
+	default:
+		amr = append(amr, "pwd")
+	}
+	if strings.HasSuffix(user.Method, "+totp") {
+		amr = append(amr, "otp")
+	}
+	if user.TwoFactor {
+		amr = append(amr, "mfa")
+	}
+	return amr
 }
 
 // redirectError sends an error back to the app, at an address already checked.

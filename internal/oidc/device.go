@@ -163,10 +163,7 @@ func (p *Provider) deviceDecide(w http.ResponseWriter, r *http.Request) {
 	if decision == "approve" {
 		d.Decision = "approved"
 		d.AuthTime = user.AuthenticatedAt.Unix()
-		d.AMR = []string{"pwd"}
-		if user.TwoFactor {
-			d.AMR = []string{"pwd", "mfa"}
-		}
+		d.AMR = amrOf(user)
 	}
 	if err := p.Store.DecideOIDCToken(r.Context(), dev.Hash, user.UserID, d.encode()); errors.Is(err, store.ErrNotFound) {
 		p.Pages.Device(w, r, DeviceView{Error: "That code was answered already."})

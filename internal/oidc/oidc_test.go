@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/gatehouse-id/gatehouse/internal/config"
+	"github.com/gatehouse-id/gatehouse/internal/session"
 )
 
 func TestPKCE(t *testing.T) {
@@ -91,4 +92,16 @@ func FuzzRedirectAllowed(f *testing.F) {
 			t.Fatalf("%q was accepted as a redirect", uri)
 		}
 	})
+}
+
+func TestAMR(t *testing.T) {
+	for method, want := range map[string]string{
+		"password": "pwd", "setup": "pwd", "password+totp": "pwd otp mfa", "password+recovery": "pwd mfa",
+		"passkey+verified": "hwk mfa", "password+passkey": "pwd mfa",
+	} {
+		p := &session.Principal{Method: method, TwoFactor: session.TwoFactorMethod(method)}
+		if got := strings.Join(amrOf(p), " "); got != want {
+			t.Errorf("amr of %q = %q, want %q", method, got, want)
+		}
+	}
 }

@@ -45,6 +45,8 @@ type Principal struct {
 	// AuthenticatedAt is when the user last proved who they are in this session: its
 	// creation, since a step-up replaces the session.
 	AuthenticatedAt time.Time
+	// Method is how they proved it: "password", "password+totp", "passkey+verified", …
+	Method string
 	// Prepared holds what Options.Prepare computed from the other fields once, when the
 	// principal was loaded, so that the hot path reuses it (forward auth keeps its
 	// identity headers here). Treat it as read-only.
@@ -222,7 +224,7 @@ func (m *Manager) principal(ctx context.Context, s store.Session) (*Principal, e
 	p := &Principal{
 		SessionID: s.ID, TokenHash: s.TokenHash, UserID: u.ID, Username: u.Username, Email: u.Email,
 		DisplayName: u.DisplayName, Groups: identity.EffectiveGroups(direct, tree), ExpiresAt: s.ExpiresAt,
-		TwoFactor: TwoFactorMethod(s.AuthMethod), AuthenticatedAt: s.CreatedAt,
+		TwoFactor: TwoFactorMethod(s.AuthMethod), AuthenticatedAt: s.CreatedAt, Method: s.AuthMethod,
 	}
 	if m.opts.Prepare != nil {
 		p.Prepared = m.opts.Prepare(p)
