@@ -3,6 +3,7 @@ package oidc
 import (
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
@@ -130,8 +131,13 @@ func (p *Provider) deviceDecide(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	code := r.PostFormValue("user_code")
+	if wait := p.Pages.Guessing(r, "device user code"); wait > 0 {
+		p.Pages.Device(w, r, DeviceView{Status: http.StatusTooManyRequests, Error: fmt.Sprintf("Too many wrong codes from your address. Try again in %d minutes.", int(wait.Minutes())+1)})
+		return
+	}
 	dev, err := p.pendingDevice(r, code)
 	if errors.Is(err, store.ErrNotFound) {
+		p.Pages.Guessed(r, "device user code")
 		p.Pages.Device(w, r, DeviceView{Error: "That code is unknown, expired or used already. Check the code on your device, or start again there."})
 		return
 	}

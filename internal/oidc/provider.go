@@ -72,6 +72,11 @@ type Pages interface {
 	CheckForm(w http.ResponseWriter, r *http.Request) bool
 	// EndSession signs the browser out of Gatehouse.
 	EndSession(w http.ResponseWriter, r *http.Request) error
+	// Guessing reports how long this client must wait before guessing what (a device's
+	// user code) again, zero when it may; Guessed records a wrong guess. They share the
+	// sign-in throttle, so guesses are counted per address.
+	Guessing(r *http.Request, what string) time.Duration
+	Guessed(r *http.Request, what string)
 }
 
 // ConsentView is what the consent page shows.
@@ -83,6 +88,7 @@ type ConsentView struct {
 
 // DeviceView is what the device page shows: the code form, or a code to confirm.
 type DeviceView struct {
+	Status   int // the HTTP status; 0 is 200, or 400 with an Error
 	UserCode string
 	Client   string   // set when confirming
 	Scopes   []string // set when confirming

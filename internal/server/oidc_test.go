@@ -441,6 +441,14 @@ func TestOIDCClientCredentialsAndDeviceFlow(t *testing.T) {
 		if resp, page := o.do(req{path: "/device", cookies: []*http.Cookie{csrf, o.bob}, form: url.Values{"csrf_token": {token}, "user_code": {"BBBB-BBBB"}}}); resp.StatusCode != http.StatusBadRequest || !strings.Contains(page, "unknown, expired or used") {
 			t.Fatalf("unknown user code: %d", resp.StatusCode)
 		}
+		// Guessing codes is throttled like guessing passwords, even a right code then.
+		da, _ = kubectl.DeviceAuth(o.ctx)
+		for range 10 {
+			o.do(req{path: "/device", cookies: []*http.Cookie{csrf, o.bob}, form: url.Values{"csrf_token": {token}, "user_code": {"CCCC-CCCC"}}})
+		}
+		if resp, page := o.do(req{path: "/device", cookies: []*http.Cookie{csrf, o.bob}, form: url.Values{"csrf_token": {token}, "user_code": {da.UserCode}}}); resp.StatusCode != http.StatusTooManyRequests || !strings.Contains(page, "Too many wrong codes") {
+			t.Fatalf("after 11 wrong codes: %d", resp.StatusCode)
+		}
 
 		_, metrics := o.do(req{path: "/metrics"})
 		for _, want := range []string{`gatehouse_oidc_token_requests_total{grant_type="client_credentials",result="issued"} 1`,

@@ -2,6 +2,7 @@ package web
 
 import (
 	"net/http"
+	"time"
 
 	"github.com/gatehouse-id/gatehouse/internal/oidc"
 	"github.com/gatehouse-id/gatehouse/internal/session"
@@ -29,12 +30,25 @@ func (o oidcPages) Consent(w http.ResponseWriter, r *http.Request, v oidc.Consen
 }
 
 func (o oidcPages) Device(w http.ResponseWriter, r *http.Request, v oidc.DeviceView) {
-	status := http.StatusOK
-	if v.Error != "" {
+	status := v.Status
+	switch {
+	case status != 0:
+	case v.Error != "":
 		status = http.StatusBadRequest
+	default:
+		status = http.StatusOK
 	}
 	o.s.render(w, status, "device.html", page{Title: "Sign in a device", User: o.s.current(r), CSRF: o.s.csrfToken(w, r), Error: v.Error, Extra: v})
 }
+
+func (o oidcPages) Guessing(r *http.Request, what string) time.Duration {
+	if blocked, wait := o.s.Throttle.Blocked(o.s.clientIP(r), what); blocked {
+		return max(wait, time.Second)
+	}
+	return 0
+}
+
+func (o oidcPages) Guessed(r *http.Request, what string) { o.s.Throttle.Failed(o.s.clientIP(r), what) }
 
 func (o oidcPages) CheckForm(w http.ResponseWriter, r *http.Request) bool { return o.s.parseForm(w, r) }
 
