@@ -21,6 +21,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -123,21 +124,69 @@ func (p *Provider) signedKey() signed.Key { return signed.Key(p.secret) }
 
 // Routes registers the provider's endpoints on mux.
 func (p *Provider) Routes(mux *http.ServeMux) {
-	mux.HandleFunc("GET "+PathDiscovery, p.discovery)
-	mux.HandleFunc("GET "+PathJWKS, p.jwks)
+	public := func(h http.HandlerFunc) http.HandlerFunc { return corsAny(h) }
+	mux.HandleFunc("GET "+PathDiscovery, public(p.discovery))
+	mux.HandleFunc("GET "+PathJWKS, public(p.jwks))
 	mux.HandleFunc("GET "+PathAuthorize, p.authorize)
 	mux.HandleFunc("POST "+PathAuthorize, p.authorize)
 	mux.HandleFunc("POST "+PathConsent, p.consent)
-	mux.HandleFunc("POST "+PathToken, p.token)
-	mux.HandleFunc("GET "+PathUserinfo, p.userinfo)
-	mux.HandleFunc("POST "+PathUserinfo, p.userinfo)
+	for _, path := range []string{PathToken, PathUserinfo, PathRevoke, PathDeviceAuthorization} {
+		mux.HandleFunc("OPTIONS "+path, p.cors(nil))
+	}
+	mux.HandleFunc("POST "+PathToken, p.cors(p.token))
+	mux.HandleFunc("GET "+PathUserinfo, p.cors(p.userinfo))
+	mux.HandleFunc("POST "+PathUserinfo, p.cors(p.userinfo))
 	mux.HandleFunc("POST "+PathIntrospect, p.introspect)
-	mux.HandleFunc("POST "+PathRevoke, p.revoke)
+	mux.HandleFunc("POST "+PathRevoke, p.cors(p.revoke))
 	mux.HandleFunc("GET "+PathLogout, p.logout)
 	mux.HandleFunc("POST "+PathLogout, p.logout)
-	mux.HandleFunc("POST "+PathDeviceAuthorization, p.deviceAuthorization)
+	mux.HandleFunc("POST "+PathDeviceAuthorization, p.cors(p.deviceAuthorization))
 	mux.HandleFunc("GET "+PathDevice, p.devicePage)
 	mux.HandleFunc("POST "+PathDevice, p.deviceDecide)
+}
+
+// corsAny lets any web page read public documents (discovery, keys).
+func corsAny(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Access-Control-Allow-Origin", "*")
+		h(w, r)
+	}
+}
+
+// cors lets single-page apps call the back-channel endpoints from the browser: an
+// origin may when it is the origin of a registered redirect URI. A nil handler answers
+// the preflight only.
+func (p *Provider) cors(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		origin := r.Header.Get("Origin")
+		if origin != "" && p.knownOrigin(origin) {
+			hdr := w.Header()
+			hdr.Set("Access-Control-Allow-Origin", origin)
+			hdr.Add("Vary", "Origin")
+			if r.Method == http.MethodOptions {
+				hdr.Set("Access-Control-Allow-Methods", "GET, POST")
+				hdr.Set("Access-Control-Allow-Headers", "Authorization, Content-Type")
+				hdr.Set("Access-Control-Max-Age", "600")
+			}
+		}
+		if h == nil {
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		h(w, r)
+	}
+}
+
+func (p *Provider) knownOrigin(origin string) bool {
+	for i := range p.cfg().OIDC.Clients {
+		for _, uri := range p.cfg().OIDC.Clients[i].RedirectURIs {
+			u, err := url.Parse(uri)
+			if err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Scheme+"://"+u.Host == origin {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func (p *Provider) discovery(w http.ResponseWriter, r *http.Request) {

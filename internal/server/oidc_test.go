@@ -713,3 +713,28 @@ func TestOIDCFreshSignIn(t *testing.T) {
 		t.Fatalf("prompt=none with max_age=0: %q", resp.Header.Get("Location"))
 	}
 }
+
+// Single-page apps call the token and userinfo endpoints from the browser: the origin
+// of a registered redirect URI may, others may not; discovery and keys are for anyone.
+func TestOIDCCORS(t *testing.T) {
+	h := startSelf(t, oidcConfig(backends[0].url(t)))
+	preflight := func(origin string) *http.Response {
+		resp, _ := h.do(req{method: http.MethodOptions, path: "/oauth2/token", header: http.Header{"Origin": {origin}, "Access-Control-Request-Method": {"POST"}}})
+		return resp
+	}
+	if resp := preflight("https://grafana.example.com"); resp.StatusCode != http.StatusNoContent ||
+		resp.Header.Get("Access-Control-Allow-Origin") != "https://grafana.example.com" || !strings.Contains(resp.Header.Get("Access-Control-Allow-Headers"), "Authorization") {
+		t.Fatalf("preflight from a registered origin: %d %v", resp.StatusCode, resp.Header)
+	}
+	if resp := preflight("https://evil.example.net"); resp.Header.Get("Access-Control-Allow-Origin") != "" {
+		t.Fatalf("preflight from another origin allowed: %v", resp.Header)
+	}
+	resp, _ := h.do(req{path: "/.well-known/openid-configuration", header: http.Header{"Origin": {"https://anything.example"}}})
+	if resp.Header.Get("Access-Control-Allow-Origin") != "*" {
+		t.Fatal("discovery is not readable from web pages")
+	}
+	resp, _ = h.do(req{path: "/oauth2/token", form: url.Values{"grant_type": {"client_credentials"}}, header: http.Header{"Origin": {"https://grafana.example.com"}}})
+	if resp.StatusCode != http.StatusUnauthorized || resp.Header.Get("Access-Control-Allow-Origin") != "https://grafana.example.com" {
+		t.Fatalf("an error answer must be readable by the app too: %d %v", resp.StatusCode, resp.Header)
+	}
+}
