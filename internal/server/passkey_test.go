@@ -208,5 +208,26 @@ func TestRecentAuthentication(t *testing.T) {
 		if creds, _ := h.app.Directory().Credentials(context.Background(), "root"); len(creds) != 4 {
 			t.Fatalf("credentials left: %+v", creds) // password, Key B, totp, recovery codes
 		}
+
+		// Adding a credential needs it too: a borrowed session cannot plant its own key
+		// or authenticator app.
+		_, page = h.do(req{path: "/account", cookies: []*http.Cookie{sess}})
+		cred, state := newSoftKey(t, cfg.Server.PublicURL).register(t, page)
+		add := url.Values{"passkey_state": {state}, "credential": {cred}, "name": {"Planted"}}
+		if code, body := post("/account/passkeys", add); code != http.StatusBadRequest || !strings.Contains(body, "Confirm with your current password") {
+			t.Fatalf("adding a passkey on an old sign-in without the password: %d", code)
+		}
+		add.Set("current_password", "correct horse root")
+		if code, body := post("/account/passkeys", add); code != http.StatusOK || !strings.Contains(body, "Planted") {
+			t.Fatalf("adding a passkey with the password: %d", code)
+		}
+		_, page = h.do(req{path: "/account/totp", cookies: []*http.Cookie{sess}})
+		enrol := regexp.MustCompile(`name="enrol" value="([^"]+)"`).FindStringSubmatch(page)[1]
+		if !strings.Contains(page, `id="totp_password"`) {
+			t.Fatal("the app set-up page does not ask for the password on an old sign-in")
+		}
+		if code, body := post("/account/totp", url.Values{"enrol": {enrol}, "code": {"123456"}}); code != http.StatusBadRequest || !strings.Contains(body, "Confirm with your current password") {
+			t.Fatalf("replacing the app on an old sign-in without the password: %d", code)
+		}
 	})
 }

@@ -293,7 +293,12 @@ func (s *Server) registrationCeremony(r *http.Request, u store.User) (*ceremony,
 }
 
 // addPasskey stores the passkey the signed-in user's browser just created.
+// A new credential needs a recent sign-in too: a borrowed session must not be able to
+// plant a key of its own.
 func (s *Server) addPasskey(w http.ResponseWriter, r *http.Request, p *session.Principal, u store.User) (string, error) {
+	if err := s.reauthenticate(r, p, u); err != nil {
+		return "", err
+	}
 	name := strings.TrimSpace(r.PostFormValue("name"))
 	if err := checkPasskeyName(name); err != nil {
 		return "", err

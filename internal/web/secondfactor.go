@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/gatehouse-id/gatehouse/internal/mfa"
+	"github.com/gatehouse-id/gatehouse/internal/session"
 	"github.com/gatehouse-id/gatehouse/internal/store"
 )
 
@@ -181,10 +182,15 @@ func (s *Server) totpPage(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/login?rd="+urlQueryEscape("/account/totp"), http.StatusFound)
 		return
 	}
+	u, err := s.Store.UserByID(r.Context(), p.UserID)
+	if err != nil {
+		s.loginError(w, err)
+		return
+	}
 	secret := mfa.NewSecret()
 	s.render(w, http.StatusOK, "totp.html", page{Title: "Authenticator app", User: p, CSRF: s.csrfToken(w, r),
 		Token: s.sign("totp-enrol", 15*time.Minute, p.UserID, secret),
-		Extra: offer(p.Username, secret)})
+		Extra: offer(p, u, secret)})
 }
 
 // totpOffer is what the enrolment page shows. URI is an otpauth: link, which
@@ -193,12 +199,15 @@ type totpOffer struct {
 	Secret string
 	URI    template.URL
 	QR     template.HTML // an inline SVG drawn by mfa.QRSVG from our own URI
+	// NeedPassword asks for the current password: the sign-in is older than RecentAuth.
+	NeedPassword bool
 }
 
-func offer(username, secret string) totpOffer {
-	uri := mfa.URI("Gatehouse", username, secret)
+func offer(p *session.Principal, u store.User, secret string) totpOffer {
+	uri := mfa.URI("Gatehouse", p.Username, secret)
 	qr, _ := mfa.QRSVG(uri) // a 32-character secret always fits; the text secret stays as a fallback
-	return totpOffer{Secret: groupsOf4(secret), URI: template.URL(uri), QR: template.HTML(qr)}
+	return totpOffer{Secret: groupsOf4(secret), URI: template.URL(uri), QR: template.HTML(qr),
+		NeedPassword: u.PasswordHash != "" && time.Since(p.AuthenticatedAt) >= RecentAuth}
 }
 
 // totpConfirm stores the offered secret once the user types a code from it, and shows
@@ -218,11 +227,28 @@ func (s *Server) totpConfirm(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	secret := fields[1]
+	u, err := s.Store.UserByID(r.Context(), p.UserID)
+	if err != nil {
+		s.loginError(w, err)
+		return
+	}
+	again := func(msg string) {
+		s.render(w, http.StatusBadRequest, "totp.html", page{Title: "Authenticator app", User: p, CSRF: s.csrfToken(w, r),
+			Token: r.PostFormValue("enrol"), Error: msg, Extra: offer(p, u, secret)})
+	}
+	// Setting up (or replacing) the app needs a recent sign-in, like removing it: a
+	// borrowed session must not be able to lock the owner out behind its own app.
+	var bad userError
+	if err := s.reauthenticate(r, p, u); errors.As(err, &bad) {
+		again(bad.msg)
+		return
+	} else if err != nil {
+		s.loginError(w, err)
+		return
+	}
 	step, ok := mfa.Verify(secret, r.PostFormValue("code"), time.Now(), 0)
 	if !ok {
-		s.render(w, http.StatusBadRequest, "totp.html", page{Title: "Authenticator app", User: p, CSRF: s.csrfToken(w, r),
-			Token: r.PostFormValue("enrol"), Error: "That code does not match. Check the app's clock and type the current code.",
-			Extra: offer(p.Username, secret)})
+		again("That code does not match. Check the app's clock and type the current code.")
 		return
 	}
 	ctx := r.Context()
