@@ -1,6 +1,8 @@
-// Package web owns the pages people see: login, logout, the first-admin setup link and
-// the signed-in page. Pages are server-rendered from embedded templates with a small
-// stylesheet, work with JavaScript off, and protect every form against CSRF.
+// Package web owns the pages people see: login (password, passkey, second step),
+// logout, the first-admin setup link, the signed-in page, the account page, and the
+// pages of the OpenID Connect flows (consent, device code). Pages are server-rendered
+// from embedded templates with a small stylesheet, work with JavaScript off (passkeys
+// aside, which need the small passkey.js), and protect every form against CSRF.
 package web
 
 import (
