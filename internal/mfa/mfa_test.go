@@ -111,3 +111,25 @@ func TestQRSVG(t *testing.T) {
 		t.Fatal("content too long for a QR code was drawn")
 	}
 }
+
+// HumanCode draws every letter equally often: 256 is no multiple of 20, and a plain
+// modulo would give the first 16 letters 8% more weight.
+func TestHumanCodeIsUniform(t *testing.T) {
+	const letters = "BCDFGHJKLMNPQRSTVWXZ"
+	if c := HumanCode(letters, 4, 4); len(c) != 9 || c[4] != '-' {
+		t.Fatalf("code %q", c)
+	}
+	count := map[rune]int{}
+	for range 1000 {
+		for _, r := range HumanCode(letters, 1000) {
+			count[r]++
+		}
+	}
+	lo, hi := 1<<30, 0
+	for _, r := range letters {
+		lo, hi = min(lo, count[r]), max(hi, count[r])
+	}
+	if len(count) != len(letters) || float64(hi)/float64(lo) > 1.05 {
+		t.Fatalf("letter counts from %d to %d over %d letters", lo, hi, len(count))
+	}
+}

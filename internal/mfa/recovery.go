@@ -19,19 +19,33 @@ const recoveryAlphabet = "23456789abcdefghjkmnpqrstuvwxyz"
 // nobody can enumerate 2^50 guesses past login throttling.
 func NewRecoveryCodes() (codes, hashes []string) {
 	for range RecoveryCodeCount {
-		var b [10]byte
-		_, _ = rand.Read(b[:])
-		var sb strings.Builder
-		for i, c := range b {
-			if i == 5 {
-				sb.WriteByte('-')
-			}
-			sb.WriteByte(recoveryAlphabet[int(c)%len(recoveryAlphabet)])
-		}
-		codes = append(codes, sb.String())
-		hashes = append(hashes, HashRecoveryCode(sb.String()))
+		code := HumanCode(recoveryAlphabet, 5, 5)
+		codes = append(codes, code)
+		hashes = append(hashes, HashRecoveryCode(code))
 	}
 	return codes, hashes
+}
+
+// HumanCode returns a random code for people to read and type: groups of size
+// characters from alphabet (at most 256 of them), joined by dashes, each character
+// drawn uniformly (bytes that would favour the first letters are drawn again).
+func HumanCode(alphabet string, groups ...int) string {
+	limit := 256 - 256%len(alphabet)
+	var sb strings.Builder
+	var b [1]byte
+	for g, size := range groups {
+		if g > 0 {
+			sb.WriteByte('-')
+		}
+		for n := 0; n < size; {
+			_, _ = rand.Read(b[:])
+			if int(b[0]) < limit {
+				sb.WriteByte(alphabet[int(b[0])%len(alphabet)])
+				n++
+			}
+		}
+	}
+	return sb.String()
 }
 
 // HashRecoveryCode normalises a typed code (case, spaces, the dash) and hashes it.

@@ -1,7 +1,6 @@
 package oidc
 
 import (
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"net/http"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"github.com/gatehouse-id/gatehouse/internal/config"
+	"github.com/gatehouse-id/gatehouse/internal/mfa"
 	"github.com/gatehouse-id/gatehouse/internal/store"
 )
 
@@ -26,18 +26,7 @@ const (
 
 // newUserCode returns a code like "WDJB-MJHT": 8 letters of 20, about 34 bits,
 // enough for a code that lives 10 minutes and whose guesses are throttled by login.
-func newUserCode() string {
-	var b [8]byte
-	_, _ = rand.Read(b[:])
-	var sb strings.Builder
-	for i, x := range b {
-		if i == 4 {
-			sb.WriteByte('-')
-		}
-		sb.WriteByte(userCodeLetters[int(x)%len(userCodeLetters)])
-	}
-	return sb.String()
-}
+func newUserCode() string { return mfa.HumanCode(userCodeLetters, 4, 4) }
 
 // normalUserCode accepts what people type: any case, with or without the dash or spaces.
 func normalUserCode(s string) string {
@@ -56,7 +45,7 @@ func (p *Provider) deviceAuthorization(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !c.HasGrant("device_code") {
-		p.writeError(w, grantNotAllowed("device_code"))
+		p.writeError(w, badRequest("unauthorized_client", "this client may not use the device_code grant (see its grant_types)"))
 		return
 	}
 	var scopes []string
@@ -189,9 +178,6 @@ func (p *Provider) deviceDecide(w http.ResponseWriter, r *http.Request) {
 // deviceToken answers a device's poll: pending, slow down, denied, expired, or tokens
 // (once: the device code is spent by the answer that carries them).
 func (p *Provider) deviceToken(r *http.Request, c *config.Client) (map[string]any, error) {
-	if !c.HasGrant("device_code") {
-		return nil, grantNotAllowed("device_code")
-	}
 	ctx := r.Context()
 	t, err := p.Store.OIDCToken(ctx, hashToken(r.PostForm.Get("device_code")))
 	if errors.Is(err, store.ErrNotFound) || (err == nil && (t.Kind != "device" || t.ClientID != c.ID)) {
