@@ -90,17 +90,17 @@ type OIDC struct {
 type Client struct {
 	ID                     string   `yaml:"id" doc:"The client_id the app is configured with: letters, digits, \".\", \"-\", \"_\", \"~\"."`
 	Name                   string   `yaml:"name" doc:"Shown on the consent and \"not allowed\" pages; the id when empty."`
-	Type                   string   `yaml:"type" doc:"confidential (a server-side app holding a secret) or public (a native app, CLI or single-page app: no secret, PKCE required)."`
+	Type                   string   `yaml:"type" doc:"confidential (the default: a server-side app holding a secret) or public (a native app, CLI or single-page app: no secret, PKCE required)."`
 	Secret                 string   `yaml:"secret" secret:"true" doc:"Confidential clients: the client secret (at least 32 characters), or its argon2id hash from 'gatehouse oidc hash-secret', or secret_file: PATH."`
 	RedirectURIs           []string `yaml:"redirect_uris" doc:"Where the app may receive codes, matched exactly. A loopback http://127.0.0.1/..., http://[::1]/... or http://localhost/... URI matches any port (RFC 8252); custom schemes (com.example.app:/cb) are allowed."`
 	PostLogoutRedirectURIs []string `yaml:"post_logout_redirect_uris" doc:"Where the app may send people after signing out at Gatehouse (RP-initiated logout), matched exactly."`
 	Groups                 []string `yaml:"groups" doc:"Members of any of these groups (directly or through a child group) may use the app; others see a \"not allowed\" page."`
 	AllUsers               bool     `yaml:"all_users" doc:"Every signed-in user may use the app. A client that signs people in needs groups or all_users: true, so no app is open to everyone by accident."`
 	TwoFactor              bool     `yaml:"two_factor" doc:"Only sessions signed in with two factors may use the app; others are asked to step up."`
-	Consent                string   `yaml:"consent" doc:"implicit (first-party apps: no question asked) or explicit (ask once per user, remembered until the app asks for more scopes)."`
+	Consent                string   `yaml:"consent" doc:"implicit (the default, for first-party apps: no question asked) or explicit (ask once per user, remembered until the app asks for more scopes)."`
 	Scopes                 []string `yaml:"scopes" doc:"Scopes the app may ask for, among openid, profile, email, groups, offline_access. Empty: all of them."`
 	GrantTypes             []string `yaml:"grant_types" doc:"authorization_code, refresh_token, client_credentials (confidential clients), device_code (RFC 8628). Empty: authorization_code and refresh_token."`
-	Subject                string   `yaml:"subject" doc:"What the sub claim holds: id (the user's permanent id) or username."`
+	Subject                string   `yaml:"subject" doc:"What the sub claim holds: id (the default: the user's permanent id) or username."`
 	AccessTokenLifetime    Duration `yaml:"access_token_lifetime" doc:"How long access tokens last. Empty: 1h."`
 	IDTokenLifetime        Duration `yaml:"id_token_lifetime" doc:"How long ID tokens last. Empty: 1h."`
 	RefreshTokenLifetime   Duration `yaml:"refresh_token_lifetime" doc:"How long a refresh token lasts unused; each use gives a new one. Empty: 30d."`

@@ -98,7 +98,6 @@ func (o *OIDC) validate() []error {
 		seen[c.ID] = true
 		switch c.Type {
 		case "", "confidential":
-			c.Type = "confidential"
 			if c.Secret == "" {
 				bad(key+".secret", "a confidential client needs a secret (or secret_file); for a native app or CLI without one, say type: public")
 			} else if !strings.HasPrefix(c.Secret, "$argon2id$") && len(c.Secret) < 32 {
@@ -151,16 +150,12 @@ func (o *OIDC) validate() []error {
 			}
 		}
 		switch c.Consent {
-		case "":
-			c.Consent = "implicit"
-		case "implicit", "explicit":
+		case "", "implicit", "explicit":
 		default:
 			bad(key+".consent", "%q is not implicit or explicit", c.Consent)
 		}
 		switch c.Subject {
-		case "":
-			c.Subject = "id"
-		case "id", "username":
+		case "", "id", "username":
 		default:
 			bad(key+".subject", "%q is not id or username", c.Subject)
 		}

@@ -364,5 +364,3 @@ func signClaims(s jose.Signer, claims any) (string, error) {
 	}
 	return jws.CompactSerialize()
 }
-
-func unix(t time.Time) int64 { return t.Unix() }

@@ -104,7 +104,7 @@ func (p *Provider) introspect(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	resp := map[string]any{"active": true, "scope": t.Scope, "client_id": t.ClientID, "token_type": "Bearer",
-		"exp": unix(t.ExpiresAt), "iat": unix(t.CreatedAt), "iss": p.issuer(), "aud": t.ClientID}
+		"exp": t.ExpiresAt.Unix(), "iat": t.CreatedAt.Unix(), "iss": p.issuer(), "aud": t.ClientID}
 	if t.Kind == "refresh" {
 		resp["token_type"] = "refresh_token"
 	}

@@ -79,22 +79,25 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 		p.count(r.PostForm.Get("grant_type"), "refused")
 		return
 	}
+	gt := r.PostForm.Get("grant_type")
+	name, known := grantNames[gt]
 	var resp map[string]any
 	var err error
-	gt := r.PostForm.Get("grant_type")
-	switch gt {
-	case "authorization_code":
-		resp, err = p.exchangeCode(r, c)
-	case "refresh_token":
-		resp, err = p.refresh(r, c)
-	case "client_credentials":
-		resp, err = p.clientCredentials(r, c)
-	case grantDeviceCode:
-		resp, err = p.deviceToken(r, c)
-	case "":
+	switch {
+	case gt == "":
 		err = badRequest("invalid_request", "grant_type is missing")
-	default:
+	case !known:
 		err = badRequest("unsupported_grant_type", "grant_type "+clip(gt)+" is not supported")
+	case !c.HasGrant(name):
+		err = badRequest("unauthorized_client", "this client may not use the "+name+" grant (see its grant_types)")
+	case name == "authorization_code":
+		resp, err = p.exchangeCode(r, c)
+	case name == "refresh_token":
+		resp, err = p.refresh(r, c)
+	case name == "client_credentials":
+		resp, err = p.clientCredentials(r, c)
+	default:
+		resp, err = p.deviceToken(r, c)
 	}
 	var oe *oauthError
 	result := "issued"
@@ -117,24 +120,21 @@ func (p *Provider) count(grant, result string) {
 	if p.Tokens == nil {
 		return
 	}
-	switch grant {
-	case "authorization_code", "refresh_token", "client_credentials":
-	case grantDeviceCode:
-		grant = "device_code"
-	default:
-		grant = "other"
+	name, known := grantNames[grant]
+	if !known {
+		name = "other"
 	}
-	p.Tokens.WithLabelValues(grant, result).Inc()
+	p.Tokens.WithLabelValues(name, result).Inc()
 }
 
-func grantNotAllowed(name string) *oauthError {
-	return badRequest("unauthorized_client", "this client may not use the "+name+" grant (see its grant_types)")
+// grantNames maps the grant types of token requests to the names clients list them by
+// in grant_types (config.OIDCGrantTypes).
+var grantNames = map[string]string{
+	"authorization_code": "authorization_code", "refresh_token": "refresh_token",
+	"client_credentials": "client_credentials", grantDeviceCode: "device_code",
 }
 
 func (p *Provider) exchangeCode(r *http.Request, c *config.Client) (map[string]any, error) {
-	if !c.HasGrant("authorization_code") {
-		return nil, grantNotAllowed("authorization_code")
-	}
 	ctx := r.Context()
 	invalid := badRequest("invalid_grant", "the code is unknown, expired, spent, or was issued to another client or redirect_uri")
 	t, fresh, err := p.redeem(ctx, c, "code", r.PostForm.Get("code"), invalid)
@@ -193,9 +193,6 @@ func pkceMatches(challenge, verifier string) bool {
 }
 
 func (p *Provider) refresh(r *http.Request, c *config.Client) (map[string]any, error) {
-	if !c.HasGrant("refresh_token") {
-		return nil, grantNotAllowed("refresh_token")
-	}
 	ctx := r.Context()
 	invalid := badRequest("invalid_grant", "the refresh token is unknown, expired, revoked, or was issued to another client")
 	t, fresh, err := p.redeem(ctx, c, "refresh", r.PostForm.Get("refresh_token"), invalid)
@@ -229,9 +226,6 @@ func (p *Provider) refresh(r *http.Request, c *config.Client) (map[string]any, e
 }
 
 func (p *Provider) clientCredentials(r *http.Request, c *config.Client) (map[string]any, error) {
-	if !c.HasGrant("client_credentials") || c.Public() {
-		return nil, grantNotAllowed("client_credentials")
-	}
 	var scopes []string
 	for _, s := range strings.Fields(r.PostForm.Get("scope")) {
 		if s == "openid" || s == "offline_access" || !slices.Contains(c.AllowedScopes(), s) {
@@ -283,8 +277,8 @@ func (p *Provider) issue(ctx context.Context, c *config.Client, userID string, s
 		idClaims["iss"] = p.issuer()
 		idClaims["aud"] = c.ID
 		idClaims["azp"] = c.ID
-		idClaims["iat"] = unix(now)
-		idClaims["exp"] = unix(now.Add(idTTL))
+		idClaims["iat"] = now.Unix()
+		idClaims["exp"] = now.Add(idTTL).Unix()
 		if d.AuthTime != 0 {
 			idClaims["auth_time"] = d.AuthTime
 		}
