@@ -100,26 +100,23 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		s.secondFactorPage(w, r, http.StatusOK, f, s.sign("login-pending", pendingLoginTTL, u.ID, rd), "")
 		return
 	}
-	if err := s.replaceSession(w, r, u, "password"); err != nil {
+	s.finishLogin(w, r, u, "password", rd)
+}
+
+// finishLogin ends every successful sign-in the same way: the session this browser
+// had (a step-up, or signing in again) is ended, a new one for method starts, and the
+// browser goes on to rd.
+func (s *Server) finishLogin(w http.ResponseWriter, r *http.Request, u store.User, method, rd string) {
+	if err := s.endBrowserSessions(r); err != nil {
+		s.loginError(w, err)
+		return
+	}
+	if err := s.startSession(w, r, u, method); err != nil {
 		s.loginError(w, err)
 		return
 	}
 	s.Metrics.Logins.WithLabelValues("success").Inc()
-	if rd == "" {
-		rd = "/"
-	}
-	http.Redirect(w, r, rd, http.StatusSeeOther)
-}
-
-// replaceSession ends the session this browser had, if any (a sign-in again, or a
-// step-up), and starts the new one.
-func (s *Server) replaceSession(w http.ResponseWriter, r *http.Request, u store.User, method string) error {
-	for _, c := range r.CookiesNamed(s.cfg().Session.CookieName) {
-		if err := s.Sessions.Revoke(r.Context(), c.Value); err != nil {
-			return err
-		}
-	}
-	return s.startSession(w, r, u, method)
+	http.Redirect(w, r, orDefault(rd, "/"), http.StatusSeeOther)
 }
 
 func (s *Server) startSession(w http.ResponseWriter, r *http.Request, u store.User, method string) error {
@@ -152,12 +149,10 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
 	if !s.parseForm(w, r) {
 		return
 	}
-	for _, c := range r.CookiesNamed(s.cfg().Session.CookieName) {
-		if err := s.Sessions.Revoke(r.Context(), c.Value); err != nil {
-			s.Log.Error("logout: revoking the session failed", "error", err.Error())
-			s.message(w, http.StatusServiceUnavailable, "Sign-out failed", "Gatehouse cannot reach its database right now. Try again in a moment.")
-			return
-		}
+	if err := s.endBrowserSessions(r); err != nil {
+		s.Log.Error("logout: revoking the session failed", "error", err.Error())
+		s.message(w, http.StatusServiceUnavailable, "Sign-out failed", "Gatehouse cannot reach its database right now. Try again in a moment.")
+		return
 	}
 	http.SetCookie(w, s.sessionCookie("", -1))
 	if rd := s.safeRD(r.PostFormValue("rd")); rd != "" {
@@ -165,6 +160,17 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	http.Redirect(w, r, "/login?logged_out", http.StatusSeeOther)
+}
+
+// endBrowserSessions ends every session whose cookie this browser sent, on every
+// replica. Signing out also clears the cookie; a sign-in replaces it.
+func (s *Server) endBrowserSessions(r *http.Request) error {
+	for _, c := range r.CookiesNamed(s.cfg().Session.CookieName) {
+		if err := s.Sessions.Revoke(r.Context(), c.Value); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func urlQueryEscape(s string) string { return url.QueryEscape(s) }

@@ -53,10 +53,8 @@ func (o oidcPages) Guessed(r *http.Request, what string) { o.s.Throttle.Failed(o
 func (o oidcPages) CheckForm(w http.ResponseWriter, r *http.Request) bool { return o.s.parseForm(w, r) }
 
 func (o oidcPages) EndSession(w http.ResponseWriter, r *http.Request) error {
-	for _, c := range r.CookiesNamed(o.s.cfg().Session.CookieName) {
-		if err := o.s.Sessions.Revoke(r.Context(), c.Value); err != nil {
-			return err
-		}
+	if err := o.s.endBrowserSessions(r); err != nil {
+		return err
 	}
 	http.SetCookie(w, o.s.sessionCookie("", -1))
 	return nil

@@ -192,13 +192,7 @@ func (s *Server) passkeyLogin(w http.ResponseWriter, r *http.Request) {
 		fail(http.StatusUnauthorized, "That passkey belongs to another account. Use a passkey of the account you typed the password for.")
 		return
 	}
-	// A step-up or a second sign-in replaces the session this browser had.
-	if err := s.replaceSession(w, r, u, method); err != nil {
-		s.loginError(w, err)
-		return
-	}
-	s.Metrics.Logins.WithLabelValues("success").Inc()
-	http.Redirect(w, r, orDefault(rd, "/"), http.StatusSeeOther)
+	s.finishLogin(w, r, u, method, rd)
 }
 
 // verifyPasskey checks a posted passkey answer against its signed challenge and the
@@ -218,27 +212,30 @@ func (s *Server) verifyPasskey(r *http.Request) (store.User, string, error) {
 	if err != nil {
 		return u, "", err
 	}
-	var pu *passkeyUser
 	var key store.Passkey
+	var lookupErr error // the database's answer, kept apart from the library's verdict
 	lookup := func(rawID, userHandle []byte) (webauthn.User, error) {
-		var err error
-		key, err = s.Store.PasskeyByCredentialID(r.Context(), base64.RawURLEncoding.EncodeToString(rawID))
-		if err != nil {
-			return nil, err
+		key, lookupErr = s.Store.PasskeyByCredentialID(r.Context(), base64.RawURLEncoding.EncodeToString(rawID))
+		if lookupErr == nil && key.UserID != string(userHandle) {
+			lookupErr = store.ErrNotFound // the key names another user: not one of ours
 		}
-		if key.UserID != string(userHandle) {
-			return nil, fmt.Errorf("passkey %s does not belong to the user it names", key.ID)
+		if lookupErr == nil {
+			u, lookupErr = s.Store.UserByID(r.Context(), key.UserID)
 		}
-		if u, err = s.Store.UserByID(r.Context(), key.UserID); err != nil {
-			return nil, err
+		if lookupErr != nil {
+			return nil, lookupErr
 		}
-		pu, err = s.loadPasskeyUser(r, u)
+		pu, err := s.loadPasskeyUser(r, u)
+		lookupErr = err
 		return pu, err
 	}
 	_, cred, err := rp.ValidatePasskeyLogin(lookup, sd, parsed)
 	if err != nil {
-		if errors.Is(err, store.ErrNotFound) || strings.Contains(err.Error(), "not found") {
+		if errors.Is(lookupErr, store.ErrNotFound) {
 			return u, "", userError{"This passkey is not registered here (it may have been removed). Sign in with your password or another passkey."}
+		}
+		if lookupErr != nil {
+			return u, "", lookupErr // the database failed: a 503, not the person's fault
 		}
 		var perr *protocol.Error
 		if errors.As(err, &perr) {

@@ -134,16 +134,7 @@ func (s *Server) secondFactor(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.Throttle.Succeeded(ip, u.Username)
-	// A step-up or a second sign-in replaces the session this browser had.
-	if err := s.replaceSession(w, r, u, "password+"+method); err != nil {
-		s.loginError(w, err)
-		return
-	}
-	s.Metrics.Logins.WithLabelValues("success").Inc()
-	if rd == "" {
-		rd = "/"
-	}
-	http.Redirect(w, r, rd, http.StatusSeeOther)
+	s.finishLogin(w, r, u, "password+"+method, rd)
 }
 
 // checkSecondFactor returns "totp" or "recovery" for a valid, unused code, "" for any
@@ -212,56 +203,39 @@ func offer(p *session.Principal, u store.User, secret string) totpOffer {
 
 // totpConfirm stores the offered secret once the user types a code from it, and shows
 // fresh recovery codes, once.
-func (s *Server) totpConfirm(w http.ResponseWriter, r *http.Request) {
-	if !s.parseForm(w, r) {
-		return
-	}
-	p := s.current(r)
-	if p == nil {
-		http.Redirect(w, r, "/login", http.StatusSeeOther)
-		return
-	}
+func (s *Server) totpConfirm(w http.ResponseWriter, r *http.Request, p *session.Principal, u store.User) (string, error) {
 	fields, ok := s.unsign("totp-enrol", r.PostFormValue("enrol"), 2)
 	if !ok || fields[0] != p.UserID {
-		s.message(w, http.StatusBadRequest, "Set-up expired", "This set-up page expired. Open it again for a new secret.")
-		return
+		return "", userError{"The authenticator app set-up page expired. Open it again for a new secret."}
 	}
 	secret := fields[1]
-	u, err := s.Store.UserByID(r.Context(), p.UserID)
-	if err != nil {
-		s.loginError(w, err)
-		return
-	}
-	again := func(msg string) {
+	again := func(msg string) (string, error) {
 		s.render(w, http.StatusBadRequest, "totp.html", page{Title: "Authenticator app", User: p, CSRF: s.csrfToken(w, r),
 			Token: r.PostFormValue("enrol"), Error: msg, Extra: offer(p, u, secret)})
+		return "", errAnswered
 	}
 	// Setting up (or replacing) the app needs a recent sign-in, like removing it: a
 	// borrowed session must not be able to lock the owner out behind its own app.
 	var bad userError
 	if err := s.reauthenticate(r, p, u); errors.As(err, &bad) {
-		again(bad.msg)
-		return
+		return again(bad.msg)
 	} else if err != nil {
-		s.loginError(w, err)
-		return
+		return "", err
 	}
 	step, ok := mfa.Verify(secret, r.PostFormValue("code"), time.Now(), 0)
 	if !ok {
-		again("That code does not match. Check the app's clock and type the current code.")
-		return
+		return again("That code does not match. Check the app's clock and type the current code.")
 	}
 	ctx := r.Context()
 	if err := s.Store.SetTOTP(ctx, p.UserID, secret); err != nil {
-		s.loginError(w, err)
-		return
+		return "", err
 	}
 	if _, err := s.Store.UseTOTPStep(ctx, p.UserID, step); err != nil {
-		s.loginError(w, err)
-		return
+		return "", err
 	}
 	s.Audit(store.Event{Kind: "credential.added", Actor: p.Username, Target: p.Username, Detail: "authenticator app"})
 	s.showRecoveryCodes(w, r, p, "mfa.recovery_codes_created")
+	return "", errAnswered
 }
 
 func groupsOf4(s string) string {

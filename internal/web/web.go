@@ -84,7 +84,7 @@ func (s *Server) Routes(mux *http.ServeMux) {
 	mux.Handle("POST /account/passkeys/remove", s.accountPost(s.removePasskey))
 	mux.Handle("POST /account/recovery-codes", s.accountPost(s.newRecoveryCodes))
 	mux.HandleFunc("GET /account/totp", s.totpPage)
-	mux.HandleFunc("POST /account/totp", s.totpConfirm)
+	mux.Handle("POST /account/totp", s.accountPost(s.totpConfirm))
 	mux.HandleFunc("GET /logout", s.logoutPage)
 	mux.HandleFunc("POST /logout", s.logout)
 	mux.HandleFunc("GET /setup", s.setupPage)
