@@ -39,8 +39,10 @@ func (r Result) String() string {
 	}
 }
 
-// Request is what a decision looks at. Host is lower case without a port; Path is
-// already decoded and cleaned (see forwardauth), so "/api/../admin" cannot pass as "/api/".
+// Request is what a decision looks at. Host is lower case without a port. Path is the
+// request path exactly as the app will receive it (still %-encoded, without the
+// query), and must have passed CheckPath: Decide reads it every way an app might (see
+// path.go), so "/api/%2e%2e/admin" or "/api/..;/admin" cannot pass as "/api/".
 type Request struct {
 	Host string
 	Path string
@@ -53,12 +55,15 @@ type Identity struct {
 	TwoFactor bool     // the session was signed in with a second factor
 }
 
-// Decision is a Result with the rule that produced it (-1 when no rule matched), for
-// logs, metrics and audit events.
+// Decision is a Result with the rule that produced it (-1 when no rule matched) and
+// the reading of the path it was decided on, for logs, metrics, audit events and
+// explanations.
 type Decision struct {
 	Result Result
 	Rule   int
 	Reason string
+	// Reading is the reading of the request path that gave the strictest decision.
+	Reading Reading
 }
 
 // Policy is a compiled, immutable set of rules. Swap a new one in to reload.
@@ -71,11 +76,16 @@ type Policy struct {
 	exact       map[string][]int // host → indexes of rules naming it, ascending
 	wildcard    map[string][]int // ".example.com" → indexes of rules with "*.example.com"
 	adminGroups map[string]bool
+	// foldAlways is set when some rule path has upper case: then even a lower-case
+	// request path gets a case-folded reading (a case-insensitive app serves
+	// "/Admin" for "/admin").
+	foldAlways bool
 }
 
 type rule struct {
-	paths     []string
-	groups    map[string]bool
+	paths      []string
+	lowerPaths []string // paths in lower case, for folded readings
+	groups     map[string]bool
 	public    bool
 	deny      bool
 	twoFactor bool
@@ -85,7 +95,13 @@ type rule struct {
 func NewPolicy(a config.Access) *Policy {
 	p := &Policy{adminGroups: set(a.AdminGroups), exact: map[string][]int{}, wildcard: map[string][]int{}}
 	for i, r := range a.Rules {
-		p.rules = append(p.rules, rule{paths: r.Paths, groups: set(r.Groups), public: r.Public, deny: r.Deny, twoFactor: r.TwoFactor})
+		compiled := rule{paths: r.Paths, groups: set(r.Groups), public: r.Public, deny: r.Deny, twoFactor: r.TwoFactor}
+		for _, path := range r.Paths {
+			lower := strings.ToLower(path)
+			compiled.lowerPaths = append(compiled.lowerPaths, lower)
+			p.foldAlways = p.foldAlways || lower != path
+		}
+		p.rules = append(p.rules, compiled)
 		for _, h := range r.Hosts {
 			h = strings.ToLower(h)
 			index := p.exact
@@ -108,16 +124,48 @@ func set(items []string) map[string]bool {
 	return m
 }
 
-// Decide applies the first rule whose hosts and paths match. Public rules pass everyone;
-// otherwise a login is needed; admin groups then pass every rule (break-glass), and
-// others pass only through one of the rule's groups. A rule with two_factor lets
-// through only sessions signed in with a second factor — admins' too: break-glass is
-// about groups, not about factors. No matching rule means deny.
+// Decide applies, for every reading of the request path (see path.go), the first rule
+// whose hosts and paths match, and returns the strictest of those decisions: a rule
+// that protects less applies only when every reading falls under it. For one reading:
+// public rules pass everyone; otherwise a login is needed; admin groups then pass
+// every rule (break-glass), and others pass only through one of the rule's groups. A
+// rule with two_factor lets through only sessions signed in with a second factor —
+// admins' too: break-glass is about groups, not about factors. No matching rule means
+// deny.
 func (p *Policy) Decide(req Request, who *Identity) Decision {
-	idx := p.firstMatch(req)
+	var buf [maxReadings]Reading
+	var strictest Decision
+	for i, reading := range appendReadings(buf[:0], req.Path, p.foldAlways) {
+		d := p.decideReading(req.Host, reading, who)
+		if i == 0 || d.Result.strictness() > strictest.Result.strictness() {
+			strictest = d
+		}
+	}
+	return strictest
+}
+
+// strictness orders results from the most permissive to the strictest. For one
+// identity the results of two readings are always comparable: anonymous requests get
+// Allow or NeedLogin, signed-in ones Allow, NeedSecondFactor or Deny.
+func (r Result) strictness() int {
+	switch r {
+	case Allow:
+		return 0
+	case NeedSecondFactor:
+		return 1
+	case NeedLogin:
+		return 2
+	default:
+		return 3
+	}
+}
+
+func (p *Policy) decideReading(host string, reading Reading, who *Identity) Decision {
+	idx := p.firstMatch(host, reading)
 	d := p.decide(idx, who)
+	d.Reading = reading
 	if d.Result == Allow && idx >= 0 && p.rules[idx].twoFactor && !who.TwoFactor {
-		return Decision{NeedSecondFactor, idx, "the rule requires a second factor"}
+		d.Result, d.Reason = NeedSecondFactor, "the rule requires a second factor"
 	}
 	return d
 }
@@ -125,19 +173,19 @@ func (p *Policy) Decide(req Request, who *Identity) Decision {
 func (p *Policy) decide(idx int, who *Identity) Decision {
 	switch {
 	case idx >= 0 && p.rules[idx].public:
-		return Decision{Allow, idx, "public rule"}
+		return Decision{Result: Allow, Rule: idx, Reason: "public rule"}
 	case who == nil:
-		return Decision{NeedLogin, idx, "not logged in"}
+		return Decision{Result: NeedLogin, Rule: idx, Reason: "not logged in"}
 	case p.inAny(who.Groups, p.adminGroups):
-		return Decision{Allow, idx, "admin group"}
+		return Decision{Result: Allow, Rule: idx, Reason: "admin group"}
 	case idx < 0:
-		return Decision{Deny, idx, "no rule matches this host and path (default deny)"}
+		return Decision{Result: Deny, Rule: idx, Reason: "no rule matches this host and path (default deny)"}
 	case p.rules[idx].deny:
-		return Decision{Deny, idx, "deny rule"}
+		return Decision{Result: Deny, Rule: idx, Reason: "deny rule"}
 	case p.inAny(who.Groups, p.rules[idx].groups):
-		return Decision{Allow, idx, "group member"}
+		return Decision{Result: Allow, Rule: idx, Reason: "group member"}
 	default:
-		return Decision{Deny, idx, "not in any of the rule's groups"}
+		return Decision{Result: Deny, Rule: idx, Reason: "not in any of the rule's groups"}
 	}
 }
 
@@ -150,26 +198,27 @@ func (p *Policy) inAny(groups []string, allowed map[string]bool) bool {
 	return false
 }
 
-// firstMatch returns the index of the first rule matching req, or -1. Each index list
-// is ascending, so the first path match in a list is that list's best; the answer is
-// the lowest of those across the host's exact list and its parent domains' wildcards.
-func (p *Policy) firstMatch(req Request) int {
+// firstMatch returns the index of the first rule matching the host and this reading of
+// the path, or -1. Each index list is ascending, so the first path match in a list is
+// that list's best; the answer is the lowest of those across the host's exact list and
+// its parent domains' wildcards.
+func (p *Policy) firstMatch(host string, reading Reading) int {
 	best := -1
 	consider := func(list []int) {
 		for _, i := range list {
 			if best >= 0 && i >= best {
 				return
 			}
-			if p.rules[i].matchesPath(req.Path) {
+			if p.rules[i].matchesPath(reading) {
 				best = i
 				return
 			}
 		}
 	}
-	consider(p.exact[req.Host])
-	for i := 1; i < len(req.Host); i++ { // from 1: "*.example.com" needs a label before the dot
-		if req.Host[i] == '.' {
-			consider(p.wildcard[req.Host[i:]])
+	consider(p.exact[host])
+	for i := 1; i < len(host); i++ { // from 1: "*.example.com" needs a label before the dot
+		if host[i] == '.' {
+			consider(p.wildcard[host[i:]])
 		}
 	}
 	return best
@@ -177,12 +226,16 @@ func (p *Policy) firstMatch(req Request) int {
 
 // matchesPath treats a prefix ending in "/" as a folder ("/api/" covers "/api/x") and
 // any other prefix as a path segment boundary ("/api" covers "/api" and "/api/x", not
-// "/apiary").
-func (r *rule) matchesPath(path string) bool {
+// "/apiary"). A folded reading is matched against the lower-cased rule paths.
+func (r *rule) matchesPath(reading Reading) bool {
 	if len(r.paths) == 0 {
 		return true
 	}
-	for _, p := range r.paths {
+	paths, path := r.paths, reading.Path
+	if reading.Folded {
+		paths = r.lowerPaths
+	}
+	for _, p := range paths {
 		if strings.HasSuffix(p, "/") {
 			if strings.HasPrefix(path, p) {
 				return true

@@ -117,6 +117,8 @@ func TestErrorsNameTheKey(t *testing.T) {
 		{"rule with no decision", "access:\n  rules:\n    - hosts: [a.example.com]\n", nil, []string{"access.rules[0]: say exactly one of groups"}},
 		{"rule with two decisions", "access:\n  rules:\n    - hosts: [a.example.com]\n      public: true\n      groups: [x]\n", nil, []string{"access.rules[0]: say exactly one"}},
 		{"path without slash", "access:\n  rules:\n    - hosts: [a.example.com]\n      paths: [api]\n      public: true\n", nil, []string{`access.rules[0].paths[0]: "api" must start with "/"`}},
+		{"encoded path", "access:\n  rules:\n    - hosts: [a.example.com]\n      paths: [/my%20docs/]\n      public: true\n", nil, []string{`access.rules[0].paths[0]: "/my%20docs/" must not contain "%"`}},
+		{"path with a dot segment", "access:\n  rules:\n    - hosts: [a.example.com]\n      paths: [/api/../x]\n      public: true\n", nil, []string{`access.rules[0].paths[0]: "/api/../x" must not contain "." or ".." segments`}},
 		{"group name with a pipe", "groups:\n  - name: \"a|b\"\n", nil, []string{`groups[0].name: group name "a|b" contains`}},
 		{"undeclared parent", "groups:\n  - name: a\n    parent: b\n", nil, []string{`groups[0].parent: "b" is not a declared group`}},
 		{"parent loop", "groups:\n  - name: a\n    parent: b\n  - name: b\n    parent: a\n", nil, []string{"is its own ancestor"}},

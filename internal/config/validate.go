@@ -103,8 +103,8 @@ func (c *Config) Validate() error {
 			}
 		}
 		for j, p := range r.Paths {
-			if !strings.HasPrefix(p, "/") {
-				bad(fmt.Sprintf("%s.paths[%d]", key, j), "%q must start with \"/\"", p)
+			if err := checkRulePath(p); err != nil {
+				bad(fmt.Sprintf("%s.paths[%d]", key, j), "%q %v", p, err)
 			}
 		}
 		for j, g := range r.Groups {
@@ -183,4 +183,27 @@ func redact(raw string) string {
 		u.User = url.UserPassword(u.User.Username(), "xxxxx")
 	}
 	return u.String()
+}
+
+// checkRulePath accepts a path prefix written as a browser's address bar shows it:
+// decoded, without a query, parameters, dot segments or repeated slashes. Requests are
+// matched in every reading an app may give them (access/path.go), so a rule written
+// in one encoded form would match only some of them.
+func checkRulePath(p string) error {
+	switch {
+	case !strings.HasPrefix(p, "/"):
+		return errors.New(`must start with "/"`)
+	case strings.Contains(p, "//"):
+		return errors.New(`must not contain "//"`)
+	case strings.ContainsAny(p, "%;?#\\"):
+		return errors.New(`must not contain "%", ";", "?", "#" or "\\": write the path decoded, as the address bar shows it, without parameters or a query`)
+	case strings.IndexFunc(p, func(r rune) bool { return r < ' ' || r == 0x7f }) >= 0:
+		return errors.New("must not contain control characters")
+	}
+	for _, seg := range strings.Split(p[1:], "/") {
+		if seg == "." || seg == ".." {
+			return errors.New(`must not contain "." or ".." segments`)
+		}
+	}
+	return nil
 }

@@ -2,7 +2,9 @@ package forwardauth
 
 import (
 	"context"
+	"errors"
 	"iter"
+	"slices"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -47,7 +49,12 @@ func (h *Handler) Serve(d Dialect) http.Handler {
 func (h *Handler) serve(w http.ResponseWriter, r *http.Request, d Dialect) string {
 	w.Header().Set("Cache-Control", "no-store")
 	orig, err := ParseOriginal(r, d)
-	if err != nil {
+	var refused *access.PathError
+	switch {
+	case errors.As(err, &refused):
+		http.Error(w, "gatehouse: "+refused.Error(), http.StatusBadRequest)
+		return "refused_target"
+	case err != nil:
 		http.Error(w, "gatehouse: bad forward-auth request: "+err.Error(), http.StatusBadRequest)
 		return "bad_request"
 	}
@@ -64,9 +71,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, d Dialect) strin
 	dec := h.Policy().Decide(access.Request{Host: orig.HostName(), Path: orig.Path}, id)
 	switch dec.Result {
 	case access.Allow:
-		if who != nil {
-			writeIdentityHeaders(w.Header(), who)
-		}
+		writeIdentityHeaders(w.Header(), who)
 		w.WriteHeader(http.StatusOK)
 	case access.NeedLogin:
 		h.sendTo(w, r, d, orig, h.LoginURL(orig.URL()), "login required")
@@ -151,7 +156,36 @@ func PrepareIdentityHeaders(p *session.Principal) any {
 	return IdentityHeaders(h)
 }
 
+// anonymousHeaders is every identity header Gatehouse owns, empty: a public path
+// answers them too, so a proxy that copies them replaces whatever the client sent
+// instead of passing the client's own "Remote-User: admin" to the app.
+var anonymousHeaders = func() http.Header {
+	h := http.Header{}
+	SetIdentityHeaders(h, &session.Principal{})
+	for k := range h {
+		h[k] = []string{""}
+	}
+	return h
+}()
+
+// IdentityHeaderNames lists every identity header Gatehouse answers, in canonical
+// form: what a proxy snippet must strip from the client's request.
+func IdentityHeaderNames() []string {
+	names := make([]string, 0, len(anonymousHeaders))
+	for k := range anonymousHeaders {
+		names = append(names, k)
+	}
+	slices.Sort(names)
+	return names
+}
+
 func writeIdentityHeaders(dst http.Header, p *session.Principal) {
+	if p == nil {
+		for k, v := range anonymousHeaders {
+			dst[k] = v
+		}
+		return
+	}
 	prepared, ok := p.Prepared.(IdentityHeaders)
 	if !ok {
 		SetIdentityHeaders(dst, p)

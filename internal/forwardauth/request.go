@@ -9,9 +9,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
-	"path"
 	"strings"
+
+	"github.com/gatehouse-id/gatehouse/internal/access"
 )
 
 // Dialect is how a proxy describes the original request.
@@ -45,10 +45,10 @@ const maxURLBytes = 8192
 type Original struct {
 	Method string
 	Scheme string
-	Host   string // lower case, with the port if the proxy sent one
-	URI    string // path and query as sent, for the return URL
-	// Path is URI's path decoded and cleaned ("/a/../b" → "/b", "%2e%2e" decoded,
-	// "\" read as "/"): what rules match against, so encodings cannot dodge a rule.
+	Host   string // lower case, without a trailing dot, with the port if the proxy sent one
+	URI    string // path and query exactly as the client sent them, for the return URL
+	// Path is URI's path exactly as the app will receive it (still %-encoded), checked
+	// by access.CheckPath: rules match every reading of it (see access/path.go).
 	Path string
 }
 
@@ -56,16 +56,19 @@ type Original struct {
 func (o Original) URL() string { return o.Scheme + "://" + o.Host + o.URI }
 
 // HostName is Host without its port.
-func (o Original) HostName() string {
-	if h, _, ok := strings.Cut(o.Host, ":"); ok && !strings.HasPrefix(o.Host, "[") {
+func (o Original) HostName() string { return hostName(o.Host) }
+
+func hostName(h string) string {
+	if strings.HasPrefix(h, "[") {
+		if end := strings.Index(h, "]"); end > 0 {
+			return h[1:end]
+		}
 		return h
 	}
-	if strings.HasPrefix(o.Host, "[") {
-		if end := strings.Index(o.Host, "]"); end > 0 {
-			return o.Host[1:end]
-		}
+	if name, _, ok := strings.Cut(h, ":"); ok {
+		return name
 	}
-	return o.Host
+	return h
 }
 
 // HeaderError says which header the proxy must send (or send correctly).
@@ -78,42 +81,35 @@ func (e *HeaderError) Error() string {
 	return fmt.Sprintf("%s %s: configure the proxy to send it (see the Traefik, nginx and Caddy examples in Gatehouse's README)", e.Header, e.Reason)
 }
 
-// ParseOriginal reads the original request from r as the dialect describes it.
+// ParseOriginal reads the original request from r as the dialect describes it. A
+// request whose path apps could read differently from Gatehouse is an
+// *access.PathError; a header the proxy sent wrongly (or not at all) is a *HeaderError.
 func ParseOriginal(r *http.Request, d Dialect) (Original, error) {
 	var o Original
+	uriHeader := "X-Forwarded-Uri"
 	switch d {
 	case AuthRequest:
 		if raw := r.Header.Get("X-Original-URL"); raw != "" {
+			uriHeader = "X-Original-URL"
 			if len(raw) > maxURLBytes {
 				return o, &HeaderError{"X-Original-URL", "is longer than 8 KiB"}
 			}
-			u, err := url.Parse(raw)
-			if err != nil || u.Host == "" || u.Scheme == "" {
-				return o, &HeaderError{"X-Original-URL", fmt.Sprintf("%q is not an absolute URL", clip(raw))}
-			}
-			o.Scheme, o.Host, o.URI = u.Scheme, u.Host, u.RequestURI()
-			if u.User != nil {
-				return o, &HeaderError{"X-Original-URL", "must not carry credentials"}
+			var err error
+			if o.Scheme, o.Host, o.URI, err = splitAbsoluteURL(raw); err != nil {
+				return o, &HeaderError{"X-Original-URL", err.Error()}
 			}
 			o.Method = firstNonEmpty(r.Header.Get("X-Original-Method"), r.Header.Get("X-Forwarded-Method"), http.MethodGet)
-			if err := o.normalise(); err != nil {
-				var he *HeaderError
-				if errors.As(err, &he) && he.Header != "X-Forwarded-Method" {
-					he.Header = "X-Original-URL"
-				}
-				return o, err
-			}
-			return o, nil
+			break
 		}
+		o.Host = r.Host
 		fallthrough
 	case ForwardAuth:
 		o.Scheme = r.Header.Get("X-Forwarded-Proto")
-		o.Host = r.Header.Get("X-Forwarded-Host")
+		if h := r.Header.Get("X-Forwarded-Host"); h != "" || d == ForwardAuth {
+			o.Host = h
+		}
 		o.URI = r.Header.Get("X-Forwarded-Uri")
 		o.Method = firstNonEmpty(r.Header.Get("X-Forwarded-Method"), r.Header.Get("X-Original-Method"), http.MethodGet)
-		if o.Host == "" && d == AuthRequest {
-			o.Host = r.Host
-		}
 		for _, h := range []struct{ name, val string }{{"X-Forwarded-Proto", o.Scheme}, {"X-Forwarded-Host", o.Host}, {"X-Forwarded-Uri", o.URI}} {
 			if h.val == "" {
 				if d == AuthRequest {
@@ -137,60 +133,129 @@ func ParseOriginal(r *http.Request, d Dialect) (Original, error) {
 		}
 		o.Method = r.Method
 	}
-	return o, o.normalise()
+	if err := o.normalise(uriHeader); err != nil {
+		return o, err
+	}
+	return o, sameHostEverywhere(r, o)
 }
 
-func (o *Original) normalise() error {
+// splitAbsoluteURL splits scheme://host/target without re-encoding the target: the
+// app receives the bytes the client sent, so the decision must be on those bytes.
+func splitAbsoluteURL(raw string) (scheme, host, target string, err error) {
+	scheme, rest, ok := strings.Cut(raw, "://")
+	if !ok || scheme == "" {
+		return "", "", "", fmt.Errorf("%q is not an absolute URL", clip(raw))
+	}
+	end := strings.IndexAny(rest, "/?#")
+	if end < 0 {
+		end = len(rest)
+	}
+	host, target = rest[:end], rest[end:]
+	if strings.Contains(host, "@") {
+		return "", "", "", errors.New("must not carry credentials")
+	}
+	if host == "" {
+		return "", "", "", fmt.Errorf("%q is not an absolute URL", clip(raw))
+	}
+	if target == "" || target[0] == '?' {
+		target = "/" + target
+	}
+	return scheme, host, target, nil
+}
+
+// sameHostEverywhere refuses a request whose headers name different hosts: a proxy
+// routes on one of them and Gatehouse must decide on that one, so when a client added
+// another (a second X-Forwarded-Host, an X-Original-URL beside it, an RFC 7239
+// Forwarded host), nobody can tell which one the proxy routed on.
+func sameHostEverywhere(r *http.Request, o Original) error {
+	want := o.HostName()
+	check := func(header, host string) error {
+		if host == "" {
+			return nil
+		}
+		if normaliseHost(hostName(strings.ToLower(strings.TrimSpace(host)))) != want {
+			return &HeaderError{header, fmt.Sprintf("names the host %q but the request is for %q; refused, since the proxy may have routed on either", clip(host), want)}
+		}
+		return nil
+	}
+	forwardedHosts := r.Header.Values("X-Forwarded-Host")
+	if len(forwardedHosts) > 1 || strings.Contains(strings.Join(forwardedHosts, ""), ",") {
+		return &HeaderError{"X-Forwarded-Host", "has several values; refused, since the proxy may have routed on any of them"}
+	}
+	errs := []error{check("X-Forwarded-Host", r.Header.Get("X-Forwarded-Host"))}
+	if raw := r.Header.Get("X-Original-URL"); raw != "" {
+		_, host, _, err := splitAbsoluteURL(raw)
+		if err != nil {
+			return &HeaderError{"X-Original-URL", err.Error()}
+		}
+		errs = append(errs, check("X-Original-URL", host))
+	}
+	for _, f := range r.Header.Values("Forwarded") {
+		for part := range strings.SplitSeq(f, ";") {
+			for elem := range strings.SplitSeq(part, ",") {
+				if k, v, ok := strings.Cut(strings.TrimSpace(elem), "="); ok && strings.EqualFold(k, "host") {
+					errs = append(errs, check("Forwarded", strings.Trim(v, `"`)))
+				}
+			}
+		}
+	}
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// normaliseHost drops one trailing dot: "app.example.com." is the same DNS name, and
+// proxies route it to the same server block.
+func normaliseHost(h string) string {
+	if len(h) > 1 && strings.HasSuffix(h, ".") {
+		return h[:len(h)-1]
+	}
+	return h
+}
+
+func (o *Original) normalise(uriHeader string) error {
 	o.Scheme = strings.ToLower(strings.TrimSpace(o.Scheme))
 	if i := strings.IndexByte(o.Scheme, ','); i >= 0 { // "https,http" from chained proxies: the first hop
 		o.Scheme = strings.TrimSpace(o.Scheme[:i])
+	}
+	switch o.Scheme { // Traefik names a websocket upgrade's scheme
+	case "ws":
+		o.Scheme = "http"
+	case "wss":
+		o.Scheme = "https"
 	}
 	if o.Scheme != "http" && o.Scheme != "https" {
 		return &HeaderError{"X-Forwarded-Proto", fmt.Sprintf("is %q, not http or https", clip(o.Scheme))}
 	}
 	o.Host = strings.ToLower(strings.TrimSpace(o.Host))
+	if name := hostName(o.Host); name != normaliseHost(name) {
+		o.Host = strings.Replace(o.Host, name, normaliseHost(name), 1)
+	}
 	if err := checkHost(o.Host); err != nil {
 		return &HeaderError{"X-Forwarded-Host", err.Error()}
 	}
 	if len(o.URI) > maxURLBytes {
-		return &HeaderError{"X-Forwarded-Uri", "is longer than 8 KiB"}
+		return &HeaderError{uriHeader, "is longer than 8 KiB"}
 	}
 	if !strings.HasPrefix(o.URI, "/") || strings.HasPrefix(o.URI, "//") {
-		return &HeaderError{"X-Forwarded-Uri", fmt.Sprintf("%q does not start with a single \"/\"", clip(o.URI))}
+		return &HeaderError{uriHeader, fmt.Sprintf("%q does not start with a single \"/\"", clip(o.URI))}
+	}
+	if err := access.CheckPath(o.URI); err != nil {
+		return err
 	}
 	for i := 0; i < len(o.URI); i++ {
 		if c := o.URI[i]; c < 0x21 || c == 0x7f {
-			return &HeaderError{"X-Forwarded-Uri", "contains a space or control character"}
+			return &HeaderError{uriHeader, "contains a space or control character"}
 		}
 	}
 	if len(o.Method) > 32 || strings.IndexFunc(o.Method, func(r rune) bool { return r < 'A' || r > 'Z' }) >= 0 {
 		return &HeaderError{"X-Forwarded-Method", fmt.Sprintf("%q is not an HTTP method", clip(o.Method))}
 	}
-	p, err := CleanPath(o.URI)
-	if err != nil {
-		return &HeaderError{"X-Forwarded-Uri", err.Error()}
-	}
-	o.Path = p
+	o.Path, _, _ = strings.Cut(o.URI, "?")
 	return nil
-}
-
-// CleanPath decodes and cleans the path part of a request URI for rule matching.
-func CleanPath(uri string) (string, error) {
-	raw, _, _ := strings.Cut(uri, "?")
-	raw, _, _ = strings.Cut(raw, "#")
-	dec, err := url.PathUnescape(raw)
-	if err != nil {
-		return "", errors.New("has an invalid %-escape")
-	}
-	if strings.ContainsAny(dec, "\x00") {
-		return "", errors.New("contains a NUL byte")
-	}
-	dec = strings.ReplaceAll(dec, "\\", "/")
-	clean := path.Clean("/" + dec)
-	if strings.HasSuffix(dec, "/") && clean != "/" {
-		clean += "/"
-	}
-	return clean, nil
 }
 
 // checkHost accepts name[:port] and [ipv6][:port] with sane characters only.

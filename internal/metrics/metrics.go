@@ -15,7 +15,9 @@ type Metrics struct {
 
 	// Requests counts HTTP requests by route pattern and status code.
 	Requests *prometheus.CounterVec
-	// Decisions counts forward-auth answers by result: allow, login, deny, bad_request, error.
+	// Decisions counts forward-auth answers by result: allow, login, step_up, deny,
+	// bad_request (a header the proxy sent wrongly), refused_target (a path apps read
+	// differently, see access.CheckPath) and error.
 	Decisions *prometheus.CounterVec
 	// DecisionSeconds is the time to answer a forward-auth check.
 	DecisionSeconds prometheus.Histogram
@@ -65,7 +67,7 @@ func New(activeSessions, cachedSessions, dbQueries func() float64, pool *sql.DB)
 	if pool != nil {
 		r.MustRegister(collectors.NewDBStatsCollector(pool, "gatehouse"))
 	}
-	for _, r := range []string{"allow", "login", "step_up", "deny", "bad_request", "error"} {
+	for _, r := range []string{"allow", "login", "step_up", "deny", "bad_request", "refused_target", "error"} {
 		m.Decisions.WithLabelValues(r)
 	}
 	for _, r := range []string{"success", "failure", "throttled", "error"} {

@@ -106,7 +106,8 @@ func TestForwardAuthAcrossDialects(t *testing.T) {
 			t.Fatalf("nginx 401 carries Location %q, want %q", resp.Header.Get("Location"), wantLogin)
 		}
 		anon("anonymous public path", req{path: "/api/authz/forward-auth", header: traefik("https://immich.example.com/api/assets")}, http.StatusOK)
-		anon("encoded escape from a public path", req{path: "/api/authz/forward-auth", header: traefik("https://immich.example.com/api/%2e%2e/admin")}, http.StatusFound)
+		anon("encoded escape from a public path", req{path: "/api/authz/forward-auth", header: traefik("https://immich.example.com/api/%2e%2e/admin")}, http.StatusBadRequest)
+		anon("a public path read in upper case", req{path: "/api/authz/forward-auth", header: traefik("https://immich.example.com/API/assets")}, http.StatusFound)
 
 		// Log in through the form, with the return URL from the redirect.
 		resp, sess := h.login("alice", "correct horse alice", app)
@@ -202,7 +203,7 @@ func TestBadForwardedHeadersName(t *testing.T) {
 		{"bad host", "/api/authz/forward-auth", http.Header{"X-Forwarded-Proto": {"https"}, "X-Forwarded-Host": {"a b"}, "X-Forwarded-Uri": {"/"}}, "X-Forwarded-Host"},
 		{"relative original URL", "/api/authz/auth-request", http.Header{"X-Original-Url": {"/just/a/path"}}, "X-Original-URL"},
 		{"nginx without anything", "/api/authz/auth-request", nil, "X-Original-URL"},
-		{"bad escape", "/api/authz/forward-auth", http.Header{"X-Forwarded-Proto": {"https"}, "X-Forwarded-Host": {"a.example.com"}, "X-Forwarded-Uri": {"/%zz"}}, "X-Forwarded-Uri"},
+		{"bad escape", "/api/authz/forward-auth", http.Header{"X-Forwarded-Proto": {"https"}, "X-Forwarded-Host": {"a.example.com"}, "X-Forwarded-Uri": {"/%zz"}}, "invalid %-escape"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
