@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every Gatehouse test against real services: a throwaway PostgreSQL cluster
 # (initdb + pg_ctl in a temporary folder, on a free loopback port) with PgBouncer in
-# transaction mode in front of it, nginx and Caddy for the proxy end-to-end tests,
+# transaction mode in front of it, nginx, Debian's Caddy and a current Caddy in front of
+# an Express app and Go's http.FileServer for the proxy end-to-end tests,
 # headless Chromium for the browser test (passkeys through nginx), and the race
 # detector. It installs what is missing from Debian's packages when run as root;
 # otherwise it says what to install.
@@ -20,8 +21,27 @@ command -v nginx >/dev/null || need+=(nginx)
 command -v caddy >/dev/null || need+=(caddy)
 command -v pgbouncer >/dev/null || need+=(pgbouncer)
 command -v chromium >/dev/null || need+=(chromium)
+command -v npm >/dev/null || need+=(nodejs npm)
 ensure_packages "${need[@]}"
 find_pg_bin
+
+# --- third-party software that is not in Debian, cached outside the repository ----
+# A current Caddy (Debian's is 2.6, whose forward_auth copies headers differently) and
+# Express 4, the app framework the proxy tests protect. Built or installed once per
+# machine into the cache folder, then reused.
+tools=${GATEHOUSE_TEST_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/gatehouse-test-tools}
+caddy_version=v2.11.9
+if [ ! -x "$tools/caddy-$caddy_version/caddy" ]; then
+	say "building Caddy $caddy_version with go install into $tools (once per machine: about 5 minutes)"
+	GOBIN="$tools/caddy-$caddy_version" go install "github.com/caddyserver/caddy/v2/cmd/caddy@$caddy_version"
+fi
+express_version=4.22.3
+if [ ! -f "$tools/express-$express_version/node_modules/express/package.json" ]; then
+	say "installing Express $express_version from npm into $tools"
+	npm install --prefix "$tools/express-$express_version" --no-save --no-audit --no-fund --loglevel=error "express@$express_version" >/dev/null
+fi
+export TEST_GATEHOUSE_CADDY_CURRENT="$tools/caddy-$caddy_version/caddy"
+export TEST_GATEHOUSE_EXPRESS_MODULES="$tools/express-$express_version/node_modules"
 
 # --- a throwaway PostgreSQL --------------------------------------------------------
 . scripts/lib/postgres.sh
@@ -39,7 +59,7 @@ go test -race -count=1 -timeout 20m "$@" ./...
 say "Helm chart: lint, render, and compare with deploy/manifests (Helm's Go library)"
 (cd deploy/helm/chartcheck && go vet ./... && go test -count=1 ./...)
 say "fuzzing the network-facing parsers briefly"
-for spec in forwardauth:FuzzForwardedRequest web:FuzzReturnURL config:FuzzLoad oidc:FuzzRedirectAllowed; do
+for spec in access:FuzzNoReadingIsWeaker forwardauth:FuzzForwardedRequest web:FuzzReturnURL config:FuzzLoad oidc:FuzzRedirectAllowed; do
 	pkg=./internal/${spec%%:*} target=${spec#*:}
 	go test -run='^$' -fuzz="^${target}\$" -fuzztime=15s -fuzzminimizetime=0 "$pkg" >/dev/null ||
 		die "fuzz target $target found a failure: see $pkg/testdata/fuzz"

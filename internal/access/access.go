@@ -86,9 +86,9 @@ type rule struct {
 	paths      []string
 	lowerPaths []string // paths in lower case, for folded readings
 	groups     map[string]bool
-	public    bool
-	deny      bool
-	twoFactor bool
+	public     bool
+	deny       bool
+	twoFactor  bool
 }
 
 // NewPolicy compiles validated access config.

@@ -101,12 +101,12 @@ func TestReadings(t *testing.T) {
 // strictest reading.
 func TestStrictestReadingDecides(t *testing.T) {
 	p := NewPolicy(config.Access{AdminGroups: []string{"admins"}, Rules: []config.Rule{
-		{Hosts: []string{"photos.example.com"}, Paths: []string{"/api/", "/public"}, Public: true}, // 0
+		{Hosts: []string{"photos.example.com"}, Paths: []string{"/api/", "/public"}, Public: true},        // 0
 		{Hosts: []string{"wiki.example.com"}, Paths: []string{"/admin"}, Groups: []string{"admins-only"}}, // 1
-		{Hosts: []string{"wiki.example.com"}, Public: true},                                              // 2
-		{Hosts: []string{"tomcat.example.com"}, Paths: []string{"/Manager/"}, Deny: true},                  // 3
-		{Hosts: []string{"tomcat.example.com"}, Groups: []string{"family"}},                                // 4
-		{Hosts: []string{"*.example.com"}, Groups: []string{"family"}},                                     // 5
+		{Hosts: []string{"wiki.example.com"}, Public: true},                                               // 2
+		{Hosts: []string{"tomcat.example.com"}, Paths: []string{"/Manager/"}, Deny: true},                 // 3
+		{Hosts: []string{"tomcat.example.com"}, Groups: []string{"family"}},                               // 4
+		{Hosts: []string{"*.example.com"}, Groups: []string{"family"}},                                    // 5
 	}})
 	family := &Identity{Username: "ann", Groups: []string{"family"}}
 	for _, tc := range []struct {

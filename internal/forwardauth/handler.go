@@ -4,9 +4,9 @@ import (
 	"context"
 	"errors"
 	"iter"
-	"slices"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 

@@ -1,11 +1,16 @@
 package e2e
 
 import (
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/gatehouse-id/gatehouse/internal/forwardauth"
+	"go.yaml.in/yaml/v3"
 )
 
 // The README shows the files in deploy/examples verbatim; the proxy tests run those
@@ -68,5 +73,41 @@ func TestReadmeImagesExist(t *testing.T) {
 		if !seen[filepath.Base(f)] {
 			t.Errorf("docs/screenshots/%s is not shown in the README", filepath.Base(f))
 		}
+	}
+}
+
+// Traefik cannot run here (it is not in Debian and not installable with go install), so
+// its example is checked for what makes it safe: it replaces every identity header
+// Gatehouse answers (Traefik deletes each authResponseHeaders header from the request
+// before copying Gatehouse's), and it does not trust a client's X-Forwarded-* headers.
+func TestTraefikExampleForwardsEveryIdentityHeader(t *testing.T) {
+	b, err := os.ReadFile("../../deploy/examples/traefik-dynamic.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg struct {
+		HTTP struct {
+			Middlewares map[string]struct {
+				ForwardAuth map[string]any `yaml:"forwardAuth"`
+			} `yaml:"middlewares"`
+		} `yaml:"http"`
+	}
+	if err := yaml.Unmarshal(b, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	fa := cfg.HTTP.Middlewares["gatehouse"].ForwardAuth
+	if fa == nil {
+		t.Fatal("traefik-dynamic.yml has no gatehouse forwardAuth middleware")
+	}
+	if v, ok := fa["trustForwardHeader"]; ok && v != false {
+		t.Error("trustForwardHeader lets a client choose the host and path Gatehouse decides on; leave it off")
+	}
+	var listed []string
+	for _, h := range fa["authResponseHeaders"].([]any) {
+		listed = append(listed, http.CanonicalHeaderKey(h.(string)))
+	}
+	slices.Sort(listed)
+	if want := forwardauth.IdentityHeaderNames(); !slices.Equal(listed, want) {
+		t.Errorf("authResponseHeaders = %v, want every identity header Gatehouse answers: %v", listed, want)
 	}
 }

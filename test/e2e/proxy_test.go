@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -31,7 +32,20 @@ session:
 access:
   admin_groups: [admins]
   rules:
+    - hosts: [app.example.com]      # Express: /api/ is public, the rest for Family
+      paths: [/api/]
+      public: true
     - hosts: [app.example.com]
+      groups: [Family]
+    - hosts: [www.example.com]      # Express: /admin for admins, the rest public
+      paths: [/admin]
+      groups: [admins]
+    - hosts: [www.example.com]
+      public: true
+    - hosts: [files.example.com]    # http.FileServer: /public/ is public, the rest for Family
+      paths: [/public/]
+      public: true
+    - hosts: [files.example.com]
       groups: [Family]
 groups:
   - name: Family
@@ -118,10 +132,20 @@ func visitAsPeople(t *testing.T, proxyPort int) {
 	if resp.Header.Get("Location") != app {
 		t.Fatalf("after login: sent to %q, want %q", resp.Header.Get("Location"), app)
 	}
-	resp, body := b.do(http.MethodGet, app, nil, http.Header{"Remote-User": {"root"}, "Remote-Groups": {"admins"}})
-	want := `app says hello to "alice" in "Family" <alice@example.com> (Alice) at /photos/42?size=large`
-	if resp.StatusCode != http.StatusOK || !strings.Contains(body, want) {
-		t.Fatalf("after login (with spoofed identity headers from the client): %d %q, want %q", resp.StatusCode, body, want)
+	resp, body := b.do(http.MethodGet, app, nil, spoofedIdentity)
+	got := appAnswerOf(t, resp, body)
+	want := map[string]string{"remote-user": "alice", "remote-groups": "Family", "remote-email": "alice@example.com", "remote-name": "Alice",
+		"x-authentik-username": "alice", "x-authentik-groups": "Family", "x-authentik-email": "alice@example.com", "x-authentik-name": "Alice"}
+	if got.Route != "photos" || got.URL != "/photos/42?size=large" {
+		t.Fatalf("after login: the app answered %+v, want its photos route at /photos/42?size=large", got)
+	}
+	for k, v := range want {
+		if got.Identity[k] != v {
+			t.Errorf("after login (with spoofed identity headers from the client): the app got %s %q, want %q (all: %v)", k, got.Identity[k], v, got.Identity)
+		}
+	}
+	if uid := got.Identity["x-authentik-uid"]; uid == "" || uid == spoofedIdentity.Get("X-authentik-uid") {
+		t.Errorf("after login: X-authentik-uid %q, want alice's id", uid)
 	}
 
 	bob := newBrowser(t, proxyPort)
@@ -141,25 +165,63 @@ func visitAsPeople(t *testing.T, proxyPort int) {
 	}
 }
 
-// TestNginxAuthRequest runs deploy/examples/nginx.conf (the README's snippet) in a real nginx.
+// TestNginxAuthRequest runs deploy/examples/nginx.conf (the README's snippet) in a real
+// nginx in front of Express and http.FileServer: people's flow, then the attacks.
 func TestNginxAuthRequest(t *testing.T) {
-	proxyPort, upPort := freePort(t), upstream(t)
+	proxyPort, apps := freePort(t), startApps(t)
 	_, _, ghPort := protectedSite(t, proxyPort)
-	cmd, logFile := nginxCommand(t, proxyPort, ghPort, upPort)
+	cmd, logFile := nginxCommand(t, proxyPort, ghPort, apps.express, apps.moreHosts()...)
 	runProxy(t, proxyPort, cmd, logFile)
 }
 
+// protectedApps are the real apps behind the proxy: Express serves app.example.com
+// and www.example.com, Go's http.FileServer files.example.com.
+type protectedApps struct{ express, files int }
+
+func startApps(t *testing.T) protectedApps {
+	return protectedApps{express: expressApp(t), files: fileServerApp(t)}
+}
+
+// moreHosts are the hosts served by copies of the example's app block.
+func (a protectedApps) moreHosts() []site {
+	return []site{{"www.example.com", a.express}, {"files.example.com", a.files}}
+}
+
+// site is one more protected host: a copy of the example's app block with this host
+// name and upstream port.
+type site struct {
+	host string
+	port int
+}
+
+// withMoreSites appends, for each site, a copy of the example's app block (from
+// blockStart to the end of the file) naming that host and upstream port instead.
+func withMoreSites(t *testing.T, config, blockStart, appHost, appUpstream string, sites []site) string {
+	t.Helper()
+	i := strings.Index(config, blockStart)
+	if i < 0 {
+		t.Fatalf("the example no longer contains %q: update this test with the example", blockStart)
+	}
+	block := config[i:]
+	for _, s := range sites {
+		config += "\n" + strings.ReplaceAll(strings.ReplaceAll(block, appHost, s.host), appUpstream, fmt.Sprintf("127.0.0.1:%d", s.port))
+	}
+	return config
+}
+
 // nginxCommand prepares a real nginx running deploy/examples/nginx.conf with its
-// addresses pointed at the test's ports, and the file its errors go to.
-func nginxCommand(t *testing.T, proxyPort, ghPort, upPort int) (*exec.Cmd, string) {
+// addresses pointed at the test's ports (and its app block copied for more sites), and
+// the file its errors go to.
+func nginxCommand(t *testing.T, proxyPort, ghPort, upPort int, more ...site) (*exec.Cmd, string) {
 	t.Helper()
 	nginx := testenv.Tool(t, "nginx", "nginx")
 	dir := t.TempDir()
 	os.Chmod(dir, 0o777) // nginx workers run as nobody when started by root
 	site := fromExample(t, "nginx.conf",
 		"listen 80;", fmt.Sprintf("listen 127.0.0.1:%d;", proxyPort),
-		"127.0.0.1:9000", fmt.Sprintf("127.0.0.1:%d", ghPort),
-		"127.0.0.1:8080", fmt.Sprintf("127.0.0.1:%d", upPort))
+		"127.0.0.1:9000", fmt.Sprintf("127.0.0.1:%d", ghPort))
+	site = withMoreSites(t, site, "# An app behind Gatehouse.", "app.example.com", "127.0.0.1:8080", more)
+	site = strings.ReplaceAll(site, "127.0.0.1:8080", fmt.Sprintf("127.0.0.1:%d", upPort))
 	writeFile(t, filepath.Join(dir, "site.conf"), site)
 	writeFile(t, filepath.Join(dir, "nginx.conf"), fmt.Sprintf(`pid %[1]s/nginx.pid;
 worker_processes 1;
@@ -178,30 +240,50 @@ http {
 		filepath.Join(dir, "error.log")
 }
 
-// TestCaddyForwardAuth runs deploy/examples/Caddyfile (the README's snippet) in a real Caddy.
+// TestCaddyForwardAuth runs deploy/examples/Caddyfile (the README's snippet) in
+// Debian's Caddy (2.6) in front of Express and http.FileServer.
 func TestCaddyForwardAuth(t *testing.T) {
-	caddy := testenv.Tool(t, "caddy", "caddy")
-	proxyPort, upPort := freePort(t), upstream(t)
+	runCaddy(t, testenv.Tool(t, "caddy", "caddy"))
+}
+
+// currentCaddyEnv names a current Caddy that scripts/test.sh builds with go install
+// into a cache folder outside the repository: its forward_auth copies headers
+// differently from Debian's 2.6, so the snippet is run in both.
+const currentCaddyEnv = "TEST_GATEHOUSE_CADDY_CURRENT"
+
+// TestCurrentCaddyForwardAuth runs the same Caddyfile in a current Caddy release.
+func TestCurrentCaddyForwardAuth(t *testing.T) {
+	caddy := os.Getenv(currentCaddyEnv)
+	if caddy == "" {
+		testenv.Missing(t, "a current Caddy built with go install ("+currentCaddyEnv+")")
+	}
+	runCaddy(t, caddy)
+}
+
+func runCaddy(t *testing.T, caddy string) {
+	proxyPort, apps := freePort(t), startApps(t)
 	_, _, ghPort := protectedSite(t, proxyPort)
 
 	dir := t.TempDir()
 	site := fromExample(t, "Caddyfile",
 		"auth.example.com {", fmt.Sprintf("http://auth.example.com:%d {", proxyPort),
-		"app.example.com {", fmt.Sprintf("http://app.example.com:%d {", proxyPort),
-		"127.0.0.1:9000", fmt.Sprintf("127.0.0.1:%d", ghPort),
-		"127.0.0.1:8080", fmt.Sprintf("127.0.0.1:%d", upPort))
+		"127.0.0.1:9000", fmt.Sprintf("127.0.0.1:%d", ghPort))
+	site = withMoreSites(t, site, "app.example.com {", "app.example.com", "127.0.0.1:8080", apps.moreHosts())
+	site = strings.ReplaceAll(site, "127.0.0.1:8080", fmt.Sprintf("127.0.0.1:%d", apps.express))
+	site = regexp.MustCompile(`(?m)^([a-z]+\.example\.com) \{`).ReplaceAllString(site, fmt.Sprintf("http://$1:%d {", proxyPort))
 	writeFile(t, filepath.Join(dir, "Caddyfile"), "{\n\tadmin off\n\tauto_https off\n}\n\n"+site)
 	cmd := exec.Command(caddy, "run", "--config", filepath.Join(dir, "Caddyfile"), "--adapter", "caddyfile")
 	cmd.Env = append(os.Environ(), "HOME="+dir, "XDG_DATA_HOME="+dir, "XDG_CONFIG_HOME="+dir)
 	runProxy(t, proxyPort, cmd, "")
 }
 
-// runProxy starts a proxy, walks visitAsPeople through it, and shows its output (and
-// the log file, if any) when the test fails.
+// runProxy starts a proxy, walks visitAsPeople through it, attacks it, and shows its
+// output (and the log file, if any) when the test fails.
 func runProxy(t *testing.T, port int, cmd *exec.Cmd, logFile string) {
 	t.Helper()
 	startProxy(t, port, cmd, logFile)
 	visitAsPeople(t, port)
+	attackProxy(t, port)
 }
 
 // startProxy starts a proxy and waits for it to listen on port; its logs are shown if
