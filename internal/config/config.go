@@ -35,7 +35,7 @@ type Server struct {
 	DrainTime       Duration `yaml:"drain_time" doc:"On SIGTERM, how long in-flight requests get to finish before Gatehouse exits."`
 	ShutdownDelay   Duration `yaml:"shutdown_delay" doc:"On SIGTERM, how long to keep serving while reporting unready, so load balancers stop sending new requests first (5s suits Kubernetes)."`
 	DebugAddress    string   `yaml:"debug_address" doc:"If set, serve Go's profiler (/debug/pprof/) on this separate address, for finding where time and memory go. Keep it on loopback."`
-	TrustedProxies  []string `yaml:"trusted_proxies" doc:"Networks (CIDR) whose X-Forwarded-For is believed when finding a client's address for login throttling and session lists."`
+	TrustedProxies  []string `yaml:"trusted_proxies" doc:"Networks (CIDR) or addresses of the proxies in front of Gatehouse, whose X-Forwarded-For is believed when finding a client's address (for throttling, audit events and session lists). Loopback only by default: name your proxy's address or network, never a whole LAN, or every client on it can claim any address."`
 }
 
 // Database selects and tunes the store.
@@ -117,7 +117,7 @@ type Log struct {
 func Default() Config {
 	return Config{
 		Server: Server{Address: ":9000", PublicURL: "http://localhost:9000", DrainTime: Duration(10 * time.Second),
-			TrustedProxies: []string{"127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7"}},
+			TrustedProxies: []string{"127.0.0.0/8", "::1/128"}},
 		Database: Database{
 			URL:             "sqlite:./gatehouse-data/gatehouse.db",
 			MaxOpenConns:    10,

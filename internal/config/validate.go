@@ -42,8 +42,10 @@ func (c *Config) Validate() error {
 	}
 
 	for i, cidr := range c.Server.TrustedProxies {
-		if _, err := netip.ParsePrefix(cidr); err != nil {
-			bad(fmt.Sprintf("server.trusted_proxies[%d]", i), "%q is not a network such as 10.0.0.0/8", cidr)
+		_, errPrefix := netip.ParsePrefix(cidr)
+		_, errAddr := netip.ParseAddr(cidr)
+		if errPrefix != nil && errAddr != nil {
+			bad(fmt.Sprintf("server.trusted_proxies[%d]", i), "%q is neither an address (10.0.0.5) nor a network (10.0.0.0/24) of a proxy", cidr)
 		}
 	}
 

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gatehouse-id/gatehouse/internal/authn"
 	"github.com/gatehouse-id/gatehouse/internal/config"
 	"github.com/gatehouse-id/gatehouse/internal/mfa"
 	"github.com/gatehouse-id/gatehouse/internal/store"
@@ -120,13 +121,21 @@ func (p *Provider) deviceDecide(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	code := r.PostFormValue("user_code")
-	if wait := p.Pages.Guessing(r, "device user code"); wait > 0 {
-		p.Pages.Device(w, r, DeviceView{Status: http.StatusTooManyRequests, Error: fmt.Sprintf("Too many wrong codes from your address. Try again in %d minutes.", int(wait.Minutes())+1)})
+	limits := authn.DeviceCodeLimits(authn.Network(p.Pages.ClientAddress(r)), user.UserID)
+	if wait, err := p.Regulator.Wait(r.Context(), limits...); err != nil || wait > 0 {
+		if err != nil {
+			p.Pages.Message(w, r, http.StatusServiceUnavailable, "Unavailable", "Gatehouse cannot reach its database right now. Try again in a moment.")
+			return
+		}
+		p.Pages.Device(w, r, DeviceView{Status: http.StatusTooManyRequests, Error: fmt.Sprintf("Too many wrong codes from your address or your account. Try again in %d minutes.", int(wait.Minutes())+1)})
 		return
 	}
 	dev, err := p.pendingDevice(r, code)
 	if errors.Is(err, store.ErrNotFound) {
-		p.Pages.Guessed(r, "device user code")
+		if err := p.Regulator.Fail(r.Context(), limits...); err != nil {
+			p.Pages.Message(w, r, http.StatusServiceUnavailable, "Unavailable", "Gatehouse cannot reach its database right now. Try again in a moment.")
+			return
+		}
 		p.Pages.Device(w, r, DeviceView{Error: "That code is unknown, expired or used already. Check the code on your device, or start again there."})
 		return
 	}

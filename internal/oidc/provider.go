@@ -24,11 +24,11 @@ import (
 	"net/url"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/gatehouse-id/gatehouse/internal/authn"
 	"github.com/gatehouse-id/gatehouse/internal/config"
 	"github.com/gatehouse-id/gatehouse/internal/identity"
 	"github.com/gatehouse-id/gatehouse/internal/session"
@@ -73,11 +73,9 @@ type Pages interface {
 	CheckForm(w http.ResponseWriter, r *http.Request) bool
 	// EndSession signs the browser out of Gatehouse.
 	EndSession(w http.ResponseWriter, r *http.Request) error
-	// Guessing reports how long this client must wait before guessing what (a device's
-	// user code) again, zero when it may; Guessed records a wrong guess. They share the
-	// sign-in throttle, so guesses are counted per address.
-	Guessing(r *http.Request, what string) time.Duration
-	Guessed(r *http.Request, what string)
+	// ClientAddress is the address the request came from, believing only the proxies
+	// the operator named: what guesses of device codes and client secrets are counted by.
+	ClientAddress(r *http.Request) string
 }
 
 // ConsentView is what the consent page shows.
@@ -108,6 +106,8 @@ type Provider struct {
 	AdminGroups func() []string
 	// Tokens, when set, counts token endpoint answers by grant type and result.
 	Tokens *prometheus.CounterVec
+	// Regulator throttles wrong client secrets and device codes, in the database.
+	Regulator *authn.Regulator
 
 	secret []byte
 	ring   keyring

@@ -6,12 +6,14 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/gatehouse-id/gatehouse/internal/authn"
 	"github.com/gatehouse-id/gatehouse/internal/config"
 	"github.com/gatehouse-id/gatehouse/internal/store"
 )
@@ -51,8 +53,20 @@ func (p *Provider) authenticateClient(r *http.Request) (*config.Client, *oauthEr
 		}
 		return c, nil
 	}
+	// Secrets are throttled like passwords: each guess of a hashed one is an argon2id
+	// run on the shared hasher, and any guess must not be free.
+	limits := authn.ClientSecretLimits(authn.Network(p.Pages.ClientAddress(r)), c.ID)
+	if wait, err := p.Regulator.Wait(r.Context(), limits...); err != nil {
+		return nil, &oauthError{http.StatusServiceUnavailable, "temporarily_unavailable", "Gatehouse cannot reach its database right now"}
+	} else if wait > 0 {
+		return nil, &oauthError{http.StatusTooManyRequests, "invalid_client",
+			fmt.Sprintf("too many wrong client secrets from this address; try again in %d minutes", int(wait.Minutes())+1)}
+	}
 	if secret == "" || !p.secretMatches(r.Context(), c, secret) {
 		p.Audit(store.Event{Kind: "oidc.client_auth_failed", Actor: "anonymous", Target: c.ID})
+		if err := p.Regulator.Fail(r.Context(), limits...); err != nil {
+			return nil, &oauthError{http.StatusServiceUnavailable, "temporarily_unavailable", "Gatehouse cannot reach its database right now"}
+		}
 		return nil, unknown
 	}
 	return c, nil

@@ -195,8 +195,15 @@ func cookieNamed(resp *http.Response, name string) *http.Cookie {
 // login signs a user in through the login form and returns the session cookie.
 func (h *harness) login(username, password, rd string) (*http.Response, *http.Cookie) {
 	h.t.Helper()
+	return h.loginAs(username, password, rd, nil)
+}
+
+// loginAs signs in like login, with extra headers (X-Forwarded-For) and cookies (a
+// device cookie).
+func (h *harness) loginAs(username, password, rd string, header http.Header, cookies ...*http.Cookie) (*http.Response, *http.Cookie) {
+	h.t.Helper()
 	token, csrf := h.formToken("/login")
-	resp, _ := h.do(req{path: "/login", cookies: []*http.Cookie{csrf},
+	resp, _ := h.do(req{path: "/login", cookies: append([]*http.Cookie{csrf}, cookies...), header: header,
 		form: url.Values{"username": {username}, "password": {password}, "csrf_token": {token}, "rd": {rd}}})
 	return resp, cookieNamed(resp, "gatehouse_session")
 }
@@ -215,7 +222,7 @@ func tableRows(t *testing.T, s store.Store) map[string]int {
 	t.Helper()
 	db := s.(*sqlstore.Store).DB()
 	out := map[string]int{}
-	for _, table := range []string{"gatehouse_schema", "users", "usergroups", "memberships", "sessions", "setup_tokens", "settings", "events", "changes", "leases", "totp_secrets", "recovery_codes", "passkeys", "spent_challenges", "oidc_keys", "oidc_tokens", "oidc_consents"} {
+	for _, table := range []string{"gatehouse_schema", "users", "usergroups", "memberships", "sessions", "setup_tokens", "settings", "events", "changes", "leases", "totp_secrets", "recovery_codes", "passkeys", "spent_challenges", "oidc_keys", "oidc_tokens", "oidc_consents", "throttle"} {
 		var n int
 		if err := db.QueryRow("SELECT COUNT(*) FROM " + table).Scan(&n); err != nil {
 			t.Fatalf("counting %s: %v", table, err)

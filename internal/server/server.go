@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/gatehouse-id/gatehouse/internal/access"
+	"github.com/gatehouse-id/gatehouse/internal/authn"
 	"github.com/gatehouse-id/gatehouse/internal/audit"
 	"github.com/gatehouse-id/gatehouse/internal/config"
 	"github.com/gatehouse-id/gatehouse/internal/forwardauth"
@@ -46,6 +47,7 @@ type App struct {
 	web       *web.Server
 	audit     *audit.Recorder
 	directory *identity.Directory
+	regulator *authn.Regulator
 
 	shuttingDown atomic.Bool
 	dbFailing    atomic.Int64 // unix nanoseconds of the first failed readiness check in a row; 0 when healthy
@@ -112,15 +114,17 @@ func newApp(ctx context.Context, st store.Store, cfg config.Config, log *slog.Lo
 	)
 	a.audit = audit.NewRecorder(st, log, 4096, a.Metrics.AuditDropped.Inc)
 	hasher := identity.NewHasher(0)
+	a.regulator = &authn.Regulator{Store: st}
 	a.directory = &identity.Directory{Store: st, Hasher: hasher, AdminGroups: func() []string { return a.Config().Access.AdminGroups }}
 	a.web = &web.Server{
 		Store: st, Sessions: a.Sessions, Hasher: hasher, Directory: a.directory, Config: a.Config,
-		Metrics: a.Metrics, Audit: a.audit.Record, Log: log, Throttle: web.NewThrottle(15*time.Minute, 10, 100),
+		Metrics: a.Metrics, Audit: a.audit.Record, Log: log, Regulator: a.regulator,
 	}
 	a.web.SetSecret(secret)
 	a.OIDC = &oidc.Provider{
 		Store: st, Config: a.Config, Hasher: hasher, Pages: a.web.OIDCPages(), Audit: a.audit.Record, Log: log,
 		AdminGroups: func() []string { return a.Config().Access.AdminGroups }, Tokens: a.Metrics.OIDCTokens,
+		Regulator: a.regulator,
 	}
 	a.OIDC.SetSecret(secret)
 	if err := a.OIDC.EnsureKey(ctx); err != nil {
@@ -354,7 +358,7 @@ const housekeepingEvery = 10 * time.Minute
 
 // housekeeping bounds every table that grows: expired sessions, change-feed rows older
 // than an hour, audit events beyond database.keep_audit_events, spent WebAuthn
-// challenges and expired OpenID Connect tokens; it also rotates and retires the OpenID
+// challenges, expired OpenID Connect tokens and ended throttle windows; it also rotates and retires the OpenID
 // Connect signing keys. One replica at a time does it, under the "housekeeping" lease.
 func (a *App) housekeeping(ctx context.Context) {
 	holder := sqlstore.NewID()
@@ -377,7 +381,8 @@ func (a *App) housekeeping(ctx context.Context) {
 		_, err4 := a.Store.DeleteSpentChallenges(ctx, now)
 		_, err5 := a.Store.DeleteExpiredOIDCTokens(ctx, now)
 		err6 := a.OIDC.MaintainKeys(ctx)
-		if err := errors.Join(err1, err2, err3, err4, err5, err6); err != nil && ctx.Err() == nil {
+		_, err7 := a.regulator.Sweep(ctx)
+		if err := errors.Join(err1, err2, err3, err4, err5, err6, err7); err != nil && ctx.Err() == nil {
 			a.Log.Warn("housekeeping failed; it runs again in 10 minutes", "error", err.Error())
 		}
 		select {

@@ -145,6 +145,26 @@ type Change struct {
 	At      time.Time
 }
 
+// ThrottleBucket is the count of failed guesses under one throttle key in its window.
+type ThrottleBucket struct {
+	Failures    int
+	WindowStart time.Time
+}
+
+// Throttles is what the regulator (authn.Regulator) asks of the store: failure counts
+// per key in fixed windows, shared by every replica.
+type Throttles interface {
+	// ThrottleBuckets returns the buckets of those keys whose window started after since.
+	ThrottleBuckets(ctx context.Context, keys []string, since time.Time) (map[string]ThrottleBucket, error)
+	// ThrottleFail counts one failure under each key in one transaction; a key whose
+	// window started at or before windowFloor starts a new window at now.
+	ThrottleFail(ctx context.Context, keys []string, now, windowFloor time.Time) error
+	// ThrottleClear forgets the keys' failures.
+	ThrottleClear(ctx context.Context, keys []string) error
+	// DeleteExpiredThrottle sweeps buckets whose window started at or before windowFloor.
+	DeleteExpiredThrottle(ctx context.Context, windowFloor time.Time) (int, error)
+}
+
 // SetupResult reports what CompleteSetup created.
 type SetupResult struct {
 	User  User
@@ -154,6 +174,8 @@ type SetupResult struct {
 // Store is everything Gatehouse asks of its database. Every method is safe for
 // concurrent use. Lookups that lead to a change take exact ids or names.
 type Store interface {
+	Throttles
+
 	// Users.
 	CreateUser(ctx context.Context, u User) (User, error)
 	UserByID(ctx context.Context, id string) (User, error)

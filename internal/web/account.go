@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/gatehouse-id/gatehouse/internal/authn"
 	"github.com/gatehouse-id/gatehouse/internal/identity"
 	"github.com/gatehouse-id/gatehouse/internal/mfa"
 	"github.com/gatehouse-id/gatehouse/internal/session"
@@ -125,8 +126,20 @@ func (s *Server) reauthenticate(r *http.Request, p *session.Principal, u store.U
 		}
 		return userError{"Confirm with your current password (or sign in again and do this within 5 minutes): nothing was changed."}
 	}
+	// A borrowed session gets a few guesses at the owner's password, throttled like
+	// sign-ins and counted in the database, not a free oracle.
+	limits := authn.ReauthLimits(p.SessionID)
+	if wait, err := s.Regulator.Wait(r.Context(), limits...); err != nil {
+		return err
+	} else if wait > 0 {
+		s.throttled("current password", u.Username, s.clientIP(r))
+		return userError{"Too many wrong current passwords in this session. Sign out and in again, or wait " + minutes(wait) + ": nothing was changed."}
+	}
 	err := s.Hasher.Verify(r.Context(), u.PasswordHash, given)
 	if errors.Is(err, identity.ErrPasswordMismatch) {
+		if err := s.Regulator.Fail(r.Context(), limits...); err != nil {
+			return err
+		}
 		return userError{"Your current password is wrong: nothing was changed."}
 	}
 	return err

@@ -2,11 +2,12 @@ package web
 
 import (
 	"errors"
-	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
+	"github.com/gatehouse-id/gatehouse/internal/authn"
 	"github.com/gatehouse-id/gatehouse/internal/identity"
 	"github.com/gatehouse-id/gatehouse/internal/store"
 )
@@ -69,14 +70,19 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		username = "" // never echo a hostile name back
 	}
 	ip := s.clientIP(r)
-	if blocked, wait := s.Throttle.Blocked(ip, username); blocked {
-		s.Metrics.Logins.WithLabelValues("throttled").Inc()
-		fail(http.StatusTooManyRequests, fmt.Sprintf("Too many failed sign-ins from your address. Try again in %d minutes.", int(wait.Minutes())+1))
-		return
-	}
 	u, err := s.Store.UserByUsername(r.Context(), username)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		s.loginError(w, err)
+		return
+	}
+	network, device, key := authn.Network(ip), s.knownDevice(r, u.ID), strings.ToLower(username)
+	limits := authn.PasswordLimits(network, key, device)
+	if wait, err := s.Regulator.Wait(r.Context(), limits...); err != nil {
+		s.loginError(w, err)
+		return
+	} else if wait > 0 {
+		s.throttled("password", username, ip)
+		fail(http.StatusTooManyRequests, "Too many failed sign-ins for this account or from your address. Try again in "+minutes(wait)+".")
 		return
 	}
 	// Verify even when the user is missing, so timing does not reveal who exists.
@@ -86,13 +92,19 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if verr != nil || u.ID == "" || u.Disabled {
-		s.Throttle.Failed(ip, username)
+		if err := s.Regulator.Fail(r.Context(), limits...); err != nil {
+			s.loginError(w, err)
+			return
+		}
 		s.Metrics.Logins.WithLabelValues("failure").Inc()
 		s.Audit(store.Event{Kind: "login.failed", Actor: "anonymous", Target: username, Detail: "from " + ip})
 		fail(http.StatusUnauthorized, "Wrong username or password.")
 		return
 	}
-	s.Throttle.Succeeded(ip, username)
+	if err := s.Regulator.Forget(r.Context(), authn.PasswordSuccess(network, key, device)...); err != nil {
+		s.loginError(w, err)
+		return
+	}
 	if f, err := s.factorsOf(r, u); err != nil {
 		s.loginError(w, err)
 		return
@@ -115,6 +127,7 @@ func (s *Server) finishLogin(w http.ResponseWriter, r *http.Request, u store.Use
 		s.loginError(w, err)
 		return
 	}
+	s.rememberDevice(w, r, u.ID)
 	s.Metrics.Logins.WithLabelValues("success").Inc()
 	http.Redirect(w, r, orDefault(rd, "/"), http.StatusSeeOther)
 }

@@ -2,7 +2,6 @@ package web
 
 import (
 	"net/http"
-	"time"
 
 	"github.com/gatehouse-id/gatehouse/internal/oidc"
 	"github.com/gatehouse-id/gatehouse/internal/session"
@@ -41,14 +40,7 @@ func (o oidcPages) Device(w http.ResponseWriter, r *http.Request, v oidc.DeviceV
 	o.s.render(w, status, "device.html", page{Title: "Sign in a device", User: o.s.current(r), CSRF: o.s.csrfToken(w, r), Error: v.Error, Extra: v})
 }
 
-func (o oidcPages) Guessing(r *http.Request, what string) time.Duration {
-	if blocked, wait := o.s.Throttle.Blocked(o.s.clientIP(r), what); blocked {
-		return max(wait, time.Second)
-	}
-	return 0
-}
-
-func (o oidcPages) Guessed(r *http.Request, what string) { o.s.Throttle.Failed(o.s.clientIP(r), what) }
+func (o oidcPages) ClientAddress(r *http.Request) string { return o.s.clientIP(r) }
 
 func (o oidcPages) CheckForm(w http.ResponseWriter, r *http.Request) bool { return o.s.parseForm(w, r) }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/go-webauthn/webauthn/protocol"
 	"github.com/go-webauthn/webauthn/webauthn"
 
+	"github.com/gatehouse-id/gatehouse/internal/authn"
 	"github.com/gatehouse-id/gatehouse/internal/identity"
 	"github.com/gatehouse-id/gatehouse/internal/session"
 	"github.com/gatehouse-id/gatehouse/internal/store"
@@ -172,16 +173,23 @@ func (s *Server) passkeyLogin(w http.ResponseWriter, r *http.Request) {
 		s.render(w, status, "login.html", page{Title: "Sign in", CSRF: s.csrfToken(w, r), RD: rd, Error: msg, Extra: s.loginCeremony()})
 	}
 	ip := s.clientIP(r)
-	if blocked, wait := s.Throttle.Blocked(ip, ""); blocked {
-		s.Metrics.Logins.WithLabelValues("throttled").Inc()
-		fail(http.StatusTooManyRequests, fmt.Sprintf("Too many failed sign-ins from your address. Try again in %d minutes.", int(wait.Minutes())+1))
+	limits := authn.PasskeyLimits(authn.Network(ip))
+	if wait, err := s.Regulator.Wait(r.Context(), limits...); err != nil {
+		s.loginError(w, err)
+		return
+	} else if wait > 0 {
+		s.throttled("passkey", "", ip)
+		fail(http.StatusTooManyRequests, "Too many failed sign-ins from your address. Try again in "+minutes(wait)+".")
 		return
 	}
 	u, method, err := s.verifyPasskey(r)
 	var bad userError
 	switch {
 	case errors.As(err, &bad):
-		s.Throttle.Failed(ip, "")
+		if err := s.Regulator.Fail(r.Context(), limits...); err != nil {
+			s.loginError(w, err)
+			return
+		}
 		s.Audit(store.Event{Kind: "login.failed", Actor: "anonymous", Target: u.Username, Detail: "passkey from " + ip + ": " + bad.msg})
 		fail(http.StatusUnauthorized, bad.msg)
 		return

@@ -2,12 +2,12 @@ package web
 
 import (
 	"errors"
-	"fmt"
 	"html/template"
 	"net/http"
 	"strings"
 	"time"
 
+	"github.com/gatehouse-id/gatehouse/internal/authn"
 	"github.com/gatehouse-id/gatehouse/internal/mfa"
 	"github.com/gatehouse-id/gatehouse/internal/session"
 	"github.com/gatehouse-id/gatehouse/internal/store"
@@ -115,9 +115,14 @@ func (s *Server) secondFactor(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ip := s.clientIP(r)
-	if blocked, wait := s.Throttle.Blocked(ip, u.Username); blocked {
-		s.Metrics.Logins.WithLabelValues("throttled").Inc()
-		s.secondFactorPage(w, r, http.StatusTooManyRequests, f, pending, fmt.Sprintf("Too many wrong codes. Try again in %d minutes.", int(wait.Minutes())+1))
+	limits := authn.CodeLimits(hashOf(pending), authn.Network(ip), u.ID, s.knownDevice(r, u.ID))
+	if wait, err := s.Regulator.Wait(r.Context(), limits...); err != nil {
+		s.loginError(w, err)
+		return
+	} else if wait > 0 {
+		s.throttled("second factor", u.Username, ip)
+		s.message(w, http.StatusTooManyRequests, "Too many wrong codes",
+			"This sign-in had too many wrong codes, or this account had too many from elsewhere. Sign in again in "+minutes(wait)+".")
 		return
 	}
 	code := strings.TrimSpace(r.PostFormValue("code"))
@@ -127,13 +132,15 @@ func (s *Server) secondFactor(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if method == "" {
-		s.Throttle.Failed(ip, u.Username)
+		if err := s.Regulator.Fail(r.Context(), limits...); err != nil {
+			s.loginError(w, err)
+			return
+		}
 		s.Metrics.Logins.WithLabelValues("failure").Inc()
 		s.Audit(store.Event{Kind: "login.second_factor_failed", Actor: u.Username, Target: u.Username, Detail: "from " + ip})
 		s.secondFactorPage(w, r, http.StatusUnauthorized, f, pending, "That code is wrong or was used already. Try the next one.")
 		return
 	}
-	s.Throttle.Succeeded(ip, u.Username)
 	s.finishLogin(w, r, u, "password+"+method, rd)
 }
 

@@ -1,84 +1,74 @@
 package web
 
 import (
-	"strings"
-	"sync"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"net/http"
 	"time"
+
+	"github.com/gatehouse-id/gatehouse/internal/authn"
+	"github.com/gatehouse-id/gatehouse/internal/store"
 )
 
-// Throttle slows password guessing without letting anyone lock the owner out. Failures
-// are counted per (client address, username) and per client address, never per
-// username alone: an attacker elsewhere can block only themselves, not the owner. The
-// table is bounded; when full, new keys are not tracked (failing open on throttling,
-// never on the password check).
-type Throttle struct {
-	mu       sync.Mutex
-	window   time.Duration
-	perPair  int
-	perIP    int
-	maxKeys  int
-	failures map[string]*counter
-	now      func() time.Time
-}
+// deviceCookie names the cookie by which a browser that signed in to an account before
+// keeps its own sign-in budget while that account is under attack (authn.PasswordLimits):
+// a signed device id and user id, on Gatehouse's own host only, for a year.
+const deviceCookie = "gatehouse_device"
 
-type counter struct {
-	n     int
-	start time.Time
-}
+const deviceLifetime = 365 * 24 * time.Hour
 
-// NewThrottle allows perPair failures for one username from one address and perIP
-// failures from one address within window.
-func NewThrottle(window time.Duration, perPair, perIP int) *Throttle {
-	return &Throttle{window: window, perPair: perPair, perIP: perIP, maxKeys: 100_000, failures: map[string]*counter{}, now: time.Now}
-}
-
-func pairKey(ip, username string) string { return ip + "\x00" + strings.ToLower(username) }
-
-// Blocked reports whether a login from ip for username must wait, and for how long.
-func (t *Throttle) Blocked(ip, username string) (bool, time.Duration) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	now := t.now()
-	for key, limit := range map[string]int{pairKey(ip, username): t.perPair, ip: t.perIP} {
-		if c := t.failures[key]; c != nil && now.Sub(c.start) < t.window && c.n >= limit {
-			return true, c.start.Add(t.window).Sub(now)
+// knownDevice returns the browser's device id when its device cookie was issued for
+// userID, else "".
+func (s *Server) knownDevice(r *http.Request, userID string) string {
+	if userID == "" {
+		return ""
+	}
+	for _, c := range r.CookiesNamed(deviceCookie) {
+		if f, ok := s.unsign("device", c.Value, 2); ok && f[1] == userID {
+			return f[0]
 		}
 	}
-	return false, 0
+	return ""
 }
 
-// Failed counts a failed login.
-func (t *Throttle) Failed(ip, username string) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	now := t.now()
-	for _, key := range []string{pairKey(ip, username), ip} {
-		c := t.failures[key]
-		if c == nil || now.Sub(c.start) >= t.window {
-			if c == nil && len(t.failures) >= t.maxKeys {
-				t.sweep(now)
-				if len(t.failures) >= t.maxKeys {
-					continue
-				}
-			}
-			c = &counter{start: now}
-			t.failures[key] = c
-		}
-		c.n++
-	}
-}
-
-// Succeeded forgets the failures of this username from this address.
-func (t *Throttle) Succeeded(ip, username string) {
-	t.mu.Lock()
-	delete(t.failures, pairKey(ip, username))
-	t.mu.Unlock()
-}
-
-func (t *Throttle) sweep(now time.Time) {
-	for k, c := range t.failures {
-		if now.Sub(c.start) >= t.window {
-			delete(t.failures, k)
+// rememberDevice gives the browser a device cookie for userID after a sign-in, keeping
+// its device id when it has one.
+func (s *Server) rememberDevice(w http.ResponseWriter, r *http.Request, userID string) {
+	id := ""
+	for _, c := range r.CookiesNamed(deviceCookie) {
+		if f, ok := s.unsign("device", c.Value, 2); ok {
+			id = f[0]
 		}
 	}
+	if id == "" {
+		id = randomToken()[:22]
+	}
+	http.SetCookie(w, &http.Cookie{Name: deviceCookie, Value: s.sign("device", deviceLifetime, id, userID), Path: "/",
+		MaxAge: int(deviceLifetime.Seconds()), HttpOnly: true, Secure: s.cfg().SecureCookies(), SameSite: http.SameSiteLaxMode})
 }
+
+// throttled records a refused guess: a metric, an audit event and a log line, so an
+// attack shows up without anyone reading the throttle table.
+func (s *Server) throttled(what, target, ip string) {
+	s.Metrics.Logins.WithLabelValues("throttled").Inc()
+	s.Audit(store.Event{Kind: "login.throttled", Actor: "anonymous", Target: target, Detail: what + " from " + ip})
+}
+
+// hashOf names a signed value in a throttle key without putting the value itself in
+// the database.
+func hashOf(value string) string {
+	sum := sha256.Sum256([]byte(value))
+	return hex.EncodeToString(sum[:16])
+}
+
+// minutes says a wait the way people read it.
+func minutes(d time.Duration) string {
+	if m := int(d.Minutes()) + 1; m > 1 {
+		return fmt.Sprintf("%d minutes", m)
+	}
+	return "a minute"
+}
+
+// network is the client's address as the throttle counts it (an IPv6 /64).
+func (s *Server) network(r *http.Request) string { return authn.Network(s.clientIP(r)) }

@@ -11,11 +11,9 @@ import (
 	"encoding/base64"
 	"html/template"
 	"log/slog"
-	"net"
 	"net/http"
-	"net/netip"
-	"strings"
 
+	"github.com/gatehouse-id/gatehouse/internal/authn"
 	"github.com/gatehouse-id/gatehouse/internal/config"
 	"github.com/gatehouse-id/gatehouse/internal/identity"
 	"github.com/gatehouse-id/gatehouse/internal/metrics"
@@ -55,7 +53,8 @@ type Server struct {
 	Metrics   *metrics.Metrics
 	Audit     func(store.Event)
 	Log       *slog.Logger
-	Throttle  *Throttle
+	// Regulator throttles every guess made on these pages, in the database.
+	Regulator *authn.Regulator
 
 	secret []byte
 	rpCache
@@ -164,47 +163,9 @@ func (s *Server) parseForm(w http.ResponseWriter, r *http.Request) bool {
 	return true
 }
 
-// clientIP is the address a request came from: the connection's, or, when that is a
-// trusted proxy, the nearest untrusted address in X-Forwarded-For.
+// clientIP is the address a request came from (see authn.Proxies).
 func (s *Server) clientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		host = r.RemoteAddr
-	}
-	trusted := s.trusted()
-	addr, err := netip.ParseAddr(host)
-	if err != nil || !trusted(addr) {
-		return host
-	}
-	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
-	for i := len(hops) - 1; i >= 0; i-- {
-		a, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
-		if err != nil {
-			break
-		}
-		if !trusted(a) || i == 0 {
-			return a.String()
-		}
-	}
-	return host
-}
-
-func (s *Server) trusted() func(netip.Addr) bool {
-	var prefixes []netip.Prefix
-	for _, c := range s.cfg().Server.TrustedProxies {
-		if p, err := netip.ParsePrefix(c); err == nil {
-			prefixes = append(prefixes, p)
-		}
-	}
-	return func(a netip.Addr) bool {
-		a = a.Unmap()
-		for _, p := range prefixes {
-			if p.Contains(a) {
-				return true
-			}
-		}
-		return false
-	}
+	return authn.ParseProxies(s.cfg().Server.TrustedProxies).ClientAddress(r)
 }
 
 func (s *Server) safeRD(raw string) string {

@@ -47,6 +47,7 @@ func Run(t *testing.T, open Backend) {
 		"SecondFactors":     testSecondFactors,
 		"Passkeys":          testPasskeys,
 		"OIDC":              testOIDC,
+		"Throttle":          testThrottle,
 	}
 	names := make([]string, 0, len(tests))
 	for name := range tests {
@@ -671,4 +672,72 @@ func testOIDC(t *testing.T, s store.Store) {
 	noErr(t, s.DeleteUser(ctx, u.ID))
 	_, err = s.OIDCConsent(ctx, u.ID, "grafana")
 	wantErr(t, err, store.ErrNotFound)
+}
+
+// The throttle counts every failure exactly once, even from concurrent replicas, keeps
+// windows apart, and is bounded by the sweep.
+func testThrottle(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	t0 := time.Now().Truncate(time.Second)
+	window := 15 * time.Minute
+	fail := func(at time.Time, keys ...string) {
+		t.Helper()
+		if err := s.ThrottleFail(ctx, keys, at, at.Add(-window)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fail(t0, "password|user:alice", "password|net:192.0.2.1")
+	fail(t0.Add(time.Minute), "password|user:alice")
+	got, err := s.ThrottleBuckets(ctx, []string{"password|user:alice", "password|net:192.0.2.1", "password|user:nobody"}, t0.Add(time.Minute).Add(-window))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got["password|user:alice"].Failures != 2 || !got["password|user:alice"].WindowStart.Equal(t0) || got["password|net:192.0.2.1"].Failures != 1 || len(got) != 2 {
+		t.Fatalf("buckets = %+v, want alice 2 since %v and one for the address", got, t0)
+	}
+	// A failure after the window starts a new one.
+	later := t0.Add(window + time.Second)
+	fail(later, "password|user:alice")
+	got, _ = s.ThrottleBuckets(ctx, []string{"password|user:alice", "password|net:192.0.2.1"}, later.Add(-window))
+	if got["password|user:alice"].Failures != 1 || !got["password|user:alice"].WindowStart.Equal(later) {
+		t.Fatalf("after the window: %+v, want a new window with one failure", got)
+	}
+	if _, ok := got["password|net:192.0.2.1"]; ok {
+		t.Fatalf("a bucket from an ended window is still counted: %+v", got)
+	}
+	if err := s.ThrottleClear(ctx, []string{"password|user:alice"}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ = s.ThrottleBuckets(ctx, []string{"password|user:alice"}, later.Add(-window)); len(got) != 0 {
+		t.Fatalf("cleared bucket still there: %+v", got)
+	}
+	if n, err := s.DeleteExpiredThrottle(ctx, later.Add(-window)); err != nil || n != 1 {
+		t.Fatalf("sweep removed %d (%v), want the one ended bucket", n, err)
+	}
+
+	// Twenty replicas' failures at once count twenty, in any key order.
+	var wg sync.WaitGroup
+	errs := make(chan error, 20)
+	for i := range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			keys := []string{"device|net:198.51.100.0/64", "device|user:bob"}
+			if i%2 == 1 {
+				keys = []string{keys[1], keys[0]}
+			}
+			errs <- s.ThrottleFail(ctx, keys, later, later.Add(-window))
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatalf("concurrent failure: %v", err)
+		}
+	}
+	got, _ = s.ThrottleBuckets(ctx, []string{"device|net:198.51.100.0/64", "device|user:bob"}, later.Add(-window))
+	if got["device|net:198.51.100.0/64"].Failures != 20 || got["device|user:bob"].Failures != 20 {
+		t.Fatalf("concurrent failures counted %+v, want 20 each", got)
+	}
 }
