@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -168,5 +169,23 @@ func TestClientSecretsAndSetupLinksAreThrottled(t *testing.T) {
 	}
 	if resp, _ := h.do(req{path: "/setup?token=" + strings.Repeat("y", 43)}); resp.StatusCode != http.StatusTooManyRequests {
 		t.Fatalf("the 11th setup link guess: %d, want 429", resp.StatusCode)
+	}
+}
+
+// The first-admin setup link dies as soon as any admin exists, not only once used: an
+// admin made with the CLI leaves the printed link worthless.
+func TestSetupLinkDiesOnceAnAdminExists(t *testing.T) {
+	h := start(t, testConfig(backends[0].url(t)))
+	var out strings.Builder
+	if err := h.app.PrintSetupLink(context.Background(), &out); err != nil {
+		t.Fatal(err)
+	}
+	link := regexp.MustCompile(`(/setup\?token=[\w-]{43})`).FindString(out.String())
+	if resp, _ := h.do(req{path: link}); link == "" || resp.StatusCode != http.StatusOK {
+		t.Fatalf("the fresh setup link %q does not open", link)
+	}
+	h.addUser("root", "Home Server Admins") // as `gatehouse user add --group` would
+	if resp, body := h.do(req{path: link}); resp.StatusCode != http.StatusNotFound || !strings.Contains(body, "an admin exists now") {
+		t.Fatalf("the setup link after an admin was made elsewhere: %d, want 404", resp.StatusCode)
 	}
 }
