@@ -179,6 +179,9 @@ func startGatehouse(ctx context.Context, binary, dir, dbURL string) (*gatehouseP
 	cmd := exec.CommandContext(ctx, binary, "serve", "--config", cfgPath)
 	cmd.Dir = dir
 	cmd.Env = append(withoutGatehouseEnv(), "GATEHOUSE_DATABASE_URL="+dbURL)
+	if strings.HasPrefix(dbURL, "postgres") { // replicas get their server key from outside the database
+		cmd.Env = append(cmd.Env, "GATEHOUSE_SERVER_SECRET=bench-server-key-0123456789abcdef0123456789")
+	}
 	cmd.Stderr = io.Discard
 	start := time.Now()
 	if err := cmd.Start(); err != nil {

@@ -59,20 +59,29 @@ func (c *cli) loadConfig() (config.Config, error) {
 
 // open loads the config and opens the migrated store, for the admin commands.
 func (c *cli) open() (*identity.Directory, store.Store, func(), error) {
-	cfg, err := c.loadConfig()
+	cfg, st, closeStore, err := c.openStore()
 	if err != nil {
-		return nil, nil, nil, err
-	}
-	st, err := server.OpenStore(&cfg)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	if _, err := st.Migrate(c.ctx); err != nil {
-		st.Close()
 		return nil, nil, nil, err
 	}
 	d := &identity.Directory{Store: st, Hasher: identity.NewHasher(1), AdminGroups: func() []string { return cfg.Access.AdminGroups }}
-	return d, st, func() { st.Close() }, nil
+	return d, st, closeStore, nil
+}
+
+// openStore loads the config and opens the migrated store, returning both.
+func (c *cli) openStore() (config.Config, store.Store, func(), error) {
+	cfg, err := c.loadConfig()
+	if err != nil {
+		return cfg, nil, nil, err
+	}
+	st, err := server.OpenStore(&cfg)
+	if err != nil {
+		return cfg, nil, nil, err
+	}
+	if _, err := st.Migrate(c.ctx); err != nil {
+		st.Close()
+		return cfg, nil, nil, err
+	}
+	return cfg, st, func() { st.Close() }, nil
 }
 
 // exactly checks the number of positional arguments.

@@ -36,6 +36,7 @@ Usage:
   gatehouse group members add|remove GROUP USERNAME...
   gatehouse session list [--user USERNAME] | revoke SESSION_ID... | revoke --user USERNAME
   gatehouse oidc hash-secret --secret-stdin | keys | rotate-keys
+  gatehouse key export                               print the server secret an older Gatehouse stored in the database
   gatehouse config reference                         print the config reference (Markdown)
   gatehouse healthcheck [--url URL]                  exit 0 when the local server is ready
   gatehouse version
@@ -79,6 +80,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return c.group(rest)
 	case "oidc":
 		return c.oidcCmd(rest)
+	case "key":
+		return c.key(rest)
 	case "session":
 		return c.session(rest)
 	case "config":

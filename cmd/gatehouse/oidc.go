@@ -46,21 +46,18 @@ func (c *cli) oidcCmd(args []string) error {
 		fmt.Fprintln(c.stdout, hash)
 		return nil
 	}
-	cfg, err := c.loadConfig()
-	if err != nil {
-		return err
-	}
-	_, st, closeStore, err := c.open()
+	cfg, st, closeStore, err := c.openStore()
 	if err != nil {
 		return err
 	}
 	defer closeStore()
-	secret, err := server.ServerSecret(c.ctx, st, &cfg)
+	log := slog.New(slog.NewTextHandler(c.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	key, err := server.ServerKey(c.ctx, st, &cfg, log)
 	if err != nil {
 		return err
 	}
-	p := &oidc.Provider{Store: st, Config: func() *config.Config { return &cfg }, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
-	p.SetSecret(secret)
+	p := &oidc.Provider{Store: st, Config: func() *config.Config { return &cfg }, Log: log}
+	p.SetKey(key)
 	switch args[0] {
 	case "rotate-keys":
 		id, err := p.RotateKeys(c.ctx)

@@ -33,7 +33,7 @@ func (c *Config) Validate() error {
 		bad("server.public_url", "%q must be just scheme://host[:port], with no path, query or credentials", c.Server.PublicURL)
 	}
 	if c.Server.Secret != "" && len(c.Server.Secret) < 32 {
-		bad("server.secret", "is %d characters long; use at least 32 random characters (or leave it empty to generate one)", len(c.Server.Secret))
+		bad("server.secret", "is %d characters long; use at least 32 random characters (openssl rand -hex 32)", len(c.Server.Secret))
 	}
 	for i, d := range c.Server.RedirectDomains {
 		if err := CheckDomain(strings.TrimPrefix(d, ".")); err != nil {

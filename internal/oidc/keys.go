@@ -3,13 +3,10 @@ package oidc
 import (
 	"context"
 	"crypto"
-	"crypto/aes"
-	"crypto/cipher"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
-	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
 	"errors"
@@ -51,31 +48,23 @@ type keyring struct {
 	loaded time.Time
 }
 
-// sealKey derives the key-sealing key from the server secret.
-func (p *Provider) sealKey() cipher.AEAD {
-	k := sha256.Sum256(append([]byte("gatehouse oidc signing keys\x00"), p.secret...))
-	block, _ := aes.NewCipher(k[:])
-	aead, _ := cipher.NewGCM(block)
-	return aead
-}
+// sealPurpose names the server key's sealer for signing keys (serverkey.Key.Sealer):
+// the same derivation Gatehouse has always used, so keys sealed before stay openable.
+const sealPurpose = "gatehouse oidc signing keys"
 
 func (p *Provider) seal(der []byte) string {
-	aead := p.sealKey()
-	nonce := make([]byte, aead.NonceSize())
-	_, _ = rand.Read(nonce)
-	return base64.RawStdEncoding.EncodeToString(aead.Seal(nonce, nonce, der, nil))
+	return base64.RawStdEncoding.EncodeToString(p.key.Sealer(sealPurpose).Seal(der))
 }
 
 func (p *Provider) unseal(id, sealed string) (crypto.Signer, error) {
 	raw, err := base64.RawStdEncoding.DecodeString(sealed)
-	aead := p.sealKey()
-	if err != nil || len(raw) < aead.NonceSize() {
+	if err != nil {
 		return nil, fmt.Errorf("signing key %s is damaged in the database", id)
 	}
-	der, err := aead.Open(nil, raw[:aead.NonceSize()], raw[aead.NonceSize():], nil)
+	der, err := p.key.Sealer(sealPurpose).Open(raw)
 	if err != nil {
-		return nil, fmt.Errorf("signing key %s cannot be opened with this server secret "+
-			"(was server.secret changed?): rotate keys with 'gatehouse oidc rotate-keys'", id)
+		return nil, fmt.Errorf("signing key %s cannot be opened with this server key "+
+			"(was server.secret or the key file changed?): rotate keys with 'gatehouse oidc rotate-keys'", id)
 	}
 	key, err := x509.ParsePKCS8PrivateKey(der)
 	if err != nil {

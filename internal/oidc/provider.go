@@ -31,6 +31,7 @@ import (
 	"github.com/gatehouse-id/gatehouse/internal/authn"
 	"github.com/gatehouse-id/gatehouse/internal/config"
 	"github.com/gatehouse-id/gatehouse/internal/identity"
+	"github.com/gatehouse-id/gatehouse/internal/serverkey"
 	"github.com/gatehouse-id/gatehouse/internal/session"
 	"github.com/gatehouse-id/gatehouse/internal/signed"
 	"github.com/gatehouse-id/gatehouse/internal/store"
@@ -109,18 +110,20 @@ type Provider struct {
 	// Regulator throttles wrong client secrets and device codes, in the database.
 	Regulator *authn.Regulator
 
-	secret []byte
-	ring   keyring
+	key  serverkey.Key
+	ring keyring
 }
 
-// SetSecret sets the server secret, which seals signing keys and signs consent requests.
-func (p *Provider) SetSecret(secret []byte) { p.secret = secret }
+// SetKey sets the server key, which seals signing keys and signs consent requests.
+func (p *Provider) SetKey(k serverkey.Key) { p.key = k }
 
 func (p *Provider) cfg() *config.Config { return p.Config() }
 
 func (p *Provider) issuer() string { return strings.TrimSuffix(p.cfg().Server.PublicURL, "/") }
 
-func (p *Provider) signedKey() signed.Key { return signed.Key(p.secret) }
+func (p *Provider) signedKey() signed.Key {
+	return signed.Key(p.key.Derive("gatehouse oidc signed requests"))
+}
 
 // Routes registers the provider's endpoints on mux.
 func (p *Provider) Routes(mux *http.ServeMux) {

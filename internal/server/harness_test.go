@@ -53,8 +53,15 @@ func testConfig(dbURL string) config.Config {
 		},
 	}
 	cfg.Groups = []config.GroupDecl{{Name: "Allow Login Users"}, {Name: "Home Server Admins", Parent: "Allow Login Users"}}
+	if _, sqlite := cfg.SQLitePath(); !sqlite {
+		cfg.Server.Secret = testServerSecret // PostgreSQL: replicas share a key from outside the database
+	}
 	return cfg
 }
+
+// testServerSecret is the server key the PostgreSQL tests give every replica, as a
+// Kubernetes Secret would.
+const testServerSecret = "test-server-key-0123456789abcdef0123456789abcdef"
 
 // harness is one Gatehouse on a real loopback HTTP server.
 type harness struct {

@@ -7,7 +7,6 @@ package server
 import (
 	"context"
 	"database/sql"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -17,8 +16,8 @@ import (
 	"time"
 
 	"github.com/gatehouse-id/gatehouse/internal/access"
-	"github.com/gatehouse-id/gatehouse/internal/authn"
 	"github.com/gatehouse-id/gatehouse/internal/audit"
+	"github.com/gatehouse-id/gatehouse/internal/authn"
 	"github.com/gatehouse-id/gatehouse/internal/config"
 	"github.com/gatehouse-id/gatehouse/internal/forwardauth"
 	"github.com/gatehouse-id/gatehouse/internal/identity"
@@ -99,8 +98,11 @@ func newApp(ctx context.Context, st store.Store, cfg config.Config, log *slog.Lo
 		return nil, err
 	}
 
-	secret, err := ServerSecret(ctx, st, &cfg)
+	key, err := ServerKey(ctx, st, &cfg, log)
 	if err != nil {
+		return nil, err
+	}
+	if err := sealTOTPSecrets(ctx, st, key.Sealer(web.TOTPSealPurpose), log); err != nil {
 		return nil, err
 	}
 
@@ -120,13 +122,13 @@ func newApp(ctx context.Context, st store.Store, cfg config.Config, log *slog.Lo
 		Store: st, Sessions: a.Sessions, Hasher: hasher, Directory: a.directory, Config: a.Config,
 		Metrics: a.Metrics, Audit: a.audit.Record, Log: log, Regulator: a.regulator,
 	}
-	a.web.SetSecret(secret)
+	a.web.SetKey(key)
 	a.OIDC = &oidc.Provider{
 		Store: st, Config: a.Config, Hasher: hasher, Pages: a.web.OIDCPages(), Audit: a.audit.Record, Log: log,
 		AdminGroups: func() []string { return a.Config().Access.AdminGroups }, Tokens: a.Metrics.OIDCTokens,
 		Regulator: a.regulator,
 	}
-	a.OIDC.SetSecret(secret)
+	a.OIDC.SetKey(key)
 	if err := a.OIDC.EnsureKey(ctx); err != nil {
 		return nil, fmt.Errorf("OpenID Connect signing key: %w", err)
 	}
@@ -337,19 +339,6 @@ func (a *App) StartBackground(ctx context.Context) (stop func()) {
 			<-done
 		}
 	}
-}
-
-// ServerSecret returns server.secret, or when it is empty the secret generated once and
-// kept in the database, so every replica (and the CLI) agrees on it.
-func ServerSecret(ctx context.Context, st store.Store, cfg *config.Config) ([]byte, error) {
-	if cfg.Server.Secret != "" {
-		return []byte(cfg.Server.Secret), nil
-	}
-	stored, err := st.EnsureSetting(ctx, "server_secret", hex.EncodeToString([]byte(session.NewToken())))
-	if err != nil {
-		return nil, fmt.Errorf("reading the server secret: %w", err)
-	}
-	return []byte(stored), nil
 }
 
 // housekeepingEvery is how often the lease holder bounds the tables; the lease lasts a

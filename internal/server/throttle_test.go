@@ -104,6 +104,10 @@ func TestWrongCodesEndThePendingLogin(t *testing.T) {
 	h.addUser("alice", "Allow Login Users")
 	_, sess := h.login("alice", "correct horse alice", "")
 	secret := enrolTOTP(t, h, sess)
+	u, _ := h.app.Store.UserByUsername(context.Background(), "alice")
+	if stored, _, _ := h.app.Store.TOTP(context.Background(), u.ID); !strings.HasPrefix(stored, "sealed:v1:") || strings.Contains(stored, secret) {
+		t.Fatalf("the authenticator secret is stored as %q, not sealed", stored)
+	}
 	token, csrf := h.formToken("/login")
 	resp, body := h.do(req{path: "/login", cookies: []*http.Cookie{csrf}, header: from("203.0.113.5"),
 		form: url.Values{"username": {"alice"}, "password": {"correct horse alice"}, "csrf_token": {token}}})

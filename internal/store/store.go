@@ -223,9 +223,12 @@ type Store interface {
 	// SetupTokenValid reports whether an unexpired setup token with this hash exists.
 	SetupTokenValid(ctx context.Context, tokenHash string, now time.Time) (bool, error)
 
-	// Settings holds small shared values every replica must agree on (the server secret).
-	// EnsureSetting stores value under key unless the key exists, and returns the stored value.
+	// Settings holds small shared values every replica must agree on. EnsureSetting
+	// stores value under key unless the key exists, and returns the stored value;
+	// Setting reads one (ErrNotFound when absent); DeleteSetting removes one.
 	EnsureSetting(ctx context.Context, key, value string) (string, error)
+	Setting(ctx context.Context, key string) (string, error)
+	DeleteSetting(ctx context.Context, key string) error
 
 	// Audit events and the change feed.
 	AppendEvent(ctx context.Context, e Event) error
@@ -237,11 +240,16 @@ type Store interface {
 	LatestChangeID(ctx context.Context) (int64, error)
 	PruneChanges(ctx context.Context, before time.Time) (int, error)
 
-	// Second factors. SetTOTP replaces a user's TOTP secret; TOTP returns it with the
-	// last accepted step (ErrNotFound when none). UseTOTPStep records step as used if it
+	// Second factors. SetTOTP replaces a user's TOTP secret (sealed by the caller);
+	// TOTP returns it with the last accepted step (ErrNotFound when none);
+	// TOTPSecrets lists every user's stored secret, and ReplaceTOTPSecret swaps one
+	// stored value for another only if it is still old (sealing values on upgrade
+	// without losing a re-enrolment that happens meanwhile). UseTOTPStep records step as used if it
 	// is newer than the last one and reports whether it was (one statement, so two
 	// replicas cannot both accept one code).
 	SetTOTP(ctx context.Context, userID, secret string) error
+	TOTPSecrets(ctx context.Context) (map[string]string, error)
+	ReplaceTOTPSecret(ctx context.Context, userID, old, replacement string) (bool, error)
 	TOTP(ctx context.Context, userID string) (secret string, lastStep int64, err error)
 	UseTOTPStep(ctx context.Context, userID string, step int64) (bool, error)
 	DeleteTOTP(ctx context.Context, userID string) error

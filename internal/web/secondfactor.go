@@ -2,6 +2,7 @@ package web
 
 import (
 	"errors"
+	"fmt"
 	"html/template"
 	"net/http"
 	"strings"
@@ -155,12 +156,16 @@ func (s *Server) checkSecondFactor(r *http.Request, u store.User, code string) (
 		}
 		return "", err
 	}
-	secret, last, err := s.Store.TOTP(r.Context(), u.ID)
+	stored, last, err := s.Store.TOTP(r.Context(), u.ID)
 	if errors.Is(err, store.ErrNotFound) {
 		return "", nil // passkeys only: a code cannot be right
 	}
 	if err != nil {
 		return "", err
+	}
+	secret, _, err := s.totp.OpenString(stored)
+	if err != nil {
+		return "", fmt.Errorf("the authenticator-app secret of %s does not open with this server key (was the key file or server.secret replaced?): %w", u.Username, err)
 	}
 	step, ok := mfa.Verify(secret, code, time.Now(), last)
 	if !ok {
@@ -234,7 +239,7 @@ func (s *Server) totpConfirm(w http.ResponseWriter, r *http.Request, p *session.
 		return again("That code does not match. Check the app's clock and type the current code.")
 	}
 	ctx := r.Context()
-	if err := s.Store.SetTOTP(ctx, p.UserID, secret); err != nil {
+	if err := s.Store.SetTOTP(ctx, p.UserID, s.totp.SealString(secret)); err != nil {
 		return "", err
 	}
 	if _, err := s.Store.UseTOTPStep(ctx, p.UserID, step); err != nil {

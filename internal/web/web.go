@@ -17,6 +17,7 @@ import (
 	"github.com/gatehouse-id/gatehouse/internal/config"
 	"github.com/gatehouse-id/gatehouse/internal/identity"
 	"github.com/gatehouse-id/gatehouse/internal/metrics"
+	"github.com/gatehouse-id/gatehouse/internal/serverkey"
 	"github.com/gatehouse-id/gatehouse/internal/session"
 	"github.com/gatehouse-id/gatehouse/internal/store"
 )
@@ -56,12 +57,21 @@ type Server struct {
 	// Regulator throttles every guess made on these pages, in the database.
 	Regulator *authn.Regulator
 
-	secret []byte
+	secret []byte           // signs CSRF tokens and the values pages carry (package signed)
+	totp   serverkey.Sealer // seals authenticator-app secrets in the database
 	rpCache
 }
 
-// SetSecret sets the key that signs CSRF tokens.
-func (s *Server) SetSecret(secret []byte) { s.secret = secret }
+// SetKey sets the server key, from which the pages derive the key that signs CSRF
+// tokens, pending sign-ins and device cookies, and the one that seals authenticator-app
+// secrets.
+func (s *Server) SetKey(k serverkey.Key) {
+	s.secret = k.Derive("gatehouse web: csrf, signed pages, device cookies")
+	s.totp = k.Sealer(TOTPSealPurpose)
+}
+
+// TOTPSealPurpose names the server key's sealer for authenticator-app secrets.
+const TOTPSealPurpose = "gatehouse totp secrets"
 
 func (s *Server) cfg() *config.Config { return s.Config() }
 

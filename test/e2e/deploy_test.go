@@ -46,9 +46,13 @@ func TestRenderedManifestsConfigureAValidGatehouse(t *testing.T) {
 	dir := t.TempDir()
 	writeFile(t, filepath.Join(dir, "gatehouse.yaml"), cfg)
 	writeFile(t, filepath.Join(dir, "url"), "postgres://gatehouse:secret@pgbouncer:6432/gatehouse\n")
+	writeFile(t, filepath.Join(dir, "key"), "0123456789abcdef0123456789abcdef0123456789abcdef\n")
 	for i, kv := range env {
-		if strings.HasPrefix(kv, "GATEHOUSE_DATABASE_URL_FILE=") {
+		switch {
+		case strings.HasPrefix(kv, "GATEHOUSE_DATABASE_URL_FILE="):
 			env[i] = "GATEHOUSE_DATABASE_URL_FILE=" + filepath.Join(dir, "url")
+		case strings.HasPrefix(kv, "GATEHOUSE_SERVER_SECRET_FILE="):
+			env[i] = "GATEHOUSE_SERVER_SECRET_FILE=" + filepath.Join(dir, "key")
 		}
 	}
 	out := ok(t, dir, cleanEnv(env...), "", "serve", "--config", filepath.Join(dir, "gatehouse.yaml"), "--check-config")

@@ -43,7 +43,9 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// cleanEnv is the environment without GATEHOUSE_* variables, plus extra.
+// cleanEnv is the environment without GATEHOUSE_* variables, plus extra. On
+// PostgreSQL it also gives the server key, as every replica of a real deployment is
+// given one (from a Secret): with SQLite the key file beside the database serves.
 func cleanEnv(extra ...string) []string {
 	var env []string
 	for _, kv := range os.Environ() {
@@ -51,8 +53,16 @@ func cleanEnv(extra ...string) []string {
 			env = append(env, kv)
 		}
 	}
+	for _, kv := range extra {
+		if strings.HasPrefix(kv, "GATEHOUSE_DATABASE_URL=postgres") {
+			env = append(env, "GATEHOUSE_SERVER_SECRET="+testServerSecret)
+		}
+	}
 	return append(env, extra...)
 }
+
+// testServerSecret is the server key of the PostgreSQL tests' replicas.
+const testServerSecret = "test-server-key-0123456789abcdef0123456789abcdef"
 
 // result is what a finished command printed and how it exited.
 type result struct {

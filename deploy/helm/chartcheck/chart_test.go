@@ -150,12 +150,18 @@ func TestRenderedDeploymentIsWhatOperatorsNeed(t *testing.T) {
 
 const header = "# Rendered from deploy/helm/gatehouse with ci/example-values.yaml; do not edit.\n# Regenerate: cd deploy/helm/chartcheck && go test -update\n"
 
+// A chart without its database or its server key does not render, and says why.
 func TestMissingDatabaseIsAClearError(t *testing.T) {
 	_, err := render(t, map[string]any{})
 	if err == nil || !strings.Contains(err.Error(), "set database.existingSecret") {
 		t.Fatalf("rendering without a database: %v", err)
 	}
-	_, err = render(t, map[string]any{"database": map[string]any{"url": "postgres://x"}, "pgbouncer": map[string]any{"enabled": true}})
+	_, err = render(t, map[string]any{"database": map[string]any{"url": "postgres://x"}})
+	if err == nil || !strings.Contains(err.Error(), "set serverKey.existingSecret") {
+		t.Fatalf("rendering without a server key: %v", err)
+	}
+	_, err = render(t, map[string]any{"database": map[string]any{"url": "postgres://x"}, "serverKey": map[string]any{"existingSecret": "k"},
+		"pgbouncer": map[string]any{"enabled": true}})
 	if err == nil || !strings.Contains(err.Error(), "pgbouncer.image.repository") {
 		t.Fatalf("PgBouncer without an image: %v", err)
 	}

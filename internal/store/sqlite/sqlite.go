@@ -20,7 +20,9 @@ import (
 //
 // WAL lets readers proceed while one writer writes; busy_timeout makes the CLI and a
 // running server wait for each other instead of failing; _txlock=immediate takes the
-// write lock at BEGIN, so two transactions never deadlock upgrading a read lock.
+// write lock at BEGIN, so two transactions never deadlock upgrading a read lock;
+// secure_delete zeroes what a deletion frees, so a secret moved out of the database
+// (or a sealed value's clear-text predecessor) does not linger in a free page of a copy.
 func Open(path string) (*sqlstore.Store, error) {
 	if dir := filepath.Dir(path); dir != "" {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -32,6 +34,7 @@ func Open(path string) (*sqlstore.Store, error) {
 	q.Add("_pragma", "journal_mode(WAL)")
 	q.Add("_pragma", "foreign_keys(1)")
 	q.Add("_pragma", "synchronous(NORMAL)")
+	q.Add("_pragma", "secure_delete(1)")
 	q.Set("_txlock", "immediate")
 	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
 	if err != nil {

@@ -14,6 +14,30 @@ func (s *Store) SetTOTP(ctx context.Context, userID, secret string) error {
 	return s.mapErr(err, "TOTP of user id "+quote(userID))
 }
 
+// TOTPSecrets lists every stored TOTP secret by user id.
+func (s *Store) TOTPSecrets(ctx context.Context) (map[string]string, error) {
+	rows, err := s.conn().query(ctx, "SELECT user_id, secret FROM totp_secrets")
+	if err != nil {
+		return nil, s.mapErr(err, "listing TOTP secrets")
+	}
+	defer rows.Close()
+	out := map[string]string{}
+	for rows.Next() {
+		var id, secret string
+		if err := rows.Scan(&id, &secret); err != nil {
+			return nil, s.mapErr(err, "listing TOTP secrets")
+		}
+		out[id] = secret
+	}
+	return out, s.mapErr(rows.Err(), "listing TOTP secrets")
+}
+
+// ReplaceTOTPSecret swaps a stored secret for another if it is still old.
+func (s *Store) ReplaceTOTPSecret(ctx context.Context, userID, old, replacement string) (bool, error) {
+	n, err := s.conn().execAffected(ctx, "UPDATE totp_secrets SET secret = $1 WHERE user_id = $2 AND secret = $3", replacement, userID, old)
+	return n == 1, s.mapErr(err, "TOTP of user id "+quote(userID))
+}
+
 // TOTP returns a user's secret and last accepted step.
 func (s *Store) TOTP(ctx context.Context, userID string) (string, int64, error) {
 	var secret string

@@ -136,6 +136,19 @@ func (s *Store) CompleteSetup(ctx context.Context, tokenHash string, now time.Ti
 	return res, err
 }
 
+// Setting returns the value stored under key; ErrNotFound when there is none.
+func (s *Store) Setting(ctx context.Context, key string) (string, error) {
+	var v string
+	err := s.conn().queryRow(ctx, "SELECT value FROM settings WHERE key = $1", key).Scan(&v)
+	return v, s.mapErr(err, "setting "+quote(key))
+}
+
+// DeleteSetting removes the value stored under key, if any.
+func (s *Store) DeleteSetting(ctx context.Context, key string) error {
+	_, err := s.conn().exec(ctx, "DELETE FROM settings WHERE key = $1", key)
+	return s.mapErr(err, "setting "+quote(key))
+}
+
 // EnsureSetting stores value under key unless it exists, and returns the stored value.
 func (s *Store) EnsureSetting(ctx context.Context, key, value string) (string, error) {
 	c := s.conn()

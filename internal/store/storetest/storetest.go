@@ -360,6 +360,14 @@ func testSettings(t *testing.T, s store.Store) {
 	if v := must(s.EnsureSetting(ctx, "secret", "second"))(t); v != "first" {
 		t.Fatalf("ensure overwrote: %q", v)
 	}
+	if v, err := s.Setting(ctx, "secret"); err != nil || v != "first" {
+		t.Fatalf("setting = %q %v", v, err)
+	}
+	noErr(t, s.DeleteSetting(ctx, "secret"))
+	if _, err := s.Setting(ctx, "secret"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("a deleted setting: %v, want ErrNotFound", err)
+	}
+	noErr(t, s.DeleteSetting(ctx, "never there"))
 }
 
 func testEventsAndChanges(t *testing.T, s store.Store) {
@@ -508,6 +516,18 @@ func testSecondFactors(t *testing.T, s store.Store) {
 	}
 	if must(s.UseTOTPStep(ctx, u.ID, 100))(t) || must(s.UseTOTPStep(ctx, u.ID, 99))(t) {
 		t.Fatal("a used or older step was accepted again")
+	}
+	if all, err := s.TOTPSecrets(ctx); err != nil || all[u.ID] != "SECRET1" {
+		t.Fatalf("TOTP secrets = %v %v", all, err)
+	}
+	if ok, err := s.ReplaceTOTPSecret(ctx, u.ID, "NOT THE STORED ONE", "X"); err != nil || ok {
+		t.Fatalf("a stale replacement was applied: %v %v", ok, err)
+	}
+	if ok, err := s.ReplaceTOTPSecret(ctx, u.ID, "SECRET1", "SEALED1"); err != nil || !ok {
+		t.Fatalf("replacement: %v %v", ok, err)
+	}
+	if secret, _, _ := s.TOTP(ctx, u.ID); secret != "SEALED1" {
+		t.Fatalf("after replacement: %q", secret)
 	}
 	noErr(t, s.SetTOTP(ctx, u.ID, "SECRET2")) // re-enrolment resets the step
 	if secret, last, err := s.TOTP(ctx, u.ID); err != nil || secret != "SECRET2" || last != 0 {

@@ -27,6 +27,14 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
 {{- end -}}
 
+{{- define "gatehouse.keySecret" -}}
+{{- if .Values.serverKey.existingSecret -}}
+{{ .Values.serverKey.existingSecret }}
+{{- else -}}
+{{ fail "set serverKey.existingSecret: a Secret with key \"key\" (kubectl create secret generic gatehouse-key --from-literal=key=\"$(openssl rand -hex 32)\"); replicas share it, and it must not live in the database" }}
+{{- end -}}
+{{- end -}}
+
 {{- define "gatehouse.securityContext" -}}
 allowPrivilegeEscalation: false
 readOnlyRootFilesystem: true
