@@ -117,6 +117,8 @@ func TestErrorsNameTheKey(t *testing.T) {
 		{"rule with no decision", "access:\n  rules:\n    - hosts: [a.example.com]\n", nil, []string{"access.rules[0]: say exactly one of groups"}},
 		{"rule with two decisions", "access:\n  rules:\n    - hosts: [a.example.com]\n      public: true\n      groups: [x]\n", nil, []string{"access.rules[0]: say exactly one"}},
 		{"path without slash", "access:\n  rules:\n    - hosts: [a.example.com]\n      paths: [api]\n      public: true\n", nil, []string{`access.rules[0].paths[0]: "api" must start with "/"`}},
+		{"argon2id hash asking for 4 GiB", "oidc:\n  clients:\n    - id: app\n      secret: \"$argon2id$v=19$m=4194304,t=2,p=1$c2FsdHNhbHQ$a2V5a2V5\"\n      redirect_uris: [\"https://app.example.com/cb\"]\n      all_users: true\n", nil, []string{`oidc.clients[0].secret: argon2id parameters "m=4194304,t=2,p=1" are outside`}},
+		{"argon2id hash asking for 2^32-1 passes", "oidc:\n  clients:\n    - id: app\n      secret: \"$argon2id$v=19$m=19456,t=4294967295,p=1$c2FsdHNhbHQ$a2V5a2V5\"\n      redirect_uris: [\"https://app.example.com/cb\"]\n      all_users: true\n", nil, []string{`are outside m=1024..262144 (KiB), t=1..16`}},
 		{"encoded path", "access:\n  rules:\n    - hosts: [a.example.com]\n      paths: [/my%20docs/]\n      public: true\n", nil, []string{`access.rules[0].paths[0]: "/my%20docs/" must not contain "%"`}},
 		{"path with a dot segment", "access:\n  rules:\n    - hosts: [a.example.com]\n      paths: [/api/../x]\n      public: true\n", nil, []string{`access.rules[0].paths[0]: "/api/../x" must not contain "." or ".." segments`}},
 		{"group name with a pipe", "groups:\n  - name: \"a|b\"\n", nil, []string{`groups[0].name: group name "a|b" contains`}},

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"net/url"
 	"regexp"
@@ -102,6 +103,10 @@ func (o *OIDC) validate() []error {
 				bad(key+".secret", "a confidential client needs a secret (or secret_file); for a native app or CLI without one, say type: public")
 			} else if !strings.HasPrefix(c.Secret, "$argon2id$") && len(c.Secret) < 32 {
 				bad(key+".secret", "is %d characters long; use at least 32 random characters, or an argon2id hash from 'gatehouse oidc hash-secret'", len(c.Secret))
+			} else if strings.HasPrefix(c.Secret, "$argon2id$") {
+				if err := CheckArgon2idParameters(c.Secret); err != nil {
+					bad(key+".secret", "%v", err)
+				}
 			}
 		case "public":
 			if c.Secret != "" {
@@ -182,6 +187,35 @@ func checkRedirectURI(raw string) error {
 		if u.Host == "" {
 			return fmt.Errorf("%q has no host", raw)
 		}
+	}
+	return nil
+}
+
+// Bounds on the parameters of an argon2id hash Gatehouse verifies. Every check of a
+// hash runs with its own parameters on the shared hasher, so a hash asking for 4 GiB or
+// 2^32 passes would take the server down at its first use; these allow every sensible
+// setting (Gatehouse makes m=19456,t=2,p=1).
+const (
+	MinArgon2MemoryKiB = 1024
+	MaxArgon2MemoryKiB = 256 * 1024
+	MaxArgon2Time      = 16
+	MaxArgon2Threads   = 16
+)
+
+// CheckArgon2idParameters reports whether a PHC-formatted argon2id hash
+// ($argon2id$v=19$m=…,t=…,p=…$salt$key) asks for parameters within the bounds.
+func CheckArgon2idParameters(hash string) error {
+	parts := strings.Split(hash, "$")
+	var m, t, p uint64
+	if len(parts) != 6 || parts[2] != "v=19" {
+		return errors.New("is not an argon2id hash of the form $argon2id$v=19$m=…,t=…,p=…$salt$key: make one with 'gatehouse oidc hash-secret'")
+	}
+	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &m, &t, &p); err != nil || fmt.Sprintf("m=%d,t=%d,p=%d", m, t, p) != parts[3] {
+		return fmt.Errorf("argon2id parameters %q are unreadable: make the hash with 'gatehouse oidc hash-secret'", parts[3])
+	}
+	if m < MinArgon2MemoryKiB || m > MaxArgon2MemoryKiB || t < 1 || t > MaxArgon2Time || p < 1 || p > MaxArgon2Threads {
+		return fmt.Errorf("argon2id parameters %q are outside m=%d..%d (KiB), t=1..%d, p=1..%d: make the hash with 'gatehouse oidc hash-secret'",
+			parts[3], MinArgon2MemoryKiB, MaxArgon2MemoryKiB, MaxArgon2Time, MaxArgon2Threads)
 	}
 	return nil
 }

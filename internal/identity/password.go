@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"strings"
 
+	"github.com/gatehouse-id/gatehouse/internal/config"
 	"golang.org/x/crypto/argon2"
 )
 
@@ -140,6 +141,9 @@ func parsePHC(s string) (phc, error) {
 	var version int
 	if _, err := fmt.Sscanf(parts[2], "v=%d", &version); err != nil || version != argon2.Version {
 		return p, fmt.Errorf("stored password hash has argon2 version %q, want v=%d", parts[2], argon2.Version)
+	}
+	if err := config.CheckArgon2idParameters(s); err != nil {
+		return p, fmt.Errorf("stored password hash: %w", err)
 	}
 	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &p.memory, &p.time, &p.threads); err != nil {
 		return p, fmt.Errorf("stored password hash has unreadable parameters %q", parts[3])

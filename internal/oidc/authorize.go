@@ -169,14 +169,16 @@ func (p *Provider) authorizeRequest(w http.ResponseWriter, r *http.Request, q ur
 			return
 		}
 		// Back here after signing in again, the request carries the time (ms) it asked from,
-		// instead of prompt=login or max_age, so a fresh sign-in satisfies it once.
+		// instead of prompt=login or max_age, so a fresh sign-in satisfies it once. The
+		// time is signed: a login_after made up outside would wave an old session through
+		// an app's prompt=login.
 		again := url.Values{}
 		for k, v := range q {
 			if k != "prompt" && k != "max_age" {
 				again[k] = v
 			}
 		}
-		again.Set("login_after", strconv.FormatInt(time.Now().UnixMilli(), 10))
+		again.Set("login_after", p.signedKey().Sign("oidc-login-after", loginAfterTTL, strconv.FormatInt(time.Now().UnixMilli(), 10)))
 		http.Redirect(w, r, p.Pages.ReauthURL(PathAuthorize+"?"+again.Encode()), http.StatusFound)
 		return
 	}
@@ -218,11 +220,16 @@ func (p *Provider) authorizeRequest(w http.ResponseWriter, r *http.Request, q ur
 	p.issueCode(w, r, ar, user)
 }
 
+// loginAfterTTL is how long a signed login_after lasts: the time to sign in again.
+const loginAfterTTL = 15 * time.Minute
+
 // needsFreshLogin reports whether the app asked (prompt=login, or a max_age the
 // session's sign-in is older than) for a sign-in newer than the user's.
 func (p *Provider) needsFreshLogin(q url.Values, user *session.Principal) bool {
-	if after, err := strconv.ParseInt(q.Get("login_after"), 10, 64); err == nil {
-		return user.AuthenticatedAt.UnixMilli() < after
+	if f, ok := p.signedKey().Open("oidc-login-after", q.Get("login_after"), 1); ok {
+		if after, err := strconv.ParseInt(f[0], 10, 64); err == nil {
+			return user.AuthenticatedAt.UnixMilli() < after
+		}
 	}
 	if slices.Contains(strings.Fields(q.Get("prompt")), "login") {
 		return true

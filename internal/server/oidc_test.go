@@ -12,6 +12,7 @@ import (
 	"reflect"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -711,6 +712,14 @@ func TestOIDCFreshSignIn(t *testing.T) {
 	resp, _ := o.browse(conf.AuthCodeURL("s", pkce, oauth2.SetAuthURLParam("max_age", "0"), oauth2.SetAuthURLParam("prompt", "none")), o.alice)
 	if loc, _ := url.Parse(resp.Header.Get("Location")); loc == nil || loc.Query().Get("error") != "login_required" {
 		t.Fatalf("prompt=none with max_age=0: %q", resp.Header.Get("Location"))
+	}
+	// Gatehouse's own login_after cannot be made up outside to wave an older session
+	// through an app's prompt=login.
+	for _, forged := range []string{"0", "1", strconv.FormatInt(time.Now().Add(-time.Hour).UnixMilli(), 10)} {
+		resp, _ := o.browse(conf.AuthCodeURL("s", pkce, oauth2.SetAuthURLParam("prompt", "login"), oauth2.SetAuthURLParam("login_after", forged)), o.alice)
+		if loc := resp.Header.Get("Location"); resp.StatusCode != http.StatusFound || !strings.HasPrefix(loc, "/login?rd=") {
+			t.Fatalf("prompt=login with a forged login_after=%s: %d to %q, want the login page", forged, resp.StatusCode, loc)
+		}
 	}
 }
 
