@@ -163,6 +163,7 @@ func loadWithStats(ctx context.Context, pid int, opts bench.Options) (measured, 
 type gatehouseProcess struct {
 	cmd     *exec.Cmd
 	base    string
+	metrics string // the metrics listener's base URL
 	ready   time.Duration
 	idleRSS int64
 }
@@ -178,7 +179,8 @@ func startGatehouse(ctx context.Context, binary, dir, dbURL string) (*gatehouseP
 	}
 	cmd := exec.CommandContext(ctx, binary, "serve", "--config", cfgPath)
 	cmd.Dir = dir
-	cmd.Env = append(withoutGatehouseEnv(), "GATEHOUSE_DATABASE_URL="+dbURL)
+	metricsAddr := freeAddr()
+	cmd.Env = append(withoutGatehouseEnv(), "GATEHOUSE_DATABASE_URL="+dbURL, "GATEHOUSE_SERVER_METRICS_ADDRESS="+metricsAddr)
 	if strings.HasPrefix(dbURL, "postgres") { // replicas get their server key from outside the database
 		cmd.Env = append(cmd.Env, "GATEHOUSE_SERVER_SECRET=bench-server-key-0123456789abcdef0123456789")
 	}
@@ -187,7 +189,7 @@ func startGatehouse(ctx context.Context, binary, dir, dbURL string) (*gatehouseP
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	p := &gatehouseProcess{cmd: cmd, base: "http://" + addr}
+	p := &gatehouseProcess{cmd: cmd, base: "http://" + addr, metrics: "http://" + metricsAddr}
 	ready, err := waitReady(ctx, p.base+"/-/health/ready/", start)
 	if err != nil {
 		p.stop()
@@ -274,7 +276,7 @@ func runBackend(ctx context.Context, o suiteOptions, name, dbURL, dir string, ba
 	if r, _ := bench.Run(ctx, bench.Options{URL: url, Header: hdr, Cookies: []string{cookie}, Requests: 100}); r.ByStatus[200] != 100 {
 		return nil, fmt.Errorf("warm-up: a valid session was not allowed: %v", r.ByStatus)
 	}
-	q0, err := queryCount(p.base)
+	q0, err := queryCount(p.metrics)
 	if err != nil {
 		return nil, err
 	}
@@ -283,7 +285,7 @@ func runBackend(ctx context.Context, o suiteOptions, name, dbURL, dir string, ba
 	if err != nil {
 		return nil, err
 	}
-	q1, _ := queryCount(p.base)
+	q1, _ := queryCount(p.metrics)
 	// The replica polls the change feed once a second and flushes last-seen times every
 	// 30 s; those are not the requests' doing.
 	background := o.duration.Seconds() + 2

@@ -31,12 +31,19 @@ func (c *cli) serve(args []string) error {
 	if err != nil {
 		return fmt.Errorf("server.address: cannot listen on %s: %w", cfg.Server.Address, err)
 	}
+	var metrics net.Listener
+	if cfg.Server.MetricsAddress != "" {
+		if metrics, err = net.Listen("tcp", cfg.Server.MetricsAddress); err != nil {
+			ln.Close()
+			return fmt.Errorf("server.metrics_address: cannot listen on %s: %w (set another address, or \"\" for no metrics)", cfg.Server.MetricsAddress, err)
+		}
+	}
 	if cfg.Server.DebugAddress != "" {
 		go serveDebug(cfg.Server.DebugAddress, log)
 	}
-	log.Info("gatehouse is listening", "address", ln.Addr().String(), "public_url", cfg.Server.PublicURL,
-		"database", dbKind(&cfg), "version", version)
-	return server.Run(c.ctx, cfg, log, level, ln, func(app *server.App) error {
+	log.Info("gatehouse is listening", "address", ln.Addr().String(), "metrics_address", cfg.Server.MetricsAddress,
+		"public_url", cfg.Server.PublicURL, "database", dbKind(&cfg), "version", version)
+	return server.Run(c.ctx, cfg, log, level, ln, metrics, func(app *server.App) error {
 		if err := app.PrintSetupLink(c.ctx, c.stderr); err != nil {
 			return fmt.Errorf("creating the setup link: %w", err)
 		}

@@ -34,6 +34,7 @@ type Server struct {
 	RedirectDomains []string `yaml:"redirect_domains" doc:"Extra domains a post-login return URL (rd) may point into, besides session.cookie_domain and the public_url host. Subdomains are included."`
 	DrainTime       Duration `yaml:"drain_time" doc:"On SIGTERM, how long in-flight requests get to finish before Gatehouse exits."`
 	ShutdownDelay   Duration `yaml:"shutdown_delay" doc:"On SIGTERM, how long to keep serving while reporting unready, so load balancers stop sending new requests first (5s suits Kubernetes)."`
+	MetricsAddress  string   `yaml:"metrics_address" doc:"Address of the listener for Prometheus metrics (/metrics), apart from server.address so that a proxy in front of Gatehouse never publishes them. Empty: no metrics. Behind Kubernetes use \":9001\" (the Helm chart's scrape annotations name it)."`
 	DebugAddress    string   `yaml:"debug_address" doc:"If set, serve Go's profiler (/debug/pprof/) on this separate address, for finding where time and memory go. Keep it on loopback."`
 	TrustedProxies  []string `yaml:"trusted_proxies" doc:"Networks (CIDR) or addresses of the proxies in front of Gatehouse, whose X-Forwarded-For is believed when finding a client's address (for throttling, audit events and session lists). Loopback only by default: name your proxy's address or network, never a whole LAN, or every client on it can claim any address."`
 }
@@ -116,7 +117,7 @@ type Log struct {
 // enough to start on an embedded database with nothing configured.
 func Default() Config {
 	return Config{
-		Server: Server{Address: ":9000", PublicURL: "http://localhost:9000", DrainTime: Duration(10 * time.Second),
+		Server: Server{Address: ":9000", PublicURL: "http://localhost:9000", DrainTime: Duration(10 * time.Second), MetricsAddress: "127.0.0.1:9001",
 			TrustedProxies: []string{"127.0.0.0/8", "::1/128"}},
 		Database: Database{
 			URL:             "sqlite:./gatehouse-data/gatehouse.db",

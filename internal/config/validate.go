@@ -20,6 +20,13 @@ func (c *Config) Validate() error {
 	if _, port, err := net.SplitHostPort(c.Server.Address); err != nil || port == "" {
 		bad("server.address", "%q is not host:port (for example \":9000\" or \"127.0.0.1:9000\")", c.Server.Address)
 	}
+	if c.Server.MetricsAddress != "" {
+		if _, port, err := net.SplitHostPort(c.Server.MetricsAddress); err != nil || port == "" {
+			bad("server.metrics_address", "%q is not host:port (for example \":9001\"), or empty for no metrics", c.Server.MetricsAddress)
+		} else if c.Server.MetricsAddress == c.Server.Address {
+			bad("server.metrics_address", "%q is server.address too: metrics need their own listener, which the proxy does not reach", c.Server.MetricsAddress)
+		}
+	}
 	if c.Server.DebugAddress != "" {
 		if _, port, err := net.SplitHostPort(c.Server.DebugAddress); err != nil || port == "" {
 			bad("server.debug_address", "%q is not host:port (for example \"127.0.0.1:6060\")", c.Server.DebugAddress)

@@ -177,6 +177,17 @@ func (h *harness) do(r req) (*http.Response, string) {
 	return resp, string(b)
 }
 
+// metrics reads /metrics from the app's metrics handler (server.metrics_address).
+func (h *harness) metrics() string {
+	h.t.Helper()
+	rec := httptest.NewRecorder()
+	h.app.MetricsHandler.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	if rec.Code != http.StatusOK {
+		h.t.Fatalf("/metrics: %d", rec.Code)
+	}
+	return rec.Body.String()
+}
+
 var csrfField = regexp.MustCompile(`name="csrf_token" value="([^"]+)"`)
 
 // formToken loads a page and returns its CSRF token with the cookie it belongs to.

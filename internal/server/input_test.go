@@ -104,7 +104,11 @@ func TestHealthAndMetrics(t *testing.T) {
 	}
 	h.do(req{path: "/api/authz/forward-auth", header: traefik("https://app.example.com/")})
 	h.login("nobody", "wrong password", "")
-	_, body := h.do(req{path: "/metrics"})
+	body := h.metrics()
+	// Not on the public listener, which the README's proxy configs put on the internet.
+	if resp, _ := h.do(req{path: "/metrics"}); resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("/metrics on the public listener: %d, want 404", resp.StatusCode)
+	}
 	for _, want := range []string{
 		`gatehouse_forward_auth_decisions_total{result="login"} 1`,
 		`gatehouse_login_attempts_total{result="failure"} 1`,

@@ -19,6 +19,10 @@ import (
 // secret: in the database, beside what it protects. It is moved out at start.
 const storedSecretKey = "server_secret"
 
+// errKeyConfig marks a server key problem only the operator can fix: a replica does not
+// wait for it to go away, as it waits for a database.
+var errKeyConfig = errors.New("server.secret is not set or does not match")
+
 // KeyFilePath is where the server key lives when server.secret is not set: beside the
 // SQLite file ("" for PostgreSQL, where every replica needs the same key from
 // outside: server.secret).
@@ -46,7 +50,7 @@ func ServerKey(ctx context.Context, st store.Store, cfg *config.Config, log *slo
 			if stored != "" {
 				hint = "this database still holds the secret an older Gatehouse generated: print it with 'gatehouse key export', keep it in a Secret and pass it as GATEHOUSE_SERVER_SECRET_FILE, so signing keys and authenticator apps keep working"
 			}
-			return serverkey.Key{}, fmt.Errorf("server.secret is not set: with PostgreSQL every replica needs the same server key from outside the database; %s", hint)
+			return serverkey.Key{}, fmt.Errorf("%w: with PostgreSQL every replica needs the same server key from outside the database; %s", errKeyConfig, hint)
 		}
 		if material, err = keyFile(path, stored, log); err != nil {
 			return serverkey.Key{}, err
@@ -55,8 +59,8 @@ func ServerKey(ctx context.Context, st store.Store, cfg *config.Config, log *slo
 	}
 	if stored != "" {
 		if stored != material {
-			return serverkey.Key{}, fmt.Errorf("%s differs from the server secret an older Gatehouse stored in this database; "+
-				"signing keys and authenticator apps are sealed with the stored one: print it with 'gatehouse key export' and use it as %s", source, source)
+			return serverkey.Key{}, fmt.Errorf("%w: %s differs from the server secret an older Gatehouse stored in this database; "+
+				"signing keys and authenticator apps are sealed with the stored one: print it with 'gatehouse key export' and use it as %s", errKeyConfig, source, source)
 		}
 		if err := st.DeleteSetting(ctx, storedSecretKey); err != nil {
 			return serverkey.Key{}, err

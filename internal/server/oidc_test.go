@@ -451,7 +451,7 @@ func TestOIDCClientCredentialsAndDeviceFlow(t *testing.T) {
 			t.Fatalf("after 11 wrong codes: %d", resp.StatusCode)
 		}
 
-		_, metrics := o.do(req{path: "/metrics"})
+		metrics := o.metrics()
 		for _, want := range []string{`gatehouse_oidc_token_requests_total{grant_type="client_credentials",result="issued"} 1`,
 			`gatehouse_oidc_token_requests_total{grant_type="device_code",result="issued"} 1`,
 			`gatehouse_oidc_token_requests_total{grant_type="device_code",result="refused"} 3`} {

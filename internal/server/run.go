@@ -20,12 +20,25 @@ import (
 // PostgreSQL to come back is neither sent traffic nor killed: it never crash-loops.
 // A database newer than this binary still ends Run at once, writing nothing.
 // started is called once the app is up (to print the setup link, watch the config).
-func Run(ctx context.Context, cfg config.Config, log *slog.Logger, level *slog.LevelVar, ln net.Listener, started func(*App) error) error {
+// metrics, when not nil, is server.metrics_address's listener: /metrics is served there
+// and nowhere else.
+func Run(ctx context.Context, cfg config.Config, log *slog.Logger, level *slog.LevelVar, ln, metrics net.Listener, started func(*App) error) error {
 	boot := &booting{}
 	boot.status.Store("opening the database")
 	srv := httpServer(boot, log)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
+	if metrics != nil {
+		msrv := httpServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if app := boot.app.Load(); app != nil {
+				app.MetricsHandler.ServeHTTP(w, r)
+				return
+			}
+			http.Error(w, "gatehouse is starting", http.StatusServiceUnavailable)
+		}), log)
+		go msrv.Serve(metrics)
+		defer msrv.Close()
+	}
 
 	app, err := openWaiting(ctx, cfg, log, level, boot)
 	if err == nil {
@@ -56,7 +69,7 @@ func openWaiting(ctx context.Context, cfg config.Config, log *slog.Logger, level
 	wait := time.Second
 	for {
 		app, err := New(ctx, cfg, log, level)
-		if err == nil || isSQLite || errors.Is(err, store.ErrSchemaTooNew) || ctx.Err() != nil {
+		if err == nil || isSQLite || errors.Is(err, store.ErrSchemaTooNew) || errors.Is(err, errKeyConfig) || ctx.Err() != nil {
 			return app, err
 		}
 		boot.status.Store("waiting for the database: " + err.Error())

@@ -36,7 +36,10 @@ type App struct {
 	Sessions *session.Manager
 	Metrics  *metrics.Metrics
 	Log      *slog.Logger
-	Handler  http.Handler
+	// Handler serves everything on server.address: pages, forward auth, OIDC, health.
+	Handler http.Handler
+	// MetricsHandler serves /metrics on its own listener (server.metrics_address).
+	MetricsHandler http.Handler
 	// OIDC is the OpenID Connect provider (its keys are managed by housekeeping).
 	OIDC *oidc.Provider
 
@@ -153,8 +156,10 @@ func newApp(ctx context.Context, st store.Store, cfg config.Config, log *slog.Lo
 	mux.Handle(forwardauth.AuthentikExtAuthzPrefix+"/", fa.Serve(forwardauth.ExtAuthz))
 	mux.HandleFunc("GET /-/health/live/", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
 	mux.HandleFunc("GET /-/health/ready/", a.ready)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(a.Metrics.Registry, promhttp.HandlerOpts{}))
 	a.Handler = a.instrument(mux)
+	metricsMux := http.NewServeMux()
+	metricsMux.Handle("GET /metrics", promhttp.HandlerFor(a.Metrics.Registry, promhttp.HandlerOpts{}))
+	a.MetricsHandler = metricsMux
 	return a, nil
 }
 

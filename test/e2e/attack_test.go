@@ -118,6 +118,10 @@ func attackProxy(t *testing.T, proxyPort int) {
 			checkPublicAnswer(t, c.host+c.target, body, c.wantRoute)
 		}
 	}
+	// Metrics have their own listener: the proxy publishes Gatehouse's pages, not them.
+	if status, body := rawRequest(t, proxyPort, attack{host: "auth.example.com", target: "/metrics"}); status != http.StatusNotFound || strings.Contains(body, "gatehouse_") {
+		t.Errorf("/metrics through the proxy: %d, want 404", status)
+	}
 	refused := 0
 	for _, a := range attacks {
 		status, body := rawRequest(t, proxyPort, a)

@@ -45,7 +45,8 @@ func TestMain(m *testing.M) {
 
 // cleanEnv is the environment without GATEHOUSE_* variables, plus extra. On
 // PostgreSQL it also gives the server key, as every replica of a real deployment is
-// given one (from a Secret): with SQLite the key file beside the database serves.
+// given one (from a Secret): with SQLite the key file beside the database serves. The
+// metrics listener is off unless extra names its address.
 func cleanEnv(extra ...string) []string {
 	var env []string
 	for _, kv := range os.Environ() {
@@ -53,10 +54,15 @@ func cleanEnv(extra ...string) []string {
 			env = append(env, kv)
 		}
 	}
+	metrics := false
 	for _, kv := range extra {
 		if strings.HasPrefix(kv, "GATEHOUSE_DATABASE_URL=postgres") {
 			env = append(env, "GATEHOUSE_SERVER_SECRET="+testServerSecret)
 		}
+		metrics = metrics || strings.HasPrefix(kv, "GATEHOUSE_SERVER_METRICS_ADDRESS=")
+	}
+	if !metrics { // many servers run at once here: only tests that read metrics listen for them
+		env = append(env, "GATEHOUSE_SERVER_METRICS_ADDRESS=")
 	}
 	return append(env, extra...)
 }

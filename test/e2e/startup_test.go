@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -83,5 +84,30 @@ func TestStartupWaitsForTheDatabase(t *testing.T) {
 	srv.waitReady(t, addr)
 	if !strings.Contains(srv.output(), "gatehouse is listening") {
 		t.Fatalf("no start-up log:\n%s", srv.output())
+	}
+}
+
+// Metrics are served on server.metrics_address only, never on the listener a proxy
+// publishes.
+func TestMetricsHaveTheirOwnListener(t *testing.T) {
+	dir := t.TempDir()
+	addr, metrics := fmt.Sprintf("127.0.0.1:%d", freePort(t)), fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	env := cleanEnv("GATEHOUSE_DATABASE_URL=sqlite:"+filepath.Join(dir, "gh.db"), "GATEHOUSE_SERVER_ADDRESS="+addr,
+		"GATEHOUSE_SERVER_METRICS_ADDRESS="+metrics)
+	serve(t, dir, env, addr)
+	get := func(url string) (int, string) {
+		resp, err := http.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := get("http://" + metrics + "/metrics"); code != http.StatusOK || !strings.Contains(body, "gatehouse_forward_auth_decisions_total") {
+		t.Fatalf("metrics listener: %d", code)
+	}
+	if code, _ := get("http://" + addr + "/metrics"); code != http.StatusNotFound {
+		t.Fatalf("/metrics on server.address: %d, want 404", code)
 	}
 }
