@@ -34,6 +34,8 @@ type Handler struct {
 	Metrics   *metrics.Metrics
 	Audit     func(store.Event)
 	Log       *slog.Logger
+
+	denials denialLimiter
 }
 
 // Serve returns the http.Handler for one dialect.
@@ -78,8 +80,10 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, d Dialect) strin
 	case access.NeedSecondFactor:
 		h.sendTo(w, r, d, orig, h.StepUpURL(orig.URL()), "a second factor is required")
 	default:
-		h.Audit(store.Event{Kind: "access.denied", Actor: who.Username, Target: orig.Host + orig.Path,
-			Detail: dec.Reason})
+		if record, before := h.denials.record(who.Username, orig.HostName()); record {
+			h.Audit(store.Event{Kind: "access.denied", Actor: who.Username, Target: orig.Host + orig.Path,
+				Detail: dec.Reason + suppressedNote(before)})
+		}
 		http.Error(w, "gatehouse: "+who.Username+" may not open "+orig.Host+": "+dec.Reason, http.StatusForbidden)
 	}
 	return dec.Result.String()
