@@ -118,13 +118,16 @@ func (d *Directory) SetDisabled(ctx context.Context, actor, username string, dis
 	return d.audit(ctx, kind, actor, u.Username, "")
 }
 
-// DeleteUser deletes a user and their sessions; deleting the last enabled admin is refused.
+// DeleteUser deletes a user, their sessions and OpenID Connect grants; deleting the last enabled admin is refused.
 func (d *Directory) DeleteUser(ctx context.Context, actor, username string) error {
 	u, err := d.Store.UserByUsername(ctx, username)
 	if err != nil {
 		return err
 	}
 	if err := d.guardAdmins(ctx, func(id string) bool { return id == u.ID }, nil); err != nil {
+		return err
+	}
+	if _, err := d.Store.RevokeUserOIDCTokens(ctx, u.ID); err != nil {
 		return err
 	}
 	if err := d.Store.DeleteUser(ctx, u.ID); err != nil {
@@ -475,12 +478,28 @@ func (d *Directory) endSessions(ctx context.Context, userID string) error {
 	return err
 }
 
+// endAllSessions ends a user's sessions and, with them, the user's OpenID Connect
+// grants: a refresh token must not outlive the revocation that was meant to lock
+// someone out.
 func (d *Directory) endAllSessions(ctx context.Context, userID string) (int, error) {
 	n, err := d.Store.DeleteUserSessions(ctx, userID)
 	if err != nil {
 		return 0, err
 	}
+	if _, err := d.Store.RevokeUserOIDCTokens(ctx, userID); err != nil {
+		return n, err
+	}
 	return n, d.Store.AppendChange(ctx, store.ChangeUser, userID)
+}
+
+// EndOIDCGrants ends every OpenID Connect grant of a user (exact id), as a password
+// change on the account page does while keeping the session it was made in.
+func (d *Directory) EndOIDCGrants(ctx context.Context, actor, userID string) error {
+	n, err := d.Store.RevokeUserOIDCTokens(ctx, userID)
+	if err != nil || n == 0 {
+		return err
+	}
+	return d.audit(ctx, "oidc.grants_revoked", actor, userID, fmt.Sprintf("%d tokens", n))
 }
 
 // RevokeSession ends one session on every replica: the row goes, and the change feed

@@ -747,3 +747,47 @@ func TestOIDCCORS(t *testing.T) {
 		t.Fatalf("an error answer must be readable by the app too: %d %v", resp.StatusCode, resp.Header)
 	}
 }
+
+// Whatever ends a person's sessions ends their OpenID Connect grants too: an admin's
+// password reset, revoking all their sessions, disabling them, and their own password
+// change on the account page leave no refresh or access token working.
+func TestOIDCGrantsEndWithSessions(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, dbURL string) {
+		o := startOIDC(t, dbURL)
+		o.addUser("root", "Home Server Admins") // so disabling alice is not refused as the last admin
+		dir, ctx := o.app.Directory(), o.ctx
+		conf := o.grafana()
+		for _, end := range []struct {
+			name string
+			do   func(sess *http.Cookie)
+		}{
+			{"an admin sets a new password", func(*http.Cookie) { dir.SetPassword(ctx, "cli", "alice", "correct horse alice") }},
+			{"gatehouse session revoke --user", func(*http.Cookie) { dir.RevokeUserSessions(ctx, "cli", "alice") }},
+			{"disabling the user", func(*http.Cookie) {
+				dir.SetDisabled(ctx, "cli", "alice", true)
+				dir.SetDisabled(ctx, "cli", "alice", false)
+			}},
+			{"their own password change", func(sess *http.Cookie) {
+				if status, body := o.post("/account/password", sess, url.Values{"current_password": {"correct horse alice"},
+					"new_password": {"correct horse alice"}, "new_password_confirm": {"correct horse alice"}}); status != http.StatusOK || !strings.Contains(body, "must sign in again") {
+					t.Fatalf("password change: %d", status)
+				}
+			}},
+		} {
+			_, sess := o.login("alice", "correct horse alice", "")
+			verifier := oauth2.GenerateVerifier()
+			tok, err := conf.Exchange(ctx, o.code(conf.AuthCodeURL("s", oauth2.S256ChallengeOption(verifier)), sess, "s"), oauth2.VerifierOption(verifier))
+			if err != nil {
+				t.Fatalf("%s: exchange: %v", end.name, err)
+			}
+			end.do(sess)
+			if _, err := o.provider.UserInfo(ctx, oauth2.StaticTokenSource(tok)); err == nil {
+				t.Errorf("%s: the access token still works at userinfo", end.name)
+			}
+			tok.Expiry = time.Now().Add(-time.Minute)
+			if _, err := conf.TokenSource(ctx, tok).Token(); oauthErrorCode(err) != "invalid_grant" {
+				t.Errorf("%s: refreshing: %v, want invalid_grant", end.name, err)
+			}
+		}
+	})
+}

@@ -287,6 +287,9 @@ type Store interface {
 	DecideOIDCToken(ctx context.Context, hash, userID, data string) error
 	DeleteOIDCToken(ctx context.Context, hash string) error
 	RevokeOIDCFamily(ctx context.Context, family string) (int, error)
+	// RevokeUserOIDCTokens deletes every token issued to a user: a password change,
+	// a revocation of all sessions, disabling or deleting ends the grants too.
+	RevokeUserOIDCTokens(ctx context.Context, userID string) (int, error)
 	DeleteExpiredOIDCTokens(ctx context.Context, now time.Time) (int, error)
 	OIDCConsent(ctx context.Context, userID, clientID string) (scope string, err error)
 	SetOIDCConsent(ctx context.Context, userID, clientID, scope string) error

@@ -185,11 +185,14 @@ func (s *Server) changePassword(w http.ResponseWriter, r *http.Request, p *sessi
 	if err == nil {
 		err = s.endOtherSessions(r, p)
 	}
+	if err == nil {
+		err = s.Directory.EndOIDCGrants(r.Context(), u.Username, u.ID)
+	}
 	if err != nil {
 		return "", err
 	}
 	s.Audit(store.Event{Kind: "user.password_changed", Actor: u.Username, Target: u.Username})
-	return "Password changed; your other sessions were signed out.", nil
+	return "Password changed; your other sessions were signed out, and apps signed in with your account must sign in again.", nil
 }
 
 func (s *Server) removeTOTP(w http.ResponseWriter, r *http.Request, p *session.Principal, u store.User) (string, error) {

@@ -100,3 +100,14 @@ func (s *Store) SetOIDCConsent(ctx context.Context, userID, clientID, scope stri
 		userID, clientID, scope, toDB(time.Now()))
 	return s.mapErr(err, "consent")
 }
+
+// RevokeUserOIDCTokens deletes every OpenID Connect token issued to a user (codes,
+// access and refresh tokens, decided device codes): their grants end with their
+// sessions.
+func (s *Store) RevokeUserOIDCTokens(ctx context.Context, userID string) (int, error) {
+	if userID == "" {
+		return 0, nil // client-credentials tokens have no user: never "every token of nobody"
+	}
+	n, err := s.conn().execAffected(ctx, "DELETE FROM oidc_tokens WHERE user_id = $1", userID)
+	return n, s.mapErr(err, "OpenID Connect tokens of user")
+}

@@ -682,6 +682,18 @@ func testOIDC(t *testing.T, s store.Store) {
 	noErr(t, s.DeleteOIDCToken(ctx, "access-2"))
 	noErr(t, s.DeleteOIDCToken(ctx, "access-2"))
 
+	// Every token of one user goes at once; other users' and clients' stay.
+	noErr(t, s.AddOIDCToken(ctx, store.OIDCToken{Hash: "refresh-u", Kind: "refresh", ClientID: "grafana", UserID: u.ID, Family: "f4", ExpiresAt: now.Add(time.Hour)}))
+	noErr(t, s.AddOIDCToken(ctx, store.OIDCToken{Hash: "access-u", Kind: "access", ClientID: "vault", UserID: u.ID, Family: "f5", ExpiresAt: now.Add(time.Hour)}))
+	noErr(t, s.AddOIDCToken(ctx, store.OIDCToken{Hash: "access-robot", Kind: "access", ClientID: "robot", Family: "f6", ExpiresAt: now.Add(time.Hour)}))
+	if n := must(s.RevokeUserOIDCTokens(ctx, u.ID))(t); n != 2 {
+		t.Fatalf("revoking the user's grants deleted %d tokens, want 2", n)
+	}
+	if n := must(s.RevokeUserOIDCTokens(ctx, ""))(t); n != 0 {
+		t.Fatalf("revoking the tokens of no user deleted %d", n)
+	}
+	must(s.OIDCToken(ctx, "access-robot"))(t)
+
 	_, err = s.OIDCConsent(ctx, u.ID, "grafana")
 	wantErr(t, err, store.ErrNotFound)
 	noErr(t, s.SetOIDCConsent(ctx, u.ID, "grafana", "openid"))
