@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -207,6 +208,17 @@ func (p *Provider) logout(w http.ResponseWriter, r *http.Request) {
 	if after != "" && (!ok || !slices.Contains(c.PostLogoutRedirectURIs, after)) {
 		p.Pages.Message(w, r, http.StatusBadRequest, "Unregistered return address",
 			"The app asked to return to an address that is not one of its post_logout_redirect_uris in Gatehouse's config. You are still signed in; sign out at /logout.")
+		return
+	}
+	// A valid ID token proves which app asks, not that this browser is the one it was
+	// issued to: anyone holding someone's old ID token could sign a victim's browser
+	// out with it. Only the browser's own sign-in is ended without asking.
+	if who := p.Pages.Current(r); who != nil && (!ok || subject(c, store.User{ID: who.UserID, Username: who.Username}) != h.Sub) {
+		confirm := "/logout"
+		if after != "" {
+			confirm += "?rd=" + url.QueryEscape(after)
+		}
+		http.Redirect(w, r, confirm, http.StatusFound)
 		return
 	}
 	if err := p.Pages.EndSession(w, r); err != nil {
