@@ -42,7 +42,7 @@ func (c *cli) user(args []string) error {
 		email, name, fromStdin, noPassword, asJSON = new(string), new(string), new(bool), new(bool), new(bool)
 		groups                                     stringList
 	)
-	sub, pos, dir, st, closeStore, err := c.admin(args, "user", "add, list, show, passwd, disable, enable, delete, credentials, mfa", func(fs *flag.FlagSet) {
+	sub, pos, dir, st, closeStore, err := c.admin(args, "user", "add, list, show, set-email, passwd, disable, enable, delete, credentials, mfa", func(fs *flag.FlagSet) {
 		fs.StringVar(email, "email", "", "email address")
 		fs.StringVar(name, "name", "", "display name")
 		fs.BoolVar(fromStdin, "password-stdin", false, "read the password from standard input")
@@ -104,9 +104,21 @@ func (c *cli) user(args []string) error {
 		if err != nil {
 			return err
 		}
+		emailLine := u.Email
+		if u.EmailPending != "" {
+			emailLine += fmt.Sprintf(" (they asked for %s: confirm with `gatehouse user set-email %s %s`)", u.EmailPending, u.Username, u.EmailPending)
+		}
 		fmt.Fprintf(c.stdout, "username:  %s\nid:        %s\nemail:     %s\nname:      %s\nstatus:    %s\npassword:  %s\ngroups:    %s\nsessions:  %d\ncreated:   %s\n",
-			u.Username, u.ID, u.Email, u.DisplayName, status(u), yesNo(u.PasswordHash != "", "set", "not set"),
+			u.Username, u.ID, emailLine, u.DisplayName, status(u), yesNo(u.PasswordHash != "", "set", "not set"),
 			strings.Join(identity.EffectiveGroups(direct, all), ", "), len(sessions), u.CreatedAt.Format(time.RFC3339))
+	case "set-email":
+		if err := exactly(2, pos, "user set-email USERNAME EMAIL (\"\" removes it)"); err != nil {
+			return err
+		}
+		if err := dir.SetEmail(ctx, actor, pos[0], pos[1]); err != nil {
+			return err
+		}
+		fmt.Fprintf(c.stdout, "email of %s set to %q (confirmed)\n", pos[0], pos[1])
 	case "passwd":
 		if err := exactly(1, pos, "user passwd USERNAME"); err != nil {
 			return err

@@ -29,7 +29,7 @@ Usage:
   gatehouse serve [--config FILE] [--check-config]   run the server (default: SQLite in ./gatehouse-data, port 9000)
   gatehouse migrate [--dry-run]                      apply (or list) database migrations
   gatehouse user add USERNAME [--email E] [--name N] [--group G]... [--password-stdin | --no-password]
-  gatehouse user list | show USERNAME | passwd USERNAME [--password-stdin]
+  gatehouse user list | show USERNAME | set-email USERNAME EMAIL | passwd USERNAME [--password-stdin]
   gatehouse user disable USERNAME | enable USERNAME | delete USERNAME
   gatehouse user credentials list USERNAME | credentials remove USERNAME ID | mfa reset USERNAME
   gatehouse group add NAME [--parent GROUP] | list | delete NAME

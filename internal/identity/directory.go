@@ -139,6 +139,59 @@ func (d *Directory) DeleteUser(ctx context.Context, actor, username string) erro
 	return d.audit(ctx, "user.deleted", actor, u.Username, "")
 }
 
+// ChangeOwnProfile applies a person's own profile change from the account page. A new
+// email address they typed waits as pending until it is confirmed (an admin sets it,
+// or — with email — a verification link): apps keep seeing the confirmed one, so
+// nobody can make an app take them for the owner of someone else's address. It
+// reports whether the address is now pending.
+func (d *Directory) ChangeOwnProfile(ctx context.Context, userID, email, displayName string) (pending bool, err error) {
+	if err := errors.Join(CheckEmail(email), CheckDisplayName(displayName)); err != nil {
+		return false, err
+	}
+	u, err := d.Store.UserByID(ctx, userID)
+	if err != nil {
+		return false, err
+	}
+	upd := store.UserUpdate{DisplayName: &displayName}
+	switch {
+	case strings.EqualFold(email, u.Email):
+		none := ""
+		upd.EmailPending = &none // back to the confirmed address
+	default:
+		upd.EmailPending, pending = &email, email != ""
+		if email == "" { // removing one's address needs no confirmation
+			upd.Email = &email
+		}
+	}
+	if _, err := d.Store.UpdateUser(ctx, u.ID, upd); err != nil {
+		return false, err
+	}
+	if err := d.Store.AppendChange(ctx, store.ChangeUser, u.ID); err != nil {
+		return false, err
+	}
+	return pending, d.audit(ctx, "user.profile_changed", u.Username, u.Username, "")
+}
+
+// SetEmail sets a user's email address as confirmed (an admin's change), clearing a
+// pending one; another account's address is refused (store.ErrConflict).
+func (d *Directory) SetEmail(ctx context.Context, actor, username, email string) error {
+	if err := CheckEmail(email); err != nil {
+		return err
+	}
+	u, err := d.Store.UserByUsername(ctx, username)
+	if err != nil {
+		return err
+	}
+	none := ""
+	if _, err := d.Store.UpdateUser(ctx, u.ID, store.UserUpdate{Email: &email, EmailPending: &none}); err != nil {
+		return err
+	}
+	if err := d.Store.AppendChange(ctx, store.ChangeUser, u.ID); err != nil {
+		return err
+	}
+	return d.audit(ctx, "user.email_set", actor, u.Username, email)
+}
+
 // ErrLastCredential means a removal was refused because the user would have no way
 // left to sign in.
 var ErrLastCredential = errors.New("refused: this is the last way this user can sign in")

@@ -2,11 +2,14 @@ package server
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/url"
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/gatehouse-id/gatehouse/internal/store"
 )
 
 // The account page: profile changes reach the identity headers at once, a password
@@ -36,12 +39,25 @@ func TestAccountPage(t *testing.T) {
 			t.Fatalf("account page: %d\n%s", code.StatusCode, page)
 		}
 
-		if c, _ := post("/account/profile", s1, url.Values{"email": {"alice@new.example"}, "display_name": {"Alice L."}}); c != http.StatusOK {
+		// A new address typed by the person waits for confirmation: apps keep seeing the
+		// confirmed one, so nobody can claim someone else's address (an admin's) to apps.
+		h.addUser("root", "Home Server Admins")
+		h.app.Directory().SetEmail(context.Background(), "cli", "root", "root@example.com")
+		if c, body := post("/account/profile", s1, url.Values{"email": {"ROOT@example.com"}, "display_name": {"Alice L."}}); c != http.StatusOK || !strings.Contains(body, "used once it is confirmed") {
 			t.Fatalf("profile: %d", c)
 		}
-		if resp := passes(s1); resp.Header.Get("Remote-Email") != "alice@new.example" || resp.Header.Get("Remote-Name") != "Alice L." {
-			t.Fatalf("headers after a profile change: %q %q", resp.Header.Get("Remote-Email"), resp.Header.Get("Remote-Name"))
+		if resp := passes(s1); resp.Header.Get("Remote-Email") != "alice@example.com" || resp.Header.Get("X-Authentik-Email") != "alice@example.com" || resp.Header.Get("Remote-Name") != "Alice L." {
+			t.Fatalf("headers after a self-service change: %q %q, want the confirmed address and the new name", resp.Header.Get("Remote-Email"), resp.Header.Get("Remote-Name"))
 		}
+		if err := h.app.Directory().SetEmail(context.Background(), "cli", "alice", "root@example.com"); !errors.Is(err, store.ErrConflict) {
+			t.Fatalf("an admin confirming another account's address: %v, want a conflict", err)
+		}
+		if err := h.app.Directory().SetEmail(context.Background(), "cli", "alice", "alice@new.example"); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "the address an admin set to reach the headers (through the change feed)", func() bool {
+			return passes(s1).Header.Get("Remote-Email") == "alice@new.example"
+		})
 		if c, body := post("/account/profile", s1, url.Values{"email": {"not an email"}}); c != http.StatusBadRequest || !strings.Contains(body, "not a plain email") {
 			t.Fatalf("bad email: %d", c)
 		}

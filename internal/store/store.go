@@ -39,11 +39,16 @@ func (e *SchemaTooNewError) Error() string {
 // Unwrap lets errors.Is(err, ErrSchemaTooNew) match.
 func (e *SchemaTooNewError) Unwrap() error { return ErrSchemaTooNew }
 
-// User is a person (or robot) who can log in. Username is unique regardless of case.
+// User is a person (or robot) who can log in. Username is unique regardless of case,
+// and so is Email when set.
 type User struct {
-	ID           string
-	Username     string
-	Email        string
+	ID       string
+	Username string
+	// Email is the confirmed address: the one identity headers and ID tokens carry.
+	Email string
+	// EmailPending is an address the person typed for themselves, waiting to be
+	// confirmed; it is never sent to apps.
+	EmailPending string
 	DisplayName  string
 	PasswordHash string // PHC-formatted argon2id hash; empty when no password is set
 	Disabled     bool
@@ -53,9 +58,10 @@ type User struct {
 
 // UserUpdate names the profile fields to change; nil fields stay as they are.
 type UserUpdate struct {
-	Email       *string
-	DisplayName *string
-	Disabled    *bool
+	Email        *string
+	EmailPending *string
+	DisplayName  *string
+	Disabled     *bool
 }
 
 // Group is a named set of users. A group may have a parent: members of a group are

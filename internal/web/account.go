@@ -1,6 +1,7 @@
 package web
 
 import (
+	"fmt"
 	"errors"
 	"net/http"
 	"time"
@@ -150,15 +151,19 @@ func (s *Server) changeProfile(w http.ResponseWriter, r *http.Request, p *sessio
 	if err := errors.Join(identity.CheckEmail(email), identity.CheckDisplayName(name)); err != nil {
 		return "", userError{err.Error()}
 	}
-	if _, err := s.Store.UpdateUser(r.Context(), u.ID, store.UserUpdate{Email: &email, DisplayName: &name}); err != nil {
+	pending, err := s.Directory.ChangeOwnProfile(r.Context(), u.ID, email, name)
+	if err != nil {
 		return "", err
 	}
-	// Other replicas (and this one) must send the new name and email in headers.
-	if err := s.Store.AppendChange(r.Context(), store.ChangeUser, u.ID); err != nil {
-		return "", err
-	}
+	// This replica must send the new name at once; the feed tells the others.
 	s.Sessions.Apply(store.Change{Kind: store.ChangeUser, Subject: u.ID})
-	s.Audit(store.Event{Kind: "user.profile_changed", Actor: u.Username, Target: u.Username})
+	if pending {
+		shown := u.Email
+		if shown == "" {
+			shown = "no address"
+		}
+		return fmt.Sprintf("Profile saved. Your new email address %s is used once it is confirmed (ask an admin); until then apps see %s.", email, shown), nil
+	}
 	return "Profile saved.", nil
 }
 

@@ -57,6 +57,11 @@ func TestUpgradeMovesTheSecretOutOfTheDatabase(t *testing.T) {
 	if _, err := db.Exec("UPDATE sessions SET expires_at = $1", time.Now().Add(24*time.Hour).UnixMicro()); err != nil {
 		t.Fatal(err)
 	}
+	// The old schema let a second account type the owner's address (in other letters).
+	if _, err := db.Exec(`INSERT INTO users (id, username, username_key, email, display_name, password_hash, disabled, created_at, updated_at)
+		VALUES ('twin-id', 'twin', 'twin', 'OWNER@example.com', '', '', 0, $1, $1)`, time.Now().UnixMicro()); err != nil {
+		t.Fatal(err)
+	}
 	db.Close()
 	if stored == "" || kid == "" {
 		t.Fatal("the fixture lacks the stored secret or the signing key")
@@ -119,6 +124,14 @@ func TestUpgradeMovesTheSecretOutOfTheDatabase(t *testing.T) {
 	}
 	if out := ok(t, dir, env, "", "user", "credentials", "list", fx.Username); !strings.Contains(out, "Old laptop") || !strings.Contains(out, "totp") {
 		t.Fatalf("credentials after the upgrade:\n%s", out)
+	}
+	// Email addresses are unique now: the owner keeps theirs, the later account keeps
+	// it only as a pending address an admin can sort out.
+	if out := ok(t, dir, env, "", "user", "show", "twin"); !strings.Contains(out, "they asked for OWNER@example.com") {
+		t.Fatalf("the duplicate address after the upgrade:\n%s", out)
+	}
+	if out := ok(t, dir, env, "", "user", "show", fx.Username); !strings.Contains(out, "email:     owner@example.com\n") {
+		t.Fatalf("the owner's address after the upgrade:\n%s", out)
 	}
 	if code := s.stop(t); code != 0 {
 		t.Fatalf("serve exited %d", code)

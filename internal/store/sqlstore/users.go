@@ -3,13 +3,14 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"strings"
 	"time"
 
 	"github.com/gatehouse-id/gatehouse/internal/store"
 )
 
-const userColumns = "id, username, email, display_name, password_hash, disabled, created_at, updated_at"
+const userColumns = "id, username, email, email_pending, display_name, password_hash, disabled, created_at, updated_at"
 
 type scanner interface{ Scan(dest ...any) error }
 
@@ -17,7 +18,7 @@ func scanUser(r scanner) (store.User, error) {
 	var u store.User
 	var created, updated int64
 	var disabled int
-	err := r.Scan(&u.ID, &u.Username, &u.Email, &u.DisplayName, &u.PasswordHash, &disabled, &created, &updated)
+	err := r.Scan(&u.ID, &u.Username, &u.Email, &u.EmailPending, &u.DisplayName, &u.PasswordHash, &disabled, &created, &updated)
 	u.Disabled = disabled != 0
 	u.CreatedAt, u.UpdatedAt = fromDB(created), fromDB(updated)
 	return u, err
@@ -34,9 +35,9 @@ func (s *Store) CreateUser(ctx context.Context, u store.User) (store.User, error
 func (s *Store) createUser(ctx context.Context, c counted, u store.User) (store.User, error) {
 	now := time.Now().UTC().Truncate(time.Microsecond)
 	u.ID, u.CreatedAt, u.UpdatedAt = NewID(), now, now
-	_, err := c.exec(ctx, "INSERT INTO users ("+userColumns+", username_key) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-		u.ID, u.Username, u.Email, u.DisplayName, u.PasswordHash, boolDB(u.Disabled), toDB(now), toDB(now), usernameKey(u.Username))
-	return u, s.mapErr(err, "user "+quote(u.Username))
+	_, err := c.exec(ctx, "INSERT INTO users ("+userColumns+", username_key) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+		u.ID, u.Username, u.Email, u.EmailPending, u.DisplayName, u.PasswordHash, boolDB(u.Disabled), toDB(now), toDB(now), usernameKey(u.Username))
+	return u, s.userErr(err, u)
 }
 
 // UserByID looks a user up by id.
@@ -72,6 +73,9 @@ func (s *Store) UpdateUser(ctx context.Context, id string, upd store.UserUpdate)
 		if upd.Email != nil {
 			u.Email = *upd.Email
 		}
+		if upd.EmailPending != nil {
+			u.EmailPending = *upd.EmailPending
+		}
 		if upd.DisplayName != nil {
 			u.DisplayName = *upd.DisplayName
 		}
@@ -79,11 +83,20 @@ func (s *Store) UpdateUser(ctx context.Context, id string, upd store.UserUpdate)
 			u.Disabled = *upd.Disabled
 		}
 		u.UpdatedAt = time.Now().UTC().Truncate(time.Microsecond)
-		_, err = c.exec(ctx, "UPDATE users SET email = $1, display_name = $2, disabled = $3, updated_at = $4 WHERE id = $5",
-			u.Email, u.DisplayName, boolDB(u.Disabled), toDB(u.UpdatedAt), id)
-		return s.mapErr(err, "user "+quote(u.Username))
+		_, err = c.exec(ctx, "UPDATE users SET email = $1, email_pending = $2, display_name = $3, disabled = $4, updated_at = $5 WHERE id = $6",
+			u.Email, u.EmailPending, u.DisplayName, boolDB(u.Disabled), toDB(u.UpdatedAt), id)
+		return s.userErr(err, u)
 	})
 	return u, err
+}
+
+// userErr maps a failed write of u, telling a taken email address from a taken
+// username: both are ErrConflict, but the person needs to know which.
+func (s *Store) userErr(err error, u store.User) error {
+	if err != nil && s.dialect.IsUniqueViolation(err) && strings.Contains(err.Error(), "users_email_key") {
+		return fmt.Errorf("email address %s is used by another account: %w", quote(u.Email), store.ErrConflict)
+	}
+	return s.mapErr(err, "user "+quote(u.Username))
 }
 
 // SetPasswordHash replaces a user's password hash.

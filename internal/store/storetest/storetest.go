@@ -11,6 +11,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"strings"
 	"testing"
 	"time"
 
@@ -162,7 +163,7 @@ func testUsers(t *testing.T, s store.Store) {
 
 	must(s.CreateUser(ctx, store.User{Username: "bob"}))(t)
 	users := must(s.ListUsers(ctx))(t)
-	if len(users) != 2 || users[0].Username != "Alice" || users[1].Username != "bob" {
+	if len(users) != 2 || users[0].Username != "Alice" || users[1].Username != "bob" || users[1].Email != "" {
 		t.Fatalf("list users: %+v", users)
 	}
 
@@ -176,6 +177,21 @@ func testUsers(t *testing.T, s store.Store) {
 	}
 	_, err = s.UpdateUser(ctx, "nope", store.UserUpdate{Email: &email})
 	wantErr(t, err, store.ErrNotFound)
+
+	// Email addresses are unique ignoring case; empty ones and pending ones are not.
+	_, err = s.CreateUser(ctx, store.User{Username: "mallory", Email: "A@Example.ORG"})
+	wantErr(t, err, store.ErrConflict)
+	if err == nil || !strings.Contains(err.Error(), "email address") {
+		t.Fatalf("a taken email address must be named as such: %v", err)
+	}
+	carol := must(s.CreateUser(ctx, store.User{Username: "carol"}))(t)
+	taken, pending := "a@EXAMPLE.org", "a@example.org"
+	_, err = s.UpdateUser(ctx, carol.ID, store.UserUpdate{Email: &taken})
+	wantErr(t, err, store.ErrConflict)
+	if got := must(s.UpdateUser(ctx, carol.ID, store.UserUpdate{EmailPending: &pending}))(t); got.EmailPending != pending || got.Email != "" {
+		t.Fatalf("pending email: %+v", got)
+	}
+	noErr(t, s.DeleteUser(ctx, carol.ID))
 
 	noErr(t, s.SetPasswordHash(ctx, alice.ID, "$argon2id$x"))
 	if got := must(s.UserByID(ctx, alice.ID))(t); got.PasswordHash != "$argon2id$x" {
