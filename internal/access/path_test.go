@@ -180,10 +180,10 @@ func FuzzNoReadingIsWeaker(f *testing.F) {
 		if CheckPath(target) != nil {
 			return
 		}
-		if strings.ContainsAny(target, "#\\") {
+		path, _, _ := strings.Cut(target, "?")
+		if strings.Contains(target, "#") || strings.Contains(path, "\\") { // the query is the app's business
 			t.Fatalf("CheckPath accepted %q", target)
 		}
-		path, _, _ := strings.Cut(target, "?")
 		for _, who := range people {
 			got := p.Decide(Request{Host: "app.example.com", Path: path}, who)
 			for app, read := range appReadings {
