@@ -133,6 +133,9 @@ func set(items []string) map[string]bool {
 // admins' too: break-glass is about groups, not about factors. No matching rule means
 // deny.
 func (p *Policy) Decide(req Request, who *Identity) Decision {
+	if !p.foldAlways && plainPath(req.Path) { // the common case: one reading, no buffer
+		return p.decideReading(req.Host, Reading{Path: req.Path}, who)
+	}
 	var buf [maxReadings]Reading
 	var strictest Decision
 	for i, reading := range appendReadings(buf[:0], req.Path, p.foldAlways) {

@@ -143,6 +143,20 @@ func appendReadings(out []Reading, path string, foldAlways bool) []Reading {
 	return out
 }
 
+// plainPath reports whether a path has only one reading: no %-escape, no ";", no
+// repeated slash and no upper-case letter (ASCII; any other byte takes the full way).
+func plainPath(p string) bool {
+	for i := 0; i < len(p); i++ {
+		switch c := p[i]; {
+		case c == '%' || c == ';' || c >= 'A' && c <= 'Z' || c >= 0x80:
+			return false
+		case c == '/' && i+1 < len(p) && p[i+1] == '/':
+			return false
+		}
+	}
+	return true
+}
+
 // decode percent-decodes a path that passed CheckPath (every escape is valid).
 func decode(p string) string {
 	if strings.IndexByte(p, '%') < 0 {

@@ -196,3 +196,17 @@ func FuzzNoReadingIsWeaker(f *testing.F) {
 		}
 	})
 }
+
+// The shortcut for plain paths gives the same decision as reading them every way.
+func TestPlainPathShortcut(t *testing.T) {
+	for _, p := range []string{"/", "/index.html", "/a/b/", "/api/x-y_z.~1"} {
+		if !plainPath(p) || len(Readings(p, false)) != 1 {
+			t.Errorf("%q: plain %v, %d readings", p, plainPath(p), len(Readings(p, false)))
+		}
+	}
+	for _, p := range []string{"/A", "/a%20", "/a;b", "/a//b", "/café"} {
+		if plainPath(p) {
+			t.Errorf("%q taken for a plain path", p)
+		}
+	}
+}
