@@ -21,7 +21,8 @@ import (
 //     "..;x"), spaces, NUL and other control bytes (raw or encoded), and invalid UTF-8.
 //     A browser normalises all of these away before it sends a request, so refusing
 //     them costs real users nothing.
-//  2. What stays ambiguous but legitimate — %-escapes of ordinary characters, ";"
+//  2. What stays ambiguous but legitimate — %-escapes of ordinary characters (an
+//     encoded "?" or "#" may end the path for a server that decodes first), ";"
 //     parameters, repeated slashes and letter case — is read every plausible way
 //     (Readings), and Decide takes the strictest decision over all readings: a rule
 //     that protects less (public, fewer groups) applies only when every reading falls
@@ -92,9 +93,10 @@ func CheckPath(target string) error {
 	return nil
 }
 
-// maxReadings bounds the readings of one path: 2 (encoded, decoded) × 2 (";" parameters
-// kept, dropped) × 2 (slashes as sent, merged) × 2 (case as sent, folded).
-const maxReadings = 16
+// maxReadings bounds the readings of one path: 3 (encoded, decoded, decoded and cut at
+// an encoded "?" or "#") × 2 (";" parameters kept, dropped) × 2 (slashes as sent,
+// merged) × 2 (case as sent, folded).
+const maxReadings = 24
 
 // Reading is one way an app may read a request path. Folded readings are lower case
 // and are matched against lower-cased rule paths (a case-insensitive router).
@@ -123,7 +125,13 @@ func appendReadings(out []Reading, path string, foldAlways bool) []Reading {
 	}
 	add(Reading{Path: path})
 	if strings.IndexByte(path, '%') >= 0 {
-		add(Reading{Path: decode(path)})
+		decoded := decode(path)
+		add(Reading{Path: decoded})
+		// A server that decodes before it parses (nginx's proxy_pass with a URI, a
+		// rewrite) reads an encoded "?" or "#" as the end of the path.
+		if end := strings.IndexAny(decoded, "?#"); end > 0 {
+			add(Reading{Path: decoded[:end]})
+		}
 	}
 	for i := range len(out) {
 		if strings.IndexByte(out[i].Path, ';') >= 0 {

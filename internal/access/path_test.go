@@ -125,6 +125,8 @@ func TestStrictestReadingDecides(t *testing.T) {
 		{"protected folder, upper case (case-insensitive routers)", "wiki.example.com", "/ADMIN/users", nil, NeedLogin},
 		{"protected folder, encoded letter", "wiki.example.com", "/%61dmin", nil, NeedLogin},
 		{"protected folder, path parameter (Tomcat)", "wiki.example.com", "/admin;jsessionid=1", nil, NeedLogin},
+		{"protected folder, encoded ? (a server that decodes first ends the path there)", "wiki.example.com", "/admin%3f/x", nil, NeedLogin},
+		{"protected folder, encoded #", "wiki.example.com", "/admin%23x", nil, NeedLogin},
 		{"protected folder, repeated slash", "wiki.example.com", "/admin//users", nil, NeedLogin},
 		{"a name that starts with dots is no dot segment", "wiki.example.com", "/x/..admin", nil, Allow},
 		{"protected folder, member of another group", "wiki.example.com", "/Admin", family, Deny},
@@ -155,6 +157,13 @@ var appReadings = map[string]func(string) Reading{
 	},
 	"Tomcat and Spring (drop ;parameters, decode, merge slashes)": func(p string) Reading {
 		return Reading{Path: mergeSlashes(decode(dropParameters(p)))}
+	},
+	"a proxy that decodes before parsing (nginx proxy_pass with a URI)": func(p string) Reading {
+		d := decode(p)
+		if end := strings.IndexAny(d, "?#"); end > 0 {
+			d = d[:end]
+		}
+		return Reading{Path: mergeSlashes(d)}
 	},
 	"a case-insensitive router (decode, fold)": func(p string) Reading {
 		return Reading{Path: strings.ToLower(mergeSlashes(decode(p))), Folded: true}

@@ -189,6 +189,8 @@ func rawRequest(t *testing.T, proxyPort int, a attack) (int, string) {
 	for k, vs := range spoofedIdentity {
 		fmt.Fprintf(&b, "%s: %s\r\n", k, vs[0])
 	}
+	// The same headers spelled with "_", which CGI-style apps read as the same.
+	b.WriteString("Remote_User: root\r\nRemote_Groups: admins\r\nX-authentik_username: root\r\nX-authentik_groups: admins\r\n")
 	if a.header != "" {
 		if strings.HasPrefix(a.header, "X-Original-URL:") || strings.HasPrefix(a.header, "X-Forwarded-Host:") || strings.HasPrefix(a.header, "Forwarded:") {
 			a.header = strings.Replace(a.header, "www.example.com", fmt.Sprintf("www.example.com:%d", proxyPort), 1)

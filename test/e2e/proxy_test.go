@@ -132,8 +132,17 @@ func visitAsPeople(t *testing.T, proxyPort int) {
 	if resp.Header.Get("Location") != app {
 		t.Fatalf("after login: sent to %q, want %q", resp.Header.Get("Location"), app)
 	}
-	resp, body := b.do(http.MethodGet, app, nil, spoofedIdentity)
+	spoofed := http.Header{"Remote_User": {"root"}, "X-Authentik_username": {"root"}}
+	for k, v := range spoofedIdentity {
+		spoofed[k] = v
+	}
+	resp, body := b.do(http.MethodGet, app, nil, spoofed)
 	got := appAnswerOf(t, resp, body)
+	for _, k := range []string{"remote_user", "x-authentik_username"} {
+		if v := got.Identity[k]; v != "" {
+			t.Errorf("after login: the app received the client's own %s %q", k, v)
+		}
+	}
 	want := map[string]string{"remote-user": "alice", "remote-groups": "Family", "remote-email": "alice@example.com", "remote-name": "Alice",
 		"x-authentik-username": "alice", "x-authentik-groups": "Family", "x-authentik-email": "alice@example.com", "x-authentik-name": "Alice"}
 	if got.Route != "photos" || got.URL != "/photos/42?size=large" {

@@ -7,6 +7,8 @@ const express = require('express');
 const identityHeaders = [
   'remote-user', 'remote-groups', 'remote-email', 'remote-name',
   'x-authentik-username', 'x-authentik-groups', 'x-authentik-email', 'x-authentik-name', 'x-authentik-uid',
+  // The same with "_", which CGI-style apps (PHP, WSGI) read as the same header.
+  'remote_user', 'remote_groups', 'x-authentik_username', 'x-authentik_groups',
 ];
 
 function answer(route) {
