@@ -54,10 +54,24 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, d Dialect) strin
 	var refused *access.PathError
 	switch {
 	case errors.As(err, &refused):
-		http.Error(w, "gatehouse: "+refused.Error(), http.StatusBadRequest)
+		// nginx turns any auth answer but 2xx, 401 and 403 into a 500 of its own, which
+		// would look like Gatehouse failing; a refused target is the client's doing.
+		status := http.StatusBadRequest
+		if d == AuthRequest {
+			status = http.StatusForbidden
+		}
+		http.Error(w, "gatehouse: "+refused.Error(), status)
 		return "refused_target"
 	case err != nil:
-		http.Error(w, "gatehouse: bad forward-auth request: "+err.Error(), http.StatusBadRequest)
+		// A header the proxy did not send is its operator's to fix (400, in nginx's
+		// error log as such); a malformed one came from the client through the proxy,
+		// and behind nginx gets 403 for the same reason as a refused target.
+		status := http.StatusBadRequest
+		var he *HeaderError
+		if d == AuthRequest && errors.As(err, &he) && he.Reason != reasonMissing {
+			status = http.StatusForbidden
+		}
+		http.Error(w, "gatehouse: bad forward-auth request: "+err.Error(), status)
 		return "bad_request"
 	}
 	who, err := h.principal(r)

@@ -71,6 +71,9 @@ func hostName(h string) string {
 	return h
 }
 
+// reasonMissing is HeaderError.Reason for a header the proxy did not send at all.
+const reasonMissing = "is missing"
+
 // HeaderError says which header the proxy must send (or send correctly).
 type HeaderError struct {
 	Header string
@@ -113,9 +116,9 @@ func ParseOriginal(r *http.Request, d Dialect) (Original, error) {
 		for _, h := range []struct{ name, val string }{{"X-Forwarded-Proto", o.Scheme}, {"X-Forwarded-Host", o.Host}, {"X-Forwarded-Uri", o.URI}} {
 			if h.val == "" {
 				if d == AuthRequest {
-					return o, &HeaderError{"X-Original-URL (or X-Forwarded-Proto, X-Forwarded-Host and X-Forwarded-Uri)", "is missing"}
+					return o, &HeaderError{"X-Original-URL (or X-Forwarded-Proto, X-Forwarded-Host and X-Forwarded-Uri)", reasonMissing}
 				}
-				return o, &HeaderError{h.name, "is missing"}
+				return o, &HeaderError{h.name, reasonMissing}
 			}
 		}
 	case ExtAuthz:
@@ -240,8 +243,8 @@ func (o *Original) normalise(uriHeader string) error {
 	if len(o.URI) > maxURLBytes {
 		return &HeaderError{uriHeader, "is longer than 8 KiB"}
 	}
-	if !strings.HasPrefix(o.URI, "/") || strings.HasPrefix(o.URI, "//") {
-		return &HeaderError{uriHeader, fmt.Sprintf("%q does not start with a single \"/\"", clip(o.URI))}
+	if !strings.HasPrefix(o.URI, "/") {
+		return &HeaderError{uriHeader, fmt.Sprintf("%q does not start with \"/\"", clip(o.URI))}
 	}
 	if err := access.CheckPath(o.URI); err != nil {
 		return err
@@ -261,7 +264,7 @@ func (o *Original) normalise(uriHeader string) error {
 // checkHost accepts name[:port] and [ipv6][:port] with sane characters only.
 func checkHost(h string) error {
 	if h == "" {
-		return errors.New("is missing")
+		return errors.New(reasonMissing)
 	}
 	if len(h) > 261 {
 		return errors.New("is too long")

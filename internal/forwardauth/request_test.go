@@ -59,7 +59,7 @@ func TestParseOriginal(t *testing.T) {
 
 		{"missing proto", ForwardAuth, "/", map[string]string{"X-Forwarded-Host": "a", "X-Forwarded-Uri": "/"}, Original{}, "X-Forwarded-Proto is missing"},
 		{"uri without slash", ForwardAuth, "/", map[string]string{"X-Forwarded-Proto": "https", "X-Forwarded-Host": "a", "X-Forwarded-Uri": "x"}, Original{}, "X-Forwarded-Uri"},
-		{"protocol-relative uri", ForwardAuth, "/", map[string]string{"X-Forwarded-Proto": "https", "X-Forwarded-Host": "a", "X-Forwarded-Uri": "//evil.com/"}, Original{}, "X-Forwarded-Uri"},
+		{"protocol-relative uri", ForwardAuth, "/", map[string]string{"X-Forwarded-Proto": "https", "X-Forwarded-Host": "a", "X-Forwarded-Uri": "//evil.com/"}, Original{}, `starts with "//"`},
 		{"host with a path", ForwardAuth, "/", map[string]string{"X-Forwarded-Proto": "https", "X-Forwarded-Host": "a/b", "X-Forwarded-Uri": "/"}, Original{}, "X-Forwarded-Host"},
 		{"host with a bad port", ForwardAuth, "/", map[string]string{"X-Forwarded-Proto": "https", "X-Forwarded-Host": "a:99999x", "X-Forwarded-Uri": "/"}, Original{}, "invalid port"},
 		{"host with userinfo", ForwardAuth, "/", map[string]string{"X-Forwarded-Proto": "https", "X-Forwarded-Host": "user@a", "X-Forwarded-Uri": "/"}, Original{}, "X-Forwarded-Host"},
