@@ -80,20 +80,26 @@ func TestDatabaseOutage(t *testing.T) {
 }
 
 // Past its cache trust, a checked session still passes during an outage, within the
-// grace; a session never seen by this replica does not.
+// grace, and so does one signed in on this replica just before it; a session this
+// replica never saw (signed in on another) does not.
 func TestOutageGraceForStaleCacheEntries(t *testing.T) {
 	dbURL, link := testenv.CuttableURL(t, testenv.PostgresURL(t))
-	h := start(t, testConfig(dbURL))
+	h, other := start(t, testConfig(dbURL)), start(t, testConfig(dbURL))
 	h.addUser("alice", "Allow Login Users")
 	h.addUser("bob", "Allow Login Users")
+	h.addUser("carol", "Allow Login Users")
 	_, alice := h.login("alice", "correct horse alice", "")
-	_, bob := h.login("bob", "correct horse bob", "")
+	_, bob := other.login("bob", "correct horse bob", "")
 	if resp, _ := h.do(req{path: "/api/authz/forward-auth", header: traefik("https://app.example.com/"), cookies: []*http.Cookie{alice}}); resp.StatusCode != http.StatusOK {
 		t.Fatal("alice before the outage")
 	}
 	ctx := context.Background()
 	h.app.Sessions.ExpireCacheTrust() // as if the cache TTL had passed
+	_, carol := h.login("carol", "correct horse carol", "") // signed in here, never checked yet
 	link.Cut()
+	if p, err := h.app.Sessions.Lookup(ctx, carol.Value); err != nil || p == nil || p.Username != "carol" {
+		t.Fatalf("a session made on this replica just before the outage: %v, %v", p, err)
+	}
 	if p, err := h.app.Sessions.Lookup(ctx, alice.Value); err != nil || p == nil || p.Username != "alice" {
 		t.Fatalf("stale but checked session during the outage: %v, %v", p, err)
 	}
@@ -104,4 +110,39 @@ func TestOutageGraceForStaleCacheEntries(t *testing.T) {
 		t.Fatalf("unchecked session during the outage: %d %q, want a plain 503", resp.StatusCode, body)
 	}
 	link.Restore()
+}
+
+// Signing out during an outage fails whole: the session keeps working on every
+// replica and the page says so; and a replica that cannot check the session never
+// claims "You are signed out".
+func TestSignOutDuringAnOutageIsAllOrNothing(t *testing.T) {
+	dbURL, link := testenv.CuttableURL(t, testenv.PostgresURL(t))
+	h, other, third := start(t, testConfig(dbURL)), start(t, testConfig(dbURL)), start(t, testConfig(dbURL))
+	h.addUser("alice", "Allow Login Users")
+	_, alice := h.login("alice", "correct horse alice", "")
+	check := func(r *harness) int {
+		resp, _ := r.do(req{path: "/api/authz/forward-auth", header: traefik("https://app.example.com/"), cookies: []*http.Cookie{alice}})
+		return resp.StatusCode
+	}
+	if check(h) != http.StatusOK || check(other) != http.StatusOK {
+		t.Fatal("alice before the outage")
+	}
+	token, csrf := h.formToken("/login")
+	link.Cut()
+	resp, body := h.do(req{path: "/logout", cookies: []*http.Cookie{alice, csrf}, form: url.Values{"csrf_token": {token}}})
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(body, "still signed in") || cookieNamed(resp, "gatehouse_session") != nil {
+		t.Fatalf("sign-out during the outage: %d, cookie %v", resp.StatusCode, cookieNamed(resp, "gatehouse_session"))
+	}
+	if a, b := check(h), check(other); a != http.StatusOK || b != http.StatusOK {
+		t.Fatalf("after the failed sign-out the session answers %d here and %d on the other replica, want 200 on both", a, b)
+	}
+	if resp, body := third.do(req{path: "/logout", cookies: []*http.Cookie{alice}}); resp.StatusCode != http.StatusServiceUnavailable ||
+		strings.Contains(resp.Header.Get("Location"), "logged_out") || !strings.Contains(body, "still signed in") {
+		t.Fatalf("GET /logout on a replica that cannot check the session: %d to %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	link.Restore()
+	waitFor(t, "the database to answer again", func() bool { return check(third) == http.StatusOK })
+	if check(h) != http.StatusOK || check(other) != http.StatusOK {
+		t.Fatal("the session is not whole after the outage")
+	}
 }

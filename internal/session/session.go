@@ -153,8 +153,14 @@ func (m *Manager) Create(ctx context.Context, u store.User, method, ip, userAgen
 		ID: sqlstore.NewID(), TokenHash: HashToken(token), UserID: u.ID, AuthMethod: method,
 		CreatedAt: now, ExpiresAt: now.Add(m.opts.Lifetime), LastSeenAt: now, IP: ip, UserAgent: userAgent,
 	}
+	gen := m.cache.generation()
 	if err := m.store.CreateSession(ctx, s); err != nil {
 		return "", s, err
+	}
+	// Cached where it was made: if the database goes away before the browser's next
+	// request, this replica can still honour the sign-in through the outage grace.
+	if p, err := m.principal(ctx, s); err == nil && p != nil {
+		m.cache.putUnlessChanged(s.TokenHash, p, now.Add(m.opts.CacheTTL), gen)
 	}
 	return token, s, nil
 }
@@ -246,15 +252,18 @@ func (m *Manager) groupTree(ctx context.Context, need []string) ([]store.Group, 
 	return all, nil
 }
 
-// Revoke ends the session behind a cookie value (logout) on every replica.
+// Revoke ends the session behind a cookie value (logout) on every replica. It is all
+// or nothing: the cached copy goes only once the row is gone, so a database that fails
+// the sign-out leaves the session whole everywhere (and the caller says so), never
+// refused on this replica and valid on the others.
 func (m *Manager) Revoke(ctx context.Context, token string) error {
 	if !wellFormed(token) {
 		return nil
 	}
 	hash := HashToken(token)
-	m.cache.drop(hash)
 	s, err := m.store.SessionByTokenHash(ctx, hash)
 	if errors.Is(err, store.ErrNotFound) {
+		m.cache.drop(hash)
 		return nil
 	}
 	if err != nil {
@@ -263,6 +272,7 @@ func (m *Manager) Revoke(ctx context.Context, token string) error {
 	if err := m.store.DeleteSession(ctx, s.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
 		return err
 	}
+	m.cache.drop(hash) // gone from the database: gone here at once, elsewhere via the feed
 	return m.store.AppendChange(ctx, store.ChangeSession, hash)
 }
 

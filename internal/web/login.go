@@ -150,7 +150,13 @@ func (s *Server) loginError(w http.ResponseWriter, err error) {
 }
 
 func (s *Server) logoutPage(w http.ResponseWriter, r *http.Request) {
-	p := s.current(r)
+	p, err := s.currentOrErr(r)
+	if err != nil {
+		s.Log.Error("logout page: checking the session failed", "error", err.Error())
+		s.message(w, http.StatusServiceUnavailable, "Sign-out unavailable",
+			"Gatehouse cannot reach its database right now, so it cannot sign you out: you are still signed in. Try again in a moment.")
+		return
+	}
 	if p == nil {
 		http.Redirect(w, r, "/login?logged_out", http.StatusFound)
 		return
@@ -164,7 +170,8 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := s.endBrowserSessions(r); err != nil {
 		s.Log.Error("logout: revoking the session failed", "error", err.Error())
-		s.message(w, http.StatusServiceUnavailable, "Sign-out failed", "Gatehouse cannot reach its database right now. Try again in a moment.")
+		s.message(w, http.StatusServiceUnavailable, "Sign-out failed",
+			"Gatehouse cannot reach its database right now, so you are still signed in, everywhere. Try again in a moment.")
 		return
 	}
 	http.SetCookie(w, s.sessionCookie("", -1))

@@ -140,12 +140,25 @@ func (s *Server) message(w http.ResponseWriter, status int, title, text string) 
 
 // current returns who is logged in on this request, or nil.
 func (s *Server) current(r *http.Request) *session.Principal {
+	p, _ := s.currentOrErr(r)
+	return p
+}
+
+// currentOrErr is current, telling "nobody is signed in" (nil, nil) from "the session
+// could not be checked" (nil, err): a page that would say "you are signed out" must
+// not say so when it does not know.
+func (s *Server) currentOrErr(r *http.Request) (*session.Principal, error) {
+	var firstErr error
 	for _, c := range r.CookiesNamed(s.cfg().Session.CookieName) {
-		if p, err := s.Sessions.Lookup(r.Context(), c.Value); err == nil && p != nil {
-			return p
+		p, err := s.Sessions.Lookup(r.Context(), c.Value)
+		if p != nil {
+			return p, nil
+		}
+		if firstErr == nil {
+			firstErr = err
 		}
 	}
-	return nil
+	return nil, firstErr
 }
 
 func (s *Server) sessionCookie(value string, maxAge int) *http.Cookie {

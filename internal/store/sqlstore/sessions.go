@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/gatehouse-id/gatehouse/internal/store"
@@ -71,8 +73,12 @@ func (s *Store) TouchSessions(ctx context.Context, seen map[string]time.Time) er
 	if len(seen) == 0 {
 		return nil
 	}
+	// In key order: two replicas writing overlapping batches then lock rows in the
+	// same order, and cannot deadlock each other.
+	hashes := slices.Sorted(maps.Keys(seen))
 	return s.inTx(ctx, func(c counted, _ *sql.Tx) error {
-		for hash, at := range seen {
+		for _, hash := range hashes {
+			at := seen[hash]
 			if _, err := c.exec(ctx, "UPDATE sessions SET last_seen_at = $1 WHERE token_hash = $2 AND last_seen_at < $1", toDB(at), hash); err != nil {
 				return s.mapErr(err, "session last-seen")
 			}
