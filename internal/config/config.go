@@ -47,6 +47,7 @@ type Database struct {
 	ConnMaxLifetime Duration `yaml:"conn_max_lifetime" doc:"PostgreSQL: replace connections this old (lets rotated credentials take effect)."`
 	OutageGrace     Duration `yaml:"outage_grace" doc:"While the database is unreachable, sessions this replica has already checked keep passing forward auth (against the current rules) for this long."`
 	KeepAuditEvents int      `yaml:"keep_audit_events" doc:"How many audit events to keep; older ones are deleted every 10 minutes, so the table stays bounded."`
+	RequestTimeout  Duration `yaml:"request_timeout" doc:"The most time the database work of one request may take (a page, a sign-in, a forward-auth check whose session is not cached) before it gets a 503: a database that stopped answering must not hold a proxy's workers. Keep it well under the proxy's own timeout."`
 	UnreadyAfter    Duration `yaml:"unready_after" doc:"Report unready only once the database has been unreachable this long; liveness never depends on the database."`
 }
 
@@ -126,6 +127,7 @@ func Default() Config {
 			ConnMaxLifetime: Duration(time.Hour),
 			OutageGrace:     Duration(5 * time.Minute),
 			UnreadyAfter:    Duration(15 * time.Second),
+			RequestTimeout:  Duration(2 * time.Second),
 			KeepAuditEvents: 100_000,
 		},
 		Session: Session{CookieName: "gatehouse_session", Lifetime: Duration(28 * 24 * time.Hour)},

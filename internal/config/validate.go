@@ -63,6 +63,9 @@ func (c *Config) Validate() error {
 	} else if !strings.HasPrefix(c.Database.URL, "postgres://") && !strings.HasPrefix(c.Database.URL, "postgresql://") {
 		bad("database.url", "must start with sqlite: or postgres:// (got %q)", redact(c.Database.URL))
 	}
+	if d := c.Database.RequestTimeout.D(); d < 10*time.Millisecond || d > time.Minute {
+		bad("database.request_timeout", "%s is outside 10ms to 1m", c.Database.RequestTimeout)
+	}
 	if c.Database.KeepAuditEvents < 1000 {
 		bad("database.keep_audit_events", "keep at least 1000 events (got %d)", c.Database.KeepAuditEvents)
 	}

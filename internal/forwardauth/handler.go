@@ -76,6 +76,9 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, d Dialect) strin
 	}
 	who, err := h.principal(r)
 	if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) {
+			h.Metrics.RequestTimeouts.Inc()
+		}
 		h.Log.Error("forward auth: checking the session failed", "host", orig.Host, "error", err.Error())
 		http.Error(w, "gatehouse: could not check the session right now; try again shortly", http.StatusServiceUnavailable)
 		return "error"

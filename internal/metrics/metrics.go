@@ -23,6 +23,9 @@ type Metrics struct {
 	DecisionSeconds prometheus.Histogram
 	// Logins counts login attempts by result: success, failure, throttled, error.
 	Logins *prometheus.CounterVec
+	// RequestTimeouts counts requests whose database work ran past
+	// database.request_timeout and were answered 503.
+	RequestTimeouts prometheus.Counter
 	// AuditDropped counts audit events dropped because the writer fell behind.
 	AuditDropped prometheus.Counter
 	// OIDCTokens counts token endpoint answers by grant type and result: issued,
@@ -50,6 +53,9 @@ func New(activeSessions, cachedSessions, dbQueries func() float64, pool *sql.DB)
 		Logins: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "gatehouse_login_attempts_total", Help: "Login attempts by result.",
 		}, []string{"result"}),
+		RequestTimeouts: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "gatehouse_request_database_timeouts_total", Help: "Requests answered 503 because their database work ran past database.request_timeout.",
+		}),
 		AuditDropped: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "gatehouse_audit_events_dropped_total", Help: "Audit events dropped because the database writer fell behind.",
 		}),
@@ -57,7 +63,7 @@ func New(activeSessions, cachedSessions, dbQueries func() float64, pool *sql.DB)
 			Name: "gatehouse_oidc_token_requests_total", Help: "OpenID Connect token endpoint answers, by grant type and result.",
 		}, []string{"grant_type", "result"}),
 	}
-	r.MustRegister(m.Requests, m.Decisions, m.DecisionSeconds, m.Logins, m.AuditDropped, m.OIDCTokens,
+	r.MustRegister(m.Requests, m.Decisions, m.DecisionSeconds, m.Logins, m.AuditDropped, m.OIDCTokens, m.RequestTimeouts,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "gatehouse_sessions_active", Help: "Unexpired sessions in the database (recounted every 30 s)."}, activeSessions),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "gatehouse_sessions_cached", Help: "Sessions held in this replica's memory cache."}, cachedSessions),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "gatehouse_database_queries_total", Help: "Statements this replica sent to the database."}, dbQueries),

@@ -4,6 +4,8 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -94,7 +96,7 @@ func TestOutageGraceForStaleCacheEntries(t *testing.T) {
 		t.Fatal("alice before the outage")
 	}
 	ctx := context.Background()
-	h.app.Sessions.ExpireCacheTrust() // as if the cache TTL had passed
+	h.app.Sessions.ExpireCacheTrust()                       // as if the cache TTL had passed
 	_, carol := h.login("carol", "correct horse carol", "") // signed in here, never checked yet
 	link.Cut()
 	if p, err := h.app.Sessions.Lookup(ctx, carol.Value); err != nil || p == nil || p.Username != "carol" {
@@ -144,5 +146,49 @@ func TestSignOutDuringAnOutageIsAllOrNothing(t *testing.T) {
 	waitFor(t, "the database to answer again", func() bool { return check(third) == http.StatusOK })
 	if check(h) != http.StatusOK || check(other) != http.StatusOK {
 		t.Fatal("the session is not whole after the outage")
+	}
+}
+
+// A database that stops answering (frozen, as with SIGSTOP) costs a request at most
+// database.request_timeout: forward auth with a session this replica has not cached,
+// a sign-in and a page all answer 503 while it stays frozen, and the timeouts are
+// counted; cached sessions keep passing.
+func TestFrozenDatabaseAnswersWithinTheDeadline(t *testing.T) {
+	dbURL, link := testenv.CuttableURL(t, testenv.PostgresURL(t))
+	cfg := testConfig(dbURL)
+	cfg.Database.RequestTimeout = config.Duration(300 * time.Millisecond)
+	h, other := start(t, cfg), start(t, cfg)
+	h.addUser("alice", "Allow Login Users")
+	h.addUser("bob", "Allow Login Users")
+	_, alice := h.login("alice", "correct horse alice", "")
+	_, bob := other.login("bob", "correct horse bob", "") // never seen by h
+	token, csrf := h.formToken("/login")
+	link.Freeze()
+	defer link.Thaw()
+	check := func(c *http.Cookie) int {
+		resp, _ := h.do(req{path: "/api/authz/forward-auth", header: traefik("https://app.example.com/"), cookies: []*http.Cookie{c}})
+		return resp.StatusCode
+	}
+	if got := check(alice); got != http.StatusOK {
+		t.Fatalf("a cached session with the database frozen: %d, want 200", got)
+	}
+	if got := check(bob); got != http.StatusServiceUnavailable {
+		t.Fatalf("an uncached session with the database frozen: %d, want 503 within the deadline", got)
+	}
+	resp, body := h.do(req{path: "/login", cookies: []*http.Cookie{csrf},
+		form: url.Values{"username": {"alice"}, "password": {"correct horse alice"}, "csrf_token": {token}}})
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(body, "cannot reach its database") {
+		t.Fatalf("a sign-in with the database frozen: %d, want the 503 page", resp.StatusCode)
+	}
+	if resp, _ := h.do(req{path: "/account", cookies: []*http.Cookie{bob}}); resp.StatusCode == http.StatusOK {
+		t.Fatalf("the account page of an unchecked session answered %d with the database frozen", resp.StatusCode)
+	}
+	// The forward-auth check and the sign-in at least (the account page may redirect).
+	counted := regexp.MustCompile(`(?m)^gatehouse_request_database_timeouts_total (\d+)$`).FindStringSubmatch(h.metrics())
+	if counted == nil {
+		t.Fatal("no gatehouse_request_database_timeouts_total metric")
+	}
+	if n, _ := strconv.Atoi(counted[1]); n < 2 {
+		t.Errorf("the timeouts are not counted: %v", counted)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -110,7 +111,8 @@ func newApp(ctx context.Context, st store.Store, cfg config.Config, log *slog.Lo
 	}
 
 	a.Sessions = session.NewManager(st, session.Options{Lifetime: cfg.Session.Lifetime.D(),
-		OutageGrace: cfg.Database.OutageGrace.D(), Prepare: forwardauth.PrepareIdentityHeaders}, log)
+		OutageGrace: cfg.Database.OutageGrace.D(), QueryTimeout: cfg.Database.RequestTimeout.D(),
+		Prepare: forwardauth.PrepareIdentityHeaders}, log)
 	a.Metrics = metrics.New(
 		func() float64 { return float64(a.Sessions.ActiveSessions()) },
 		func() float64 { return float64(a.Sessions.CachedSessions()) },
@@ -267,6 +269,19 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 func (a *App) instrument(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		sw := &statusWriter{ResponseWriter: w}
+		// Every request's database work is bounded (database.request_timeout), except
+		// forward auth, whose only database work — a session missing from the cache —
+		// the session manager bounds itself, sparing the cached check a timer.
+		if !forwardAuthPath(r.URL.Path) {
+			ctx, cancel := context.WithTimeout(r.Context(), a.Config().Database.RequestTimeout.D())
+			defer func() {
+				if errors.Is(ctx.Err(), context.DeadlineExceeded) && sw.code == http.StatusServiceUnavailable {
+					a.Metrics.RequestTimeouts.Inc()
+				}
+				cancel()
+			}()
+			r = r.WithContext(ctx)
+		}
 		defer func() {
 			if v := recover(); v != nil {
 				if v == http.ErrAbortHandler {
@@ -285,6 +300,11 @@ func (a *App) instrument(next http.Handler) http.Handler {
 		}()
 		next.ServeHTTP(sw, r)
 	})
+}
+
+// forwardAuthPath reports whether a path is one of the forward-auth endpoints.
+func forwardAuthPath(p string) bool {
+	return strings.HasPrefix(p, "/api/authz/") || strings.HasPrefix(p, "/outpost.goauthentik.io/auth/")
 }
 
 // HTTPServer returns the http.Server Gatehouse runs with: bounded header size (a 100 KiB

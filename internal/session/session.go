@@ -63,6 +63,10 @@ type Options struct {
 	// OutageGrace is how long after its cache entry's trust ran out a session this
 	// replica already checked keeps passing while the database cannot be reached.
 	OutageGrace time.Duration
+	// QueryTimeout bounds the database work of one lookup that misses the cache, so a
+	// database that stopped answering costs a proxy's check this long, not forever
+	// (0: only the caller's context bounds it).
+	QueryTimeout time.Duration
 	// Prepare, if set, fills Principal.Prepared when a principal is loaded.
 	Prepare func(*Principal) any
 }
@@ -179,6 +183,11 @@ func (m *Manager) Lookup(ctx context.Context, token string) (*Principal, error) 
 	}
 	// A change applied while we read (a revocation, say) must win over what we read.
 	gen := m.cache.generation()
+	if m.opts.QueryTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, m.opts.QueryTimeout)
+		defer cancel()
+	}
 	s, err := m.store.SessionByTokenHash(ctx, hash)
 	if errors.Is(err, store.ErrNotFound) {
 		m.cache.forget(hash) // and never serve a stale copy of it in an outage

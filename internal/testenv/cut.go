@@ -1,7 +1,6 @@
 package testenv
 
 import (
-	"io"
 	"net"
 	"net/url"
 	"sync"
@@ -16,6 +15,7 @@ type Link struct {
 	mu     sync.Mutex
 	up     bool
 	conns  map[net.Conn]bool
+	thawed chan struct{} // closed while bytes flow; a fresh open one while frozen
 }
 
 // CuttableURL returns dbURL rewritten to pass through a new Link, and the Link.
@@ -29,9 +29,10 @@ func CuttableURL(t testing.TB, dbURL string) (string, *Link) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := &Link{ln: ln, target: u.Host, up: true, conns: map[net.Conn]bool{}}
+	l := &Link{ln: ln, target: u.Host, up: true, conns: map[net.Conn]bool{}, thawed: make(chan struct{})}
+	close(l.thawed)
 	go l.accept()
-	t.Cleanup(func() { ln.Close(); l.Cut() })
+	t.Cleanup(func() { ln.Close(); l.Thaw(); l.Cut() })
 	u.Host = ln.Addr().String()
 	return u.String(), l
 }
@@ -49,6 +50,7 @@ func (l *Link) accept() {
 			c.Close() // refused, as an unreachable server would be
 			continue
 		}
+		l.waitThawed() // a frozen server accepts, then says nothing
 		s, err := net.Dial("tcp", l.target)
 		if err != nil {
 			c.Close()
@@ -63,9 +65,51 @@ func (l *Link) accept() {
 }
 
 func (l *Link) pipe(dst, src net.Conn) {
-	io.Copy(dst, src)
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			l.waitThawed()
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				break
+			}
+		}
+		if err != nil {
+			break
+		}
+	}
 	dst.Close()
 	src.Close()
+}
+
+func (l *Link) waitThawed() {
+	l.mu.Lock()
+	ch := l.thawed
+	l.mu.Unlock()
+	<-ch
+}
+
+// Freeze holds every byte in both directions, on open and new connections alike, as a
+// server stopped with SIGSTOP would: connections stay open and nothing answers.
+func (l *Link) Freeze() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	select {
+	case <-l.thawed:
+		l.thawed = make(chan struct{})
+	default: // frozen already
+	}
+}
+
+// Thaw lets the held bytes through.
+func (l *Link) Thaw() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	select {
+	case <-l.thawed:
+	default:
+		close(l.thawed)
+	}
 }
 
 // Cut drops every open connection and refuses new ones until Restore.
