@@ -27,23 +27,32 @@ func (c *cli) serve(args []string) error {
 		return nil
 	}
 	log, level := server.NewLogger(&cfg, c.stderr)
-	ln, err := net.Listen("tcp", cfg.Server.Address)
-	if err != nil {
-		return fmt.Errorf("server.address: cannot listen on %s: %w", cfg.Server.Address, err)
+	// The serving listener opens once the app can answer (see server.Run); a taken port
+	// is still reported at once.
+	listen := func() (net.Listener, error) {
+		ln, err := net.Listen("tcp", cfg.Server.Address)
+		if err != nil {
+			return nil, fmt.Errorf("server.address: cannot listen on %s: %w", cfg.Server.Address, err)
+		}
+		return ln, nil
 	}
+	probe, err := listen()
+	if err != nil {
+		return err
+	}
+	probe.Close()
 	var metrics net.Listener
 	if cfg.Server.MetricsAddress != "" {
 		if metrics, err = net.Listen("tcp", cfg.Server.MetricsAddress); err != nil {
-			ln.Close()
 			return fmt.Errorf("server.metrics_address: cannot listen on %s: %w (set another address, or \"\" for no metrics)", cfg.Server.MetricsAddress, err)
 		}
 	}
 	if cfg.Server.DebugAddress != "" {
 		go serveDebug(cfg.Server.DebugAddress, log)
 	}
-	log.Info("gatehouse is listening", "address", ln.Addr().String(), "metrics_address", cfg.Server.MetricsAddress,
+	log.Info("gatehouse is starting", "address", cfg.Server.Address, "metrics_address", cfg.Server.MetricsAddress,
 		"public_url", cfg.Server.PublicURL, "database", dbKind(&cfg), "version", version)
-	return server.Run(c.ctx, cfg, log, level, ln, metrics, func(app *server.App) error {
+	return server.Run(c.ctx, cfg, log, level, listen, metrics, func(app *server.App) error {
 		if err := app.PrintSetupLink(c.ctx, c.stderr); err != nil {
 			return fmt.Errorf("creating the setup link: %w", err)
 		}

@@ -15,17 +15,23 @@ import (
 )
 
 // A replica that starts while PostgreSQL is unreachable, or while another replica holds
-// the migration lock, stays live and unready and keeps waiting — it never exits into a
-// crash loop — and becomes ready by itself once the database is back.
+// the migration lock, stays live and unready on its metrics listener (where the Helm
+// chart's liveness probe looks) and keeps waiting — it never exits into a crash loop —
+// while its serving port refuses connections, which proxies retry elsewhere; it
+// becomes ready by itself once the database is back.
 func TestStartupWaitsForTheDatabase(t *testing.T) {
 	direct := testenv.PostgresURL(t)
 	dbURL, link := testenv.CuttableURL(t, direct)
 	dir := t.TempDir()
 	port := freePort(t)
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	env := cleanEnv("GATEHOUSE_DATABASE_URL="+dbURL, "GATEHOUSE_SERVER_ADDRESS="+addr)
+	addr, metrics := fmt.Sprintf("127.0.0.1:%d", port), fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	env := cleanEnv("GATEHOUSE_DATABASE_URL="+dbURL, "GATEHOUSE_SERVER_ADDRESS="+addr, "GATEHOUSE_SERVER_METRICS_ADDRESS="+metrics)
+	refused := func() bool {
+		_, err := http.Get("http://" + addr + "/-/health/live/")
+		return err != nil
+	}
 	health := func(path string) (int, string) {
-		resp, err := http.Get("http://" + addr + path)
+		resp, err := http.Get("http://" + metrics + path)
 		if err != nil {
 			return 0, err.Error()
 		}
@@ -57,6 +63,9 @@ func TestStartupWaitsForTheDatabase(t *testing.T) {
 	if srv.cmd.ProcessState != nil {
 		t.Fatal("gatehouse exited while waiting for the database")
 	}
+	if !refused() {
+		t.Fatal("the serving port answers while the replica cannot: proxies would send it traffic")
+	}
 	link.Restore()
 	srv.waitReady(t, addr)
 	srv.stop(t)
@@ -82,7 +91,7 @@ func TestStartupWaitsForTheDatabase(t *testing.T) {
 	}
 	tx.Rollback(context.Background())
 	srv.waitReady(t, addr)
-	if !strings.Contains(srv.output(), "gatehouse is listening") {
+	if !strings.Contains(srv.output(), "gatehouse is serving") {
 		t.Fatalf("no start-up log:\n%s", srv.output())
 	}
 }
