@@ -8,6 +8,7 @@ import (
 	"context"
 	"log/slog"
 
+	"github.com/gatehouse-id/gatehouse/internal/session"
 	"github.com/gatehouse-id/gatehouse/internal/store"
 )
 
@@ -42,10 +43,14 @@ func (r *Recorder) Run(ctx context.Context) {
 		case e := <-r.queue:
 			r.write(ctx, e)
 		case <-ctx.Done():
+			// What is queued is written within one deadline, so shutting down never
+			// hangs on a database that stopped answering; what misses it is logged.
+			last, cancel := context.WithTimeout(context.WithoutCancel(ctx), session.ShutdownWriteTimeout)
+			defer cancel()
 			for {
 				select {
 				case e := <-r.queue:
-					r.write(context.WithoutCancel(ctx), e)
+					r.write(last, e)
 				default:
 					return
 				}

@@ -376,7 +376,11 @@ const housekeepingEvery = 10 * time.Minute
 // Connect signing keys. One replica at a time does it, under the "housekeeping" lease.
 func (a *App) housekeeping(ctx context.Context) {
 	holder := sqlstore.NewID()
-	defer a.Store.ReleaseLease(context.WithoutCancel(ctx), "housekeeping", holder)
+	defer func() { // handing the lease on early is a courtesy: never wait long for it
+		last, cancel := context.WithTimeout(context.WithoutCancel(ctx), session.ShutdownWriteTimeout)
+		defer cancel()
+		a.Store.ReleaseLease(last, "housekeeping", holder)
+	}()
 	t := time.NewTicker(housekeepingEvery)
 	defer t.Stop()
 	for {

@@ -13,6 +13,10 @@ import (
 // catches it without session-level features such as LISTEN.
 const feedOverlap = 200
 
+// ShutdownWriteTimeout bounds the writes background work makes on its way out (the last
+// last-seen times, the audit events still queued).
+const ShutdownWriteTimeout = 3 * time.Second
+
 // Run does the Manager's background work until ctx ends: it follows the change feed,
 // writes coalesced last-seen times, and counts active sessions.
 func (m *Manager) Run(ctx context.Context) {
@@ -27,7 +31,11 @@ func (m *Manager) Run(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
-			m.flushSeen(context.WithoutCancel(ctx))
+			// The last write gets a deadline of its own: shutting down must not hang on
+			// a database that stopped answering (last-seen times are only a courtesy).
+			last, cancel := context.WithTimeout(context.WithoutCancel(ctx), ShutdownWriteTimeout)
+			m.flushSeen(last)
+			cancel()
 			return
 		case <-poll.C:
 			m.PollChanges(ctx)

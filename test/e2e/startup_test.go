@@ -120,3 +120,20 @@ func TestMetricsHaveTheirOwnListener(t *testing.T) {
 		t.Fatalf("/metrics on server.address: %d, want 404", code)
 	}
 }
+
+// SIGTERM with the database frozen (as with SIGSTOP of PgBouncer) still ends the
+// process promptly and cleanly: every write on the way out has its own deadline.
+func TestShutdownDoesNotHangOnAFrozenDatabase(t *testing.T) {
+	dbURL, link := testenv.CuttableURL(t, testenv.PostgresURL(t))
+	dir := t.TempDir()
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	env := cleanEnv("GATEHOUSE_DATABASE_URL="+dbURL, "GATEHOUSE_SERVER_ADDRESS="+addr, "GATEHOUSE_SERVER_DRAIN_TIME=2s")
+	s := serve(t, dir, env, addr)
+	ok(t, dir, cleanEnv("GATEHOUSE_DATABASE_URL="+dbURL), "pw-alice-123\n", "user", "add", "alice", "--password-stdin")
+	loginThrough(t, "http://"+addr, "alice", "pw-alice-123") // queues a last-seen time and an audit event
+	link.Freeze()
+	defer link.Thaw()
+	if code := s.stop(t); code != 0 { // stop fails the test if the process is still there after 20 s
+		t.Fatalf("exit %d on SIGTERM with the database frozen", code)
+	}
+}
