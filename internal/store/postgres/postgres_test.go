@@ -1,6 +1,7 @@
 package postgres_test
 
 import (
+	"context"
 	"strings"
 	"testing"
 
@@ -34,5 +35,34 @@ func TestOpenNamesTheProblem(t *testing.T) {
 	_, err = postgres.Open("postgres://%zz", postgres.PoolOptions{})
 	if err == nil || !strings.Contains(err.Error(), "database.url") {
 		t.Fatalf("bad URL: got %v", err)
+	}
+}
+
+// A pooled connection the server side dropped (PgBouncer or PostgreSQL restarted) costs
+// an idempotent read nothing: it is retried once on a fresh connection.
+func TestReadsSurviveADroppedPooledConnection(t *testing.T) {
+	url, link := testenv.CuttableURL(t, testenv.PostgresURL(t))
+	s, err := postgres.Open(url, postgres.PoolOptions{MaxOpen: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	if _, err := s.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	u, err := s.CreateUser(ctx, store.User{Username: "alice"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		link.Cut() // every open connection dies under the pool's feet
+		link.Restore()
+		if got, err := s.UserByID(ctx, u.ID); err != nil || got.Username != "alice" {
+			t.Fatalf("a read after the pooled connections died: %v %v", got, err)
+		}
+		if users, err := s.ListUsers(ctx); err != nil || len(users) != 1 {
+			t.Fatalf("a list after the pooled connections died: %v %v", users, err)
+		}
 	}
 }

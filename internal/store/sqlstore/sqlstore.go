@@ -14,6 +14,10 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"strings"
+	"syscall"
 	"sync/atomic"
 	"time"
 
@@ -91,12 +95,42 @@ func (c counted) exec(ctx context.Context, query string, args ...any) (sql.Resul
 
 func (c counted) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
 	c.n.Add(1)
-	return c.q.QueryContext(ctx, query, args...)
+	rows, err := c.q.QueryContext(ctx, query, args...)
+	for try := 1; try < readTries && retryable(ctx, c.q, query, err); try++ {
+		c.n.Add(1)
+		rows, err = c.q.QueryContext(ctx, query, args...)
+	}
+	return rows, err
 }
 
 func (c counted) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
 	c.n.Add(1)
-	return c.q.QueryRowContext(ctx, query, args...)
+	row := c.q.QueryRowContext(ctx, query, args...)
+	for try := 1; try < readTries && retryable(ctx, c.q, query, row.Err()); try++ {
+		c.n.Add(1)
+		row = c.q.QueryRowContext(ctx, query, args...)
+	}
+	return row
+}
+
+// readTries bounds how often a read is sent: several pooled connections can have died
+// at once (every idle one, after a PgBouncer restart), and each failure discards one.
+const readTries = 4
+
+// retryable reports whether a failed statement may be sent again: a plain read
+// (never a write, whose effect may have landed before the answer was lost), outside a
+// transaction, that died with its pooled connection — PgBouncer or PostgreSQL
+// restarted and the pool did not know yet. The pool has dropped that connection, so
+// the retry gets a fresh one.
+func retryable(ctx context.Context, q querier, query string, err error) bool {
+	if err == nil || ctx.Err() != nil {
+		return false
+	}
+	if _, inTx := q.(*sql.Tx); inTx || !strings.HasPrefix(strings.TrimSpace(query), "SELECT") {
+		return false
+	}
+	return errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || strings.Contains(err.Error(), "conn closed")
 }
 
 // execAffected runs a statement and returns how many rows it touched.

@@ -49,6 +49,7 @@ func Run(t *testing.T, open Backend) {
 		"Passkeys":          testPasskeys,
 		"OIDC":              testOIDC,
 		"Throttle":          testThrottle,
+		"ConcurrentTouches": testConcurrentTouches,
 	}
 	names := make([]string, 0, len(tests))
 	for name := range tests {
@@ -787,5 +788,38 @@ func testThrottle(t *testing.T, s store.Store) {
 	got, _ = s.ThrottleBuckets(ctx, []string{"device|net:198.51.100.0/64", "device|user:bob"}, later.Add(-window))
 	if got["device|net:198.51.100.0/64"].Failures != 20 || got["device|user:bob"].Failures != 20 {
 		t.Fatalf("concurrent failures counted %+v, want 20 each", got)
+	}
+}
+
+// Replicas write last-seen batches over the same sessions at once without deadlocking
+// each other (PostgreSQL's 40P01 when two transactions lock rows in opposite orders).
+func testConcurrentTouches(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	u := must(s.CreateUser(ctx, store.User{Username: "toucher"}))(t)
+	seen := map[string]time.Time{}
+	for i := range 30 {
+		h := fmt.Sprintf("touch-%02d", i)
+		noErr(t, s.CreateSession(ctx, newSession(u.ID, h, time.Hour)))
+		seen[h] = time.Now()
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 8*20)
+	for w := range 8 {
+		wg.Go(func() {
+			for i := range 20 {
+				batch := map[string]time.Time{}
+				for h := range seen {
+					batch[h] = time.Now().Add(time.Duration(w*100+i) * time.Millisecond)
+				}
+				errs <- s.TouchSessions(ctx, batch)
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatalf("concurrent last-seen batches: %v", err)
+		}
 	}
 }
