@@ -17,8 +17,8 @@ import (
 	"io"
 	"net"
 	"strings"
-	"syscall"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/gatehouse-id/gatehouse/internal/store"
