@@ -177,6 +177,25 @@ func (h *harness) do(r req) (*http.Response, string) {
 	return resp, string(b)
 }
 
+// caughtUp waits until every replica has applied every change written so far (each
+// replica's start writes one that empties the others' caches), so that what a test
+// caches next stays cached.
+func caughtUp(t *testing.T, replicas ...*harness) {
+	t.Helper()
+	latest, err := replicas[0].app.Store.LatestChangeID(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "every replica to read the change feed", func() bool {
+		for _, r := range replicas {
+			if r.app.Sessions.FeedPosition() < latest {
+				return false
+			}
+		}
+		return true
+	})
+}
+
 // metrics reads /metrics from the app's metrics handler (server.metrics_address).
 func (h *harness) metrics() string {
 	h.t.Helper()

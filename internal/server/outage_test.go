@@ -90,6 +90,7 @@ func TestOutageGraceForStaleCacheEntries(t *testing.T) {
 	h.addUser("alice", "Allow Login Users")
 	h.addUser("bob", "Allow Login Users")
 	h.addUser("carol", "Allow Login Users")
+	caughtUp(t, h, other)
 	_, alice := h.login("alice", "correct horse alice", "")
 	_, bob := other.login("bob", "correct horse bob", "")
 	if resp, _ := h.do(req{path: "/api/authz/forward-auth", header: traefik("https://app.example.com/"), cookies: []*http.Cookie{alice}}); resp.StatusCode != http.StatusOK {
@@ -121,6 +122,7 @@ func TestSignOutDuringAnOutageIsAllOrNothing(t *testing.T) {
 	dbURL, link := testenv.CuttableURL(t, testenv.PostgresURL(t))
 	h, other, third := start(t, testConfig(dbURL)), start(t, testConfig(dbURL)), start(t, testConfig(dbURL))
 	h.addUser("alice", "Allow Login Users")
+	caughtUp(t, h, other, third)
 	_, alice := h.login("alice", "correct horse alice", "")
 	check := func(r *harness) int {
 		resp, _ := r.do(req{path: "/api/authz/forward-auth", header: traefik("https://app.example.com/"), cookies: []*http.Cookie{alice}})
@@ -160,6 +162,7 @@ func TestFrozenDatabaseAnswersWithinTheDeadline(t *testing.T) {
 	h, other := start(t, cfg), start(t, cfg)
 	h.addUser("alice", "Allow Login Users")
 	h.addUser("bob", "Allow Login Users")
+	caughtUp(t, h, other)
 	_, alice := h.login("alice", "correct horse alice", "")
 	_, bob := other.login("bob", "correct horse bob", "") // never seen by h
 	token, csrf := h.formToken("/login")

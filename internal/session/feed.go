@@ -22,6 +22,7 @@ const ShutdownWriteTimeout = 3 * time.Second
 func (m *Manager) Run(ctx context.Context) {
 	if id, err := m.store.LatestChangeID(ctx); err == nil {
 		m.lastChange = id
+		m.fed.Store(id)
 	}
 	poll := time.NewTicker(m.opts.PollInterval)
 	flush := time.NewTicker(m.opts.FlushEvery)
@@ -66,7 +67,12 @@ func (m *Manager) PollChanges(ctx context.Context) {
 			delete(m.applied, id)
 		}
 	}
+	m.fed.Store(m.lastChange)
 }
+
+// FeedPosition is the id of the newest change this replica has applied (or skipped as
+// older than its start): a change with an id up to it is in this replica's cache.
+func (m *Manager) FeedPosition() int64 { return m.fed.Load() }
 
 // Apply drops what a change invalidates from this replica's cache.
 func (m *Manager) Apply(c store.Change) {

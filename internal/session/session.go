@@ -84,6 +84,7 @@ type Manager struct {
 
 	lastChange int64
 	applied    map[int64]bool
+	fed        atomic.Int64 // lastChange, for readers outside the feed goroutine
 	active     atomic.Int64
 }
 
