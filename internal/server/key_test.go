@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gatehouse-id/gatehouse/internal/config"
 	"github.com/gatehouse-id/gatehouse/internal/store"
 )
 
@@ -15,15 +16,21 @@ import (
 // SQLite file, server.secret for PostgreSQL; a secret an older Gatehouse stored in the
 // database is moved out once, and never silently replaced.
 func TestServerKeyLivesOutsideTheDatabase(t *testing.T) {
-	ctx := context.Background()
-	t.Run("sqlite makes a key file once", func(t *testing.T) {
-		cfg := testConfig(backends[0].url(t))
-		st, err := OpenStore(&cfg)
+	openMigrated := func(t *testing.T, cfg *config.Config) store.Store {
+		st, err := OpenStore(cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer st.Close()
-		st.Migrate(ctx)
+		t.Cleanup(func() { st.Close() })
+		if _, err := st.Migrate(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	ctx := context.Background()
+	t.Run("sqlite makes a key file once", func(t *testing.T) {
+		cfg := testConfig(backends[0].url(t))
+		st := openMigrated(t, &cfg)
 		k1, err := ServerKey(ctx, st, &cfg, quietLogger())
 		if err != nil {
 			t.Fatal(err)
@@ -54,12 +61,7 @@ func TestServerKeyLivesOutsideTheDatabase(t *testing.T) {
 	})
 	t.Run("postgres needs server.secret", func(t *testing.T) {
 		cfg := testConfig(backends[1].url(t))
-		st, err := OpenStore(&cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer st.Close()
-		st.Migrate(ctx)
+		st := openMigrated(t, &cfg)
 		cfg.Server.Secret = ""
 		if _, err := ServerKey(ctx, st, &cfg, quietLogger()); err == nil || !strings.Contains(err.Error(), "GATEHOUSE_SERVER_SECRET_FILE") {
 			t.Fatalf("no key on PostgreSQL: %v", err)
