@@ -14,7 +14,10 @@ FROM scratch
 COPY --from=build /out/gatehouse /gatehouse
 WORKDIR /data
 USER 65532:65532
-EXPOSE 9000
+# Metrics on their own port, reachable from other containers (Prometheus) but not
+# through the proxy that publishes port 9000.
+ENV GATEHOUSE_SERVER_METRICS_ADDRESS=:9001
+EXPOSE 9000 9001
 HEALTHCHECK --interval=10s --timeout=3s CMD ["/gatehouse", "healthcheck"]
 ENTRYPOINT ["/gatehouse"]
 CMD ["serve"]
