@@ -175,7 +175,7 @@ func TestOIDCAuthorizationCodeFlow(t *testing.T) {
 		if err := idt.Claims(&c); err != nil {
 			t.Fatal(err)
 		}
-		if idt.Nonce != "nonce-1" || c.Email != "alice@example.com" || c.EmailVerified == nil || *c.EmailVerified ||
+		if idt.Nonce != "nonce-1" || c.Email != "alice@example.com" || c.EmailVerified == nil || !*c.EmailVerified ||
 			c.Username != "alice" || c.Name != "Alice" || !slices.Equal(c.Groups, []string{"Allow Login Users", "Home Server Admins"}) || c.AuthTime == 0 {
 			t.Fatalf("ID token claims: nonce %q %+v", idt.Nonce, c)
 		}
@@ -802,4 +802,35 @@ func TestOIDCGrantsEndWithSessions(t *testing.T) {
 			}
 		}
 	})
+}
+
+// An address a person types for themselves never reaches an app: the ID token and
+// userinfo keep the confirmed one, which is the one email_verified vouches for.
+func TestOIDCSendsOnlyTheConfirmedEmail(t *testing.T) {
+	o := startOIDC(t, backends[0].url(t))
+	if status, body := o.post("/account/profile", o.alice, url.Values{"email": {"root@evil.example"}, "display_name": {"Alice"}}); status != http.StatusOK || !strings.Contains(body, "confirmed") {
+		t.Fatalf("profile change: %d", status)
+	}
+	conf := o.grafana()
+	verifier := oauth2.GenerateVerifier()
+	tok, err := conf.Exchange(o.ctx, o.code(conf.AuthCodeURL("s", oauth2.S256ChallengeOption(verifier)), o.alice, "s"), oauth2.VerifierOption(verifier))
+	if err != nil {
+		t.Fatal(err)
+	}
+	idt, err := o.provider.Verifier(&gooidc.Config{ClientID: "grafana"}).Verify(o.ctx, tok.Extra("id_token").(string))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c struct {
+		Email    string `json:"email"`
+		Verified bool   `json:"email_verified"`
+	}
+	idt.Claims(&c)
+	info, err := o.provider.UserInfo(o.ctx, oauth2.StaticTokenSource(tok))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Email != "alice@example.com" || !c.Verified || info.Email != "alice@example.com" || !info.EmailVerified {
+		t.Fatalf("claims after a self-service change: ID token %+v, userinfo %q %v; want the confirmed address, verified", c, info.Email, info.EmailVerified)
+	}
 }
