@@ -143,15 +143,7 @@ func (p *Provider) authorizeRequest(w http.ResponseWriter, r *http.Request, q ur
 		fail("invalid_request", "nonce or state is too long")
 		return
 	}
-	for _, s := range strings.Fields(q.Get("scope")) {
-		if !slices.Contains(c.AllowedScopes(), s) {
-			fail("invalid_scope", fmt.Sprintf("scope %q is not allowed for this client", clip(s)))
-			return
-		}
-		if !slices.Contains(ar.scopes, s) {
-			ar.scopes = append(ar.scopes, s)
-		}
-	}
+	ar.scopes = grantedScopes(c, q.Get("scope"))
 
 	user := p.Pages.Current(r)
 	returnTo := PathAuthorize + "?" + q.Encode()
@@ -218,6 +210,20 @@ func (p *Provider) authorizeRequest(w http.ResponseWriter, r *http.Request, q ur
 		}
 	}
 	p.issueCode(w, r, ar, user)
+}
+
+// grantedScopes is what a client gets of the scopes it asked for: those it may have,
+// once each. Others — scopes Gatehouse does not know (address, phone, a vendor's) or this
+// client may not have — are left out rather than failing the sign-in (OpenID Connect
+// Core 5.4, RFC 6749 3.3); the token response's scope says what was granted.
+func grantedScopes(c *config.Client, asked string) []string {
+	var out []string
+	for _, s := range strings.Fields(asked) {
+		if slices.Contains(c.AllowedScopes(), s) && !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // loginAfterTTL is how long a signed login_after lasts: the time to sign in again.

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"slices"
 	"strings"
 	"time"
 
@@ -49,14 +48,7 @@ func (p *Provider) deviceAuthorization(w http.ResponseWriter, r *http.Request) {
 		p.writeError(w, badRequest("unauthorized_client", "this client may not use the device_code grant (see its grant_types)"))
 		return
 	}
-	var scopes []string
-	for _, s := range strings.Fields(r.PostForm.Get("scope")) {
-		if !slices.Contains(c.AllowedScopes(), s) {
-			p.writeError(w, badRequest("invalid_scope", "scope "+clip(s)+" is not allowed for this client"))
-			return
-		}
-		scopes = append(scopes, s)
-	}
+	scopes := grantedScopes(c, r.PostForm.Get("scope"))
 	device, deviceHash := newToken()
 	_, family := newToken()
 	userCode := newUserCode()

@@ -834,3 +834,19 @@ func TestOIDCSendsOnlyTheConfirmedEmail(t *testing.T) {
 		t.Fatalf("claims after a self-service change: ID token %+v, userinfo %q %v; want the confirmed address, verified", c, info.Email, info.EmailVerified)
 	}
 }
+
+// Scopes Gatehouse does not know, or the client may not have, are left out instead of
+// failing the sign-in, and the token response says what was granted.
+func TestOIDCIgnoresScopesItDoesNotGrant(t *testing.T) {
+	o := startOIDC(t, backends[0].url(t))
+	conf := o.grafana()
+	conf.Scopes = []string{gooidc.ScopeOpenID, "profile", "address", "phone", "vendor:read", "profile"}
+	verifier := oauth2.GenerateVerifier()
+	tok, err := conf.Exchange(o.ctx, o.code(conf.AuthCodeURL("s", oauth2.S256ChallengeOption(verifier)), o.alice, "s"), oauth2.VerifierOption(verifier))
+	if err != nil {
+		t.Fatalf("a sign-in asking for unknown scopes: %v", err)
+	}
+	if granted := tok.Extra("scope"); granted != "openid profile" {
+		t.Fatalf("granted scope %q, want \"openid profile\"", granted)
+	}
+}
