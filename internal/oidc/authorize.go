@@ -109,7 +109,8 @@ func (p *Provider) authorizeRequest(w http.ResponseWriter, r *http.Request, q ur
 		return
 	}
 	redirect := q.Get("redirect_uri")
-	if redirect == "" && len(c.RedirectURIs) == 1 {
+	openID := slices.Contains(strings.Fields(q.Get("scope")), "openid")
+	if redirect == "" && len(c.RedirectURIs) == 1 && !openID { // OpenID Connect requires it (Core 3.1.2.1)
 		redirect = c.RedirectURIs[0]
 	}
 	if !redirectAllowed(c, redirect) {
@@ -120,15 +121,28 @@ func (p *Provider) authorizeRequest(w http.ResponseWriter, r *http.Request, q ur
 	ar := authRequest{client: c, redirect: redirect, state: q.Get("state"), nonce: q.Get("nonce"),
 		challenge: q.Get("code_challenge"), prompt: q.Get("prompt"), raw: q}
 	fail := func(code, description string) { p.redirectError(w, r, ar, code, description) }
+	prompts := strings.Fields(ar.prompt)
 	switch {
+	case repeated(q) != "":
+		fail("invalid_request", fmt.Sprintf("the parameter %q is given more than once (RFC 6749 3.1)", clip(repeated(q))))
+		return
 	case !c.HasGrant("authorization_code"):
 		fail("unauthorized_client", "this client may not use the authorization code flow (see its grant_types)")
+		return
+	case q.Get("response_type") == "":
+		fail("invalid_request", "response_type is missing: send response_type=code")
 		return
 	case q.Get("response_type") != "code":
 		fail("unsupported_response_type", "only response_type=code is supported")
 		return
-	case q.Has("request") || q.Has("request_uri"):
+	case q.Has("request_uri"):
+		fail("request_uri_not_supported", "request_uri is not supported; send the parameters in the URL")
+		return
+	case q.Has("request"):
 		fail("request_not_supported", "request objects are not supported; send the parameters in the URL")
+		return
+	case slices.Contains(prompts, "none") && len(prompts) > 1:
+		fail("invalid_request", "prompt=none cannot be combined with other prompt values (Core 3.1.2.1)")
 		return
 	case ar.challenge == "" && c.Public():
 		fail("invalid_request", "a public client must use PKCE: send code_challenge and code_challenge_method=S256")
@@ -210,6 +224,16 @@ func (p *Provider) authorizeRequest(w http.ResponseWriter, r *http.Request, q ur
 		}
 	}
 	p.issueCode(w, r, ar, user)
+}
+
+// repeated returns the name of a parameter given more than once, or "".
+func repeated(q url.Values) string {
+	for k, v := range q {
+		if len(v) > 1 {
+			return k
+		}
+	}
+	return ""
 }
 
 // grantedScopes is what a client gets of the scopes it asked for: those it may have,

@@ -13,6 +13,16 @@ import (
 	"github.com/gatehouse-id/gatehouse/internal/store"
 )
 
+// bearerToken reads "Authorization: Bearer TOKEN"; the scheme's name is case-insensitive
+// (RFC 7235 2.1), so "bearer" from some clients is as good.
+func bearerToken(header string) (string, bool) {
+	scheme, token, ok := strings.Cut(header, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	return strings.TrimSpace(token), true
+}
+
 // activeToken finds an unexpired access or refresh token by its value.
 func (p *Provider) activeToken(r *http.Request, value string) (store.OIDCToken, bool, error) {
 	if value == "" {
@@ -31,12 +41,18 @@ func (p *Provider) activeToken(r *http.Request, value string) (store.OIDCToken, 
 
 // userinfo returns the claims of the user an access token was issued for.
 func (p *Provider) userinfo(w http.ResponseWriter, r *http.Request) {
-	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	token, ok := bearerToken(r.Header.Get("Authorization"))
 	if !ok && r.Method == http.MethodPost {
 		r.Body = http.MaxBytesReader(w, r.Body, maxTokenForm)
 		if r.ParseForm() == nil {
 			token = r.PostForm.Get("access_token")
 		}
+	}
+	if strings.TrimSpace(token) == "" {
+		// No credentials at all: a challenge without an error code (RFC 6750 3.1).
+		w.Header().Set("WWW-Authenticate", `Bearer realm="gatehouse"`)
+		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "invalid_request", "error_description": "send the access token: Authorization: Bearer TOKEN"})
+		return
 	}
 	invalid := func(desc string) {
 		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token", error_description="`+desc+`"`)

@@ -28,6 +28,10 @@ const maxTokenForm = 16 << 10
 // client_id. Secrets are compared in constant time.
 func (p *Provider) authenticateClient(r *http.Request) (*config.Client, *oauthError) {
 	id, secret, basic := r.BasicAuth()
+	if basic && (r.PostForm.Has("client_secret") || r.PostForm.Has("client_assertion")) {
+		// One method per request (RFC 6749 2.3): which one would have counted?
+		return nil, &oauthError{http.StatusBadRequest, "invalid_request", "authenticate the client one way: HTTP Basic or client_secret in the form, not both"}
+	}
 	if basic {
 		// RFC 6749 2.3.1: both are form-encoded before Basic encoding.
 		var err1, err2 error

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -848,5 +849,69 @@ func TestOIDCIgnoresScopesItDoesNotGrant(t *testing.T) {
 	}
 	if granted := tok.Extra("scope"); granted != "openid profile" {
 		t.Fatalf("granted scope %q, want \"openid profile\"", granted)
+	}
+}
+
+// The spec's edges that real relying parties and their test suites check.
+func TestOIDCSpecEdges(t *testing.T) {
+	o := startOIDC(t, backends[0].url(t))
+	base := url.Values{"client_id": {"grafana"}, "redirect_uri": {grafanaCB}, "response_type": {"code"}, "scope": {"openid"}, "state": {"s"}}
+	errorOf := func(change func(url.Values)) string {
+		t.Helper()
+		q := url.Values{}
+		for k, v := range base {
+			q[k] = append([]string(nil), v...)
+		}
+		change(q)
+		resp, _ := o.do(req{path: "/oauth2/authorize?" + q.Encode(), cookies: []*http.Cookie{o.alice}})
+		loc, _ := url.Parse(resp.Header.Get("Location"))
+		if resp.StatusCode != http.StatusFound || loc == nil {
+			return fmt.Sprintf("page %d", resp.StatusCode)
+		}
+		return loc.Query().Get("error")
+	}
+	for _, tc := range []struct {
+		name   string
+		change func(url.Values)
+		want   string
+	}{
+		{"a parameter given twice", func(q url.Values) { q["scope"] = []string{"openid", "email"} }, "invalid_request"},
+		{"no response_type", func(q url.Values) { q.Del("response_type") }, "invalid_request"},
+		{"request_uri", func(q url.Values) { q.Set("request_uri", "https://grafana.example.com/r") }, "request_uri_not_supported"},
+		{"a request object", func(q url.Values) { q.Set("request", "eyJ") }, "request_not_supported"},
+		{"prompt=none with login", func(q url.Values) { q.Set("prompt", "none login") }, "invalid_request"},
+		{"an OpenID request without redirect_uri", func(q url.Values) { q.Del("redirect_uri") }, "page 400"},
+	} {
+		if got := errorOf(tc.change); got != tc.want {
+			t.Errorf("%s: %q, want %q", tc.name, got, tc.want)
+		}
+	}
+
+	// Two client authentication methods at once.
+	r, _ := http.NewRequest(http.MethodPost, o.srv.URL+"/oauth2/token", strings.NewReader(url.Values{"grant_type": {"client_credentials"}, "client_secret": {robotSecret}}.Encode()))
+	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	r.SetBasicAuth("robot", robotSecret)
+	resp, err := client.Do(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("Basic and client_secret together: %d, want 400 invalid_request", resp.StatusCode)
+	}
+
+	// userinfo: the scheme is case-insensitive; no token is a challenge without an error code.
+	conf := o.grafana()
+	verifier := oauth2.GenerateVerifier()
+	tok, err := conf.Exchange(o.ctx, o.code(conf.AuthCodeURL("s", oauth2.S256ChallengeOption(verifier)), o.alice, "s"), oauth2.VerifierOption(verifier))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp, _ := o.do(req{path: "/oauth2/userinfo", header: http.Header{"Authorization": {"bearer " + tok.AccessToken}}}); resp.StatusCode != http.StatusOK {
+		t.Errorf("userinfo with a lower-case bearer scheme: %d", resp.StatusCode)
+	}
+	resp, _ = o.do(req{path: "/oauth2/userinfo"})
+	if challenge := resp.Header.Get("WWW-Authenticate"); resp.StatusCode != http.StatusUnauthorized || !strings.HasPrefix(challenge, "Bearer") || strings.Contains(challenge, "error=") {
+		t.Errorf("userinfo without a token: %d %q, want 401 with a bare Bearer challenge", resp.StatusCode, challenge)
 	}
 }
