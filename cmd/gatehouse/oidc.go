@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/gatehouse-id/gatehouse/internal/config"
 	"github.com/gatehouse-id/gatehouse/internal/identity"
@@ -64,17 +65,28 @@ func (c *cli) oidcCmd(args []string) error {
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(c.stdout, "new signing key %s (%s) signs from now on; every replica uses it within 30 seconds, and the old keys stay published until their tokens expire\n", id, cfg.OIDC.SigningAlgorithm)
+		fmt.Fprintf(c.stdout, "new signing key %s (%s) is published now and signs in 6 minutes, once apps that cache the key set know it; the old keys stay published until their tokens expire\n", id, cfg.OIDC.SigningAlgorithm)
 	case "keys":
 		keys, err := st.OIDCKeys(c.ctx)
 		if err != nil {
 			return err
 		}
+		var created []time.Time
+		for _, k := range keys {
+			created = append(created, k.CreatedAt)
+		}
+		signing := -1
+		if len(keys) > 0 {
+			signing = oidc.SigningIndex(created, time.Now())
+		}
 		c.table("ID\tALGORITHM\tCREATED\tSTATE", func(w io.Writer) {
 			for i, k := range keys {
 				state := "retired (published until its tokens expire)"
-				if i == 0 {
+				switch {
+				case i == signing:
 					state = "signing"
+				case i < signing:
+					state = "published, signs once apps have cached it"
 				}
 				fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", k.ID, k.Algorithm, k.CreatedAt.Format("2006-01-02 15:04"), state)
 			}

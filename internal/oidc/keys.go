@@ -23,13 +23,23 @@ import (
 // the same keys. The private half is sealed with AES-256-GCM under a key derived from
 // the server secret: a copy of the database alone does not let anyone mint ID tokens.
 //
-// The newest key signs. A key stops signing when a newer one appears, and is deleted
-// once every ID token it could have signed has expired; until then the JWKS still
-// publishes it.
+// A new key is published at once but signs only once it has been published for
+// publishAhead, longer than apps may cache the JWKS (its max-age) plus the time replicas
+// cache keys: an app that fetched the key set just before the rotation still knows the
+// key of every token it is handed. The newest key that old signs (on a new install,
+// the only key signs at once: nobody can have cached a key set without it). A key is
+// deleted once every ID token it could have signed has expired; until then the JWKS
+// still publishes it.
 
 // keyCacheTTL is how long a replica signs with the keys it read before reading again:
 // a rotation by another replica is picked up within this time.
 const keyCacheTTL = 30 * time.Second
+
+// jwksMaxAge is the Cache-Control max-age of the published key set.
+const jwksMaxAge = 5 * time.Minute
+
+// publishAhead is how long a new key is published before it signs.
+const publishAhead = jwksMaxAge + keyCacheTTL + 30*time.Second
 
 type signingKey struct {
 	id      string
@@ -117,11 +127,31 @@ func (p *Provider) signer(ctx context.Context) (signingKey, error) {
 	if len(keys) == 0 {
 		return signingKey{}, errors.New("no usable OpenID Connect signing key")
 	}
-	return keys[0], nil
+	return signingKeyOf(keys, time.Now()), nil
 }
 
-// RotateKeys makes a new signing key with the configured algorithm, which signs from
-// now on (on other replicas within keyCacheTTL), and returns its id.
+func signingKeyOf(keys []signingKey, now time.Time) signingKey {
+	created := make([]time.Time, len(keys))
+	for i, k := range keys {
+		created[i] = k.created
+	}
+	return keys[SigningIndex(created, now)]
+}
+
+// SigningIndex says which of the keys made at created (newest first, at least one)
+// signs at now: the newest published for publishAhead, or, when none is that old, the
+// oldest. Keys before it are published and waiting; keys after it are retired.
+func SigningIndex(created []time.Time, now time.Time) int {
+	for i, c := range created {
+		if now.Sub(c) >= publishAhead {
+			return i
+		}
+	}
+	return len(created) - 1
+}
+
+// RotateKeys makes a new signing key with the configured algorithm, published at once
+// and signing once it has been published for publishAhead, and returns its id.
 func (p *Provider) RotateKeys(ctx context.Context) (string, error) {
 	alg := p.cfg().OIDC.SigningAlgorithm
 	var priv crypto.Signer
@@ -173,9 +203,10 @@ func (p *Provider) MaintainKeys(ctx context.Context) error {
 			return err
 		}
 	}
-	// Key i signed until key i-1 appeared (plus the cache time of other replicas);
-	// the tokens it signed last expire one ID-token lifetime later.
-	keep := p.longestIDTokenLifetime() + keyCacheTTL + time.Minute
+	// Key i signed until key i-1 had been published for publishAhead (plus the cache
+	// time of other replicas); the tokens it signed last expire one ID-token lifetime
+	// later.
+	keep := p.longestIDTokenLifetime() + publishAhead + keyCacheTTL + time.Minute
 	for i := 1; i < len(keys); i++ {
 		if time.Since(keys[i-1].created) > keep {
 			if err := p.Store.DeleteOIDCKey(ctx, keys[i].id); err != nil && !errors.Is(err, store.ErrNotFound) {

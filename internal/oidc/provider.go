@@ -19,6 +19,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -236,7 +237,7 @@ func (p *Provider) jwks(w http.ResponseWriter, r *http.Request) {
 	for _, k := range keys {
 		set.Keys = append(set.Keys, k.public())
 	}
-	w.Header().Set("Cache-Control", "public, max-age=300")
+	w.Header().Set("Cache-Control", fmt.Sprintf("public, max-age=%d", int(jwksMaxAge.Seconds())))
 	writeJSON(w, http.StatusOK, set)
 }
 

@@ -535,7 +535,30 @@ func TestOIDCKeyRotationAcrossReplicas(t *testing.T) {
 				return gooidc.NewVerifier(one.srv.URL, keys, &gooidc.Config{ClientID: "grafana"})
 			}
 			if _, err := verifierAt(oneKeys).Verify(one.ctx, after.Extra("id_token").(string)); err != nil {
-				t.Fatalf("a token signed by replica two with the new key, at replica one: %v", err)
+				t.Fatalf("a token signed by replica two after the rotation, at replica one: %v", err)
+			}
+			// The new key is published at once but signs only once apps caching the old
+			// key set (max-age) have seen it.
+			if kid := kidOf(t, after.Extra("id_token").(string)); kid != first[0] {
+				t.Fatalf("right after the rotation the token is signed by %s, want the old key %s until the new one has been published long enough", kid, first[0])
+			}
+			if _, err := two.app.Store.(interface{ DB() *sql.DB }).DB().Exec("UPDATE oidc_keys SET created_at = created_at - 420000000"); err != nil {
+				t.Fatal(err)
+			}
+			if err := two.app.OIDC.MaintainKeys(context.Background()); err != nil { // reads the keys afresh
+				t.Fatal(err)
+			}
+			resp, _ = two.do(req{path: strings.TrimPrefix(conf.AuthCodeURL("s", oauth2.S256ChallengeOption(v)), one.srv.URL), cookies: []*http.Cookie{aliceAtTwo}})
+			loc, _ = url.Parse(resp.Header.Get("Location"))
+			later, err := atTwo.Exchange(one.ctx, loc.Query().Get("code"), oauth2.VerifierOption(v))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if kid := kidOf(t, later.Extra("id_token").(string)); kid != newKid {
+				t.Fatalf("seven minutes after the rotation the token is signed by %s, want the new key %s", kid, newKid)
+			}
+			if _, err := verifierAt(oneKeys).Verify(one.ctx, later.Extra("id_token").(string)); err != nil {
+				t.Fatalf("a token signed with the new key, at replica one: %v", err)
 			}
 			if _, err := verifierAt(twoKeys).Verify(one.ctx, before.Extra("id_token").(string)); err != nil {
 				t.Fatalf("a token from before the rotation, at replica two: %v", err)
@@ -914,4 +937,18 @@ func TestOIDCSpecEdges(t *testing.T) {
 	if challenge := resp.Header.Get("WWW-Authenticate"); resp.StatusCode != http.StatusUnauthorized || !strings.HasPrefix(challenge, "Bearer") || strings.Contains(challenge, "error=") {
 		t.Errorf("userinfo without a token: %d %q, want 401 with a bare Bearer challenge", resp.StatusCode, challenge)
 	}
+}
+
+// kidOf reads the key id from a JWS's protected header.
+func kidOf(t *testing.T, jws string) string {
+	t.Helper()
+	head, _, _ := strings.Cut(jws, ".")
+	b, err := base64.RawURLEncoding.DecodeString(head)
+	var h struct {
+		Kid string `json:"kid"`
+	}
+	if err != nil || json.Unmarshal(b, &h) != nil {
+		t.Fatalf("unreadable JWS header %q", head)
+	}
+	return h.Kid
 }
