@@ -117,8 +117,8 @@ session:
 		startReplica(i)
 	}
 	took := time.Since(restarted)
-	before := sent.Load()
-	for sent.Load() < before+200 && ctx.Err() == nil { // and traffic goes on after it
+	before, deadline := sent.Load(), time.Now().Add(30*time.Second)
+	for sent.Load() < before+200 && time.Now().Before(deadline) { // and traffic goes on after it
 		time.Sleep(10 * time.Millisecond)
 	}
 	stop()
