@@ -83,9 +83,10 @@ type GroupDecl struct {
 
 // OIDC configures the OpenID Connect provider. Its issuer is server.public_url.
 type OIDC struct {
-	SigningAlgorithm string   `yaml:"signing_algorithm" doc:"RS256 (accepted by every app) or ES256: the algorithm of new signing keys."`
-	KeyRotation      Duration `yaml:"key_rotation" doc:"Make a new signing key this often. The previous key stays published until every token signed with it has expired."`
-	Clients          []Client `yaml:"clients" doc:"The apps that sign in with OpenID Connect. They are code: an app is added or changed here, and a reload applies it."`
+	SigningAlgorithm  string   `yaml:"signing_algorithm" doc:"RS256 (accepted by every app) or ES256: the algorithm of new signing keys."`
+	RefreshReuseGrace Duration `yaml:"refresh_reuse_grace" doc:"How long a refresh token that was just rotated still gets a valid answer: apps refresh from several requests at once, or retry after a lost answer. Its use after this is taken as a stolen copy and ends the whole grant."`
+	KeyRotation       Duration `yaml:"key_rotation" doc:"Make a new signing key this often. The previous key stays published until every token signed with it has expired."`
+	Clients           []Client `yaml:"clients" doc:"The apps that sign in with OpenID Connect. They are code: an app is added or changed here, and a reload applies it."`
 }
 
 // Client is one app that signs in with OpenID Connect.
@@ -132,7 +133,7 @@ func Default() Config {
 		},
 		Session: Session{CookieName: "gatehouse_session", Lifetime: Duration(28 * 24 * time.Hour)},
 		Access:  Access{AdminGroups: []string{"admins"}},
-		OIDC:    OIDC{SigningAlgorithm: "RS256", KeyRotation: Duration(30 * 24 * time.Hour)},
+		OIDC:    OIDC{SigningAlgorithm: "RS256", KeyRotation: Duration(30 * 24 * time.Hour), RefreshReuseGrace: Duration(time.Minute)},
 		Log:     Log{Level: "info", Format: "json"},
 	}
 }

@@ -83,6 +83,9 @@ func (o *OIDC) validate() []error {
 	if o.SigningAlgorithm != "RS256" && o.SigningAlgorithm != "ES256" {
 		bad("oidc.signing_algorithm", "%q is not RS256 or ES256", o.SigningAlgorithm)
 	}
+	if g := o.RefreshReuseGrace.D(); g < 0 || g > 10*time.Minute {
+		bad("oidc.refresh_reuse_grace", "%s is outside 0s to 10m", o.RefreshReuseGrace.D())
+	}
 	if o.KeyRotation.D() < time.Hour {
 		bad("oidc.key_rotation", "%s is too short; rotate keys every hour at most (30d suits most)", o.KeyRotation.D())
 	}

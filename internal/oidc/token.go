@@ -213,22 +213,14 @@ func pkceMatches(challenge, verifier string) bool {
 func (p *Provider) refresh(r *http.Request, c *config.Client) (map[string]any, error) {
 	ctx := r.Context()
 	invalid := badRequest("invalid_grant", "the refresh token is unknown, expired, revoked, or was issued to another client")
-	t, fresh, err := p.redeem(ctx, c, "refresh", r.PostForm.Get("refresh_token"), invalid)
+	t, err := p.Store.OIDCToken(ctx, hashToken(r.PostForm.Get("refresh_token")))
+	if errors.Is(err, store.ErrNotFound) || (err == nil && (t.Kind != "refresh" || t.ClientID != c.ID)) {
+		return nil, invalid
+	}
 	if err != nil {
 		return nil, err
 	}
-	if !fresh {
-		if !t.UsedAt.IsZero() {
-			// Reuse of a rotated token: a copy is in someone else's hands. Revoke the
-			// whole grant, so neither copy works.
-			if _, err := p.Store.RevokeOIDCFamily(ctx, t.Family); err != nil {
-				return nil, err
-			}
-			p.Audit(store.Event{Kind: "oidc.refresh_token_reused", Actor: c.ID, Target: t.UserID, Detail: "revoked the grant"})
-			p.Log.Warn("a rotated refresh token was used again: the grant is revoked", "client", c.ID, "user", t.UserID)
-		}
-		return nil, invalid
-	}
+	// A request that is refused leaves the token as it was: checked before spending.
 	scopes := strings.Fields(t.Scope)
 	if asked := strings.Fields(r.PostForm.Get("scope")); len(asked) > 0 {
 		for _, s := range asked {
@@ -237,6 +229,32 @@ func (p *Provider) refresh(r *http.Request, c *config.Client) (map[string]any, e
 			}
 		}
 		scopes = asked
+	}
+	fresh, err := p.Store.UseOIDCToken(ctx, t.Hash, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	if !fresh {
+		// Spent before (or expired). Within the reuse grace that is a client racing
+		// itself — parallel requests refreshing at once, or a retry after a lost
+		// answer — and it gets a valid pair of its own; after it, a copy of the token
+		// is in someone else's hands, and the whole grant goes.
+		if t, err = p.Store.OIDCToken(ctx, t.Hash); err != nil {
+			return nil, invalid
+		}
+		switch {
+		case t.UsedAt.IsZero():
+			return nil, invalid // expired unused
+		case time.Since(t.UsedAt) <= p.cfg().OIDC.RefreshReuseGrace.D():
+			// fall through to issue
+		default:
+			if _, err := p.Store.RevokeOIDCFamily(ctx, t.Family); err != nil {
+				return nil, err
+			}
+			p.Audit(store.Event{Kind: "oidc.refresh_token_reused", Actor: c.ID, Target: t.UserID, Detail: "revoked the grant"})
+			p.Log.Warn("a rotated refresh token was used again after the reuse grace: the grant is revoked", "client", c.ID, "user", t.UserID)
+			return nil, invalid
+		}
 	}
 	d := decodeGrant(t.Data)
 	d.Nonce = "" // a nonce belongs to the first ID token only

@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -201,9 +202,20 @@ func TestOIDCAuthorizationCodeFlow(t *testing.T) {
 		if _, err := o.provider.Verifier(&gooidc.Config{ClientID: "grafana"}).Verify(o.ctx, fresh.Extra("id_token").(string)); err != nil {
 			t.Fatalf("refreshed id token: %v", err)
 		}
+		// Within the reuse grace the rotated token still gets a valid pair: a client
+		// refreshing from parallel requests, or retrying after a lost answer.
+		old.Expiry = time.Now().Add(-time.Minute)
+		retried, err := conf.TokenSource(o.ctx, &old).Token()
+		if err != nil || retried.RefreshToken == "" || retried.RefreshToken == fresh.RefreshToken {
+			t.Fatalf("the rotated token again within the grace: %v", err)
+		}
+		// After the grace, a use of it means a copy is in someone else's hands.
+		if _, err := o.app.Store.(interface{ DB() *sql.DB }).DB().Exec("UPDATE oidc_tokens SET used_at = used_at - 120000000 WHERE used_at > 0"); err != nil {
+			t.Fatal(err)
+		}
 		old.Expiry = time.Now().Add(-time.Minute)
 		if _, err := conf.TokenSource(o.ctx, &old).Token(); oauthErrorCode(err) != "invalid_grant" {
-			t.Fatalf("reusing a rotated refresh token: %v", err)
+			t.Fatalf("reusing a rotated refresh token after the grace: %v", err)
 		}
 		fresh.Expiry = time.Now().Add(-time.Minute)
 		if _, err := conf.TokenSource(o.ctx, fresh).Token(); oauthErrorCode(err) != "invalid_grant" {
@@ -951,4 +963,53 @@ func kidOf(t *testing.T, jws string) string {
 		t.Fatalf("unreadable JWS header %q", head)
 	}
 	return h.Kid
+}
+
+// Overlapping refreshes, as oauth2-proxy sends from parallel requests, all get valid
+// pairs and keep the grant; a refused refresh does not spend the token.
+func TestOIDCParallelRefreshesKeepTheGrant(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, dbURL string) {
+		o := startOIDC(t, dbURL)
+		conf := o.grafana()
+		verifier := oauth2.GenerateVerifier()
+		tok, err := conf.Exchange(o.ctx, o.code(conf.AuthCodeURL("s", oauth2.S256ChallengeOption(verifier)), o.alice, "s"), oauth2.VerifierOption(verifier))
+		if err != nil {
+			t.Fatal(err)
+		}
+		refresh := func(rt, scope string) (int, map[string]any) {
+			form := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}}
+			if scope != "" {
+				form.Set("scope", scope)
+			}
+			return o.form("/oauth2/token", "grafana", grafanaSecret, form)
+		}
+		if status, body := refresh(tok.RefreshToken, "openid address"); status != http.StatusBadRequest || body["error"] != "invalid_scope" {
+			t.Fatalf("a refresh widening the scopes: %d %v", status, body)
+		}
+		var wg sync.WaitGroup
+		results := make(chan map[string]any, 4)
+		for range 4 {
+			wg.Go(func() {
+				status, body := refresh(tok.RefreshToken, "")
+				if status != http.StatusOK {
+					body = map[string]any{"status": status, "body": body}
+				}
+				results <- body
+			})
+		}
+		wg.Wait()
+		close(results)
+		for body := range results {
+			rt, _ := body["refresh_token"].(string)
+			if rt == "" {
+				t.Fatalf("a parallel refresh failed: %v (the refused one before must not have spent the token either)", body)
+			}
+			if status, again := refresh(rt, ""); status != http.StatusOK {
+				t.Fatalf("a token from a parallel refresh does not refresh: %d %v", status, again)
+			}
+		}
+		if strings.Contains(o.log.String(), "refresh_token_reused") {
+			t.Fatal("parallel refreshes were taken for a stolen token")
+		}
+	})
 }
