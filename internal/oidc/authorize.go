@@ -1,6 +1,7 @@
 package oidc
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -169,6 +170,22 @@ func (p *Provider) authorizeRequest(w http.ResponseWriter, r *http.Request, q ur
 		http.Redirect(w, r, p.Pages.LoginURL(returnTo), http.StatusFound)
 		return
 	}
+	if hint := q.Get("id_token_hint"); hint != "" {
+		// The app names who it expects (Core 3.1.2.1): another person signed in here
+		// must not be handed a code for themselves.
+		sub, err := p.hintSubject(r.Context(), c, hint)
+		switch {
+		case err != nil:
+			fail("invalid_request", "id_token_hint is not an ID token Gatehouse issued to this client")
+			return
+		case sub != subject(c, store.User{ID: user.UserID, Username: user.Username}) && ar.prompt == "none":
+			fail("login_required", "the person signed in is not the one id_token_hint names")
+			return
+		case sub != subject(c, store.User{ID: user.UserID, Username: user.Username}):
+			http.Redirect(w, r, p.Pages.ReauthURL(returnTo), http.StatusFound)
+			return
+		}
+	}
 	if p.needsFreshLogin(q, user) {
 		if ar.prompt == "none" {
 			fail("login_required", "the app asks for a fresh sign-in")
@@ -224,6 +241,20 @@ func (p *Provider) authorizeRequest(w http.ResponseWriter, r *http.Request, q ur
 		}
 	}
 	p.issueCode(w, r, ar, user)
+}
+
+// hintSubject returns the sub of an ID token Gatehouse issued to c (its signature
+// checked; an expired one still names who the app expects).
+func (p *Provider) hintSubject(ctx context.Context, c *config.Client, hint string) (string, error) {
+	payload, err := p.verify(ctx, hint)
+	if err != nil {
+		return "", err
+	}
+	var h idTokenHint
+	if err := json.Unmarshal(payload, &h); err != nil || h.Iss != p.issuer() || h.audience() != c.ID || h.Sub == "" {
+		return "", errors.New("not an ID token of this client")
+	}
+	return h.Sub, nil
 }
 
 // repeated returns the name of a parameter given more than once, or "".

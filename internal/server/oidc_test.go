@@ -1013,3 +1013,37 @@ func TestOIDCParallelRefreshesKeepTheGrant(t *testing.T) {
 		}
 	})
 }
+
+// id_token_hint names who the app expects: another person signed in is not handed a
+// code for themselves (prompt=none: login_required; otherwise the sign-in page).
+func TestOIDCIDTokenHintAtAuthorize(t *testing.T) {
+	o := startOIDC(t, backends[0].url(t))
+	conf := o.grafana()
+	verifier := oauth2.GenerateVerifier()
+	pkce := oauth2.S256ChallengeOption(verifier)
+	tok, err := conf.Exchange(o.ctx, o.code(conf.AuthCodeURL("s", pkce), o.alice, "s"), oauth2.VerifierOption(verifier))
+	if err != nil {
+		t.Fatal(err)
+	}
+	aliceHint := oauth2.SetAuthURLParam("id_token_hint", tok.Extra("id_token").(string))
+	none := oauth2.SetAuthURLParam("prompt", "none")
+	errorOf := func(resp *http.Response) string {
+		loc, _ := url.Parse(resp.Header.Get("Location"))
+		if loc == nil {
+			return ""
+		}
+		return loc.Query().Get("error")
+	}
+	if resp, _ := o.browse(conf.AuthCodeURL("s", pkce, aliceHint, none), o.bob); errorOf(resp) != "login_required" {
+		t.Fatalf("bob's browser with alice's hint and prompt=none: %d to %q, want login_required", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	if resp, _ := o.browse(conf.AuthCodeURL("s", pkce, aliceHint), o.bob); !strings.HasPrefix(resp.Header.Get("Location"), "/login") {
+		t.Fatalf("bob's browser with alice's hint: to %q, want the sign-in page", resp.Header.Get("Location"))
+	}
+	if code := o.code(conf.AuthCodeURL("s", pkce, aliceHint, none), o.alice, "s"); code == "" {
+		t.Fatal("alice's own hint in her browser gave no code")
+	}
+	if resp, _ := o.browse(conf.AuthCodeURL("s", pkce, oauth2.SetAuthURLParam("id_token_hint", "not.a.token")), o.alice); errorOf(resp) != "invalid_request" {
+		t.Fatalf("a made-up hint: %q, want invalid_request", resp.Header.Get("Location"))
+	}
+}
