@@ -33,10 +33,20 @@ type Metrics struct {
 	OIDCTokens *prometheus.CounterVec
 }
 
+// Sources reports values that other packages own, read when Prometheus scrapes.
+type Sources struct {
+	ActiveSessions func() float64 // unexpired sessions in the database
+	CachedSessions func() float64 // sessions in this replica's cache
+	DBQueries      func() float64 // statements sent to the database
+	// FeedPosition is the newest change-feed row this replica has applied: replicas
+	// that differ for long point at one that stopped following the feed.
+	FeedPosition func() float64
+	Pool         *sql.DB // the connection pool, when the store has one
+}
+
 // New registers Gatehouse's collectors, the Go runtime's and the process's, and the
-// database connection pool's. The gauge funcs report values owned elsewhere (active
-// sessions, database queries sent).
-func New(activeSessions, cachedSessions, dbQueries func() float64, pool *sql.DB) *Metrics {
+// database connection pool's.
+func New(src Sources) *Metrics {
 	r := prometheus.NewRegistry()
 	m := &Metrics{
 		Registry: r,
@@ -64,14 +74,15 @@ func New(activeSessions, cachedSessions, dbQueries func() float64, pool *sql.DB)
 		}, []string{"grant_type", "result"}),
 	}
 	r.MustRegister(m.Requests, m.Decisions, m.DecisionSeconds, m.Logins, m.AuditDropped, m.OIDCTokens, m.RequestTimeouts,
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "gatehouse_sessions_active", Help: "Unexpired sessions in the database (recounted every 30 s)."}, activeSessions),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "gatehouse_sessions_cached", Help: "Sessions held in this replica's memory cache."}, cachedSessions),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "gatehouse_database_queries_total", Help: "Statements this replica sent to the database."}, dbQueries),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "gatehouse_sessions_active", Help: "Unexpired sessions in the database (recounted every 30 s)."}, src.ActiveSessions),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "gatehouse_sessions_cached", Help: "Sessions held in this replica's memory cache."}, src.CachedSessions),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "gatehouse_database_queries_total", Help: "Statements this replica sent to the database."}, src.DBQueries),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "gatehouse_change_feed_position", Help: "Id of the newest change-feed row this replica has applied to its caches."}, src.FeedPosition),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
-	if pool != nil {
-		r.MustRegister(collectors.NewDBStatsCollector(pool, "gatehouse"))
+	if src.Pool != nil {
+		r.MustRegister(collectors.NewDBStatsCollector(src.Pool, "gatehouse"))
 	}
 	for _, r := range []string{"allow", "login", "step_up", "deny", "bad_request", "refused_target", "error"} {
 		m.Decisions.WithLabelValues(r)

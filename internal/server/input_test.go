@@ -115,6 +115,7 @@ func TestHealthAndMetrics(t *testing.T) {
 		"gatehouse_forward_auth_decision_duration_seconds_bucket",
 		"gatehouse_sessions_active ",
 		"gatehouse_database_queries_total ",
+		"gatehouse_change_feed_position ",
 		`gatehouse_http_requests_total{code="302",route="/api/authz/forward-auth"} 1`,
 		"process_resident_memory_bytes",
 		"go_sql_open_connections{db_name=\"gatehouse\"}",

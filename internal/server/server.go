@@ -113,12 +113,13 @@ func newApp(ctx context.Context, st store.Store, cfg config.Config, log *slog.Lo
 	a.Sessions = session.NewManager(st, session.Options{Lifetime: cfg.Session.Lifetime.D(),
 		OutageGrace: cfg.Database.OutageGrace.D(), QueryTimeout: cfg.Database.RequestTimeout.D(),
 		Prepare: forwardauth.PrepareIdentityHeaders}, log)
-	a.Metrics = metrics.New(
-		func() float64 { return float64(a.Sessions.ActiveSessions()) },
-		func() float64 { return float64(a.Sessions.CachedSessions()) },
-		func() float64 { return float64(st.QueryCount()) },
-		poolOf(st),
-	)
+	a.Metrics = metrics.New(metrics.Sources{
+		ActiveSessions: func() float64 { return float64(a.Sessions.ActiveSessions()) },
+		CachedSessions: func() float64 { return float64(a.Sessions.CachedSessions()) },
+		DBQueries:      func() float64 { return float64(st.QueryCount()) },
+		FeedPosition:   func() float64 { return float64(a.Sessions.FeedPosition()) },
+		Pool:           poolOf(st),
+	})
 	a.audit = audit.NewRecorder(st, log, 4096, a.Metrics.AuditDropped.Inc)
 	hasher := identity.NewHasher(0)
 	a.regulator = &authn.Regulator{Store: st}

@@ -309,3 +309,16 @@ func writeFile(t *testing.T, path, body string) {
 }
 
 var regexpRD = regexp.MustCompile(`name="rd" value="([^"]*)"`)
+
+// waitFor polls cond until it holds, failing the test after limit (a bound on a hang,
+// not a measure of speed: conditions here are met in well under a second).
+func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("gave up after %s waiting for %s", limit, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

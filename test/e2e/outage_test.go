@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/gatehouse-id/gatehouse/internal/testenv"
+	"github.com/jackc/pgx/v5"
 )
 
 // TestPostgresOutage stops PostgreSQL (a cluster of the test's own) for 60 s
@@ -32,12 +34,16 @@ func TestPostgresOutage(t *testing.T) {
 	}
 	cluster := testenv.NewCluster(t)
 	dbURL := cluster.URL
-	port := freePort(t)
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	addr, metrics := fmt.Sprintf("127.0.0.1:%d", freePort(t)), fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	base := "http://" + addr
 	dir, env, cfgPath := staffSite(t, dbURL, fmt.Sprintf("server:\n  address: %q\n  public_url: %q\ndatabase:\n  unready_after: 5s\n", addr, base))
+	env = append(env, "GATEHOUSE_SERVER_METRICS_ADDRESS="+metrics) // the last value wins over cleanEnv's ""
 	serve(t, dir, env, addr, "--config", cfgPath)
 	cookies := staffLogins(t, dir, env, cfgPath, base, 5)
+	// Adding a user is a change other replicas drop cached sessions for; one this
+	// replica applies after the checks below would leave a session uncached into the
+	// outage. Real traffic makes that rare; the test makes it certain, so it waits.
+	waitFeedApplied(t, dbURL, metrics)
 	get := func(path, cookie string) (int, string) {
 		req, _ := http.NewRequest(http.MethodGet, base+path, nil)
 		for k, v := range traefikHeaders("https://app.example.com/") {
@@ -151,4 +157,36 @@ func loginPage(t *testing.T, c *http.Client, base, user, password string) (int, 
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(body)
+}
+
+// waitFeedApplied waits until the replica whose metrics listen on metrics has applied
+// every change-feed row in the database at dbURL, read from its
+// gatehouse_change_feed_position gauge.
+func waitFeedApplied(t *testing.T, dbURL, metrics string) {
+	t.Helper()
+	conn, err := pgx.Connect(context.Background(), dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var newest int64
+	err = conn.QueryRow(context.Background(), "SELECT coalesce(max(id), 0) FROM changes").Scan(&newest)
+	conn.Close(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, fmt.Sprintf("the replica to apply change %d", newest), func() bool {
+		resp, err := http.Get("http://" + metrics + "/metrics")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		for line := range strings.Lines(string(b)) {
+			if v, ok := strings.CutPrefix(line, "gatehouse_change_feed_position "); ok {
+				pos, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+				return err == nil && int64(pos) >= newest
+			}
+		}
+		return false
+	})
 }
