@@ -85,6 +85,10 @@ type Session struct {
 	LastSeenAt time.Time
 	IP         string
 	UserAgent  string
+	// SID is what apps know the sign-in by (the ID token's sid): a new session of the
+	// same person in the same browser keeps its predecessor's. Empty at creation
+	// means the session's own ID.
+	SID string
 }
 
 // Passkey is a WebAuthn credential (a passkey or a security key) a user registered
@@ -121,6 +125,15 @@ type OIDCToken struct {
 	CreatedAt time.Time
 	ExpiresAt time.Time
 	UsedAt    time.Time // zero until spent (codes, refresh and device tokens)
+}
+
+// OIDCLogout is a back-channel logout owed to an app: when no unexpired session
+// carries SID any more, ClientID is told that the sign-in ended.
+type OIDCLogout struct {
+	SID      string
+	ClientID string
+	UserID   string
+	Attempts int // delivery attempts so far, this claim's included
 }
 
 // Event is an audit record: a denied access decision, an admin's change, a login.
@@ -213,6 +226,7 @@ type Store interface {
 	CreateSession(ctx context.Context, s Session) error
 	SessionByTokenHash(ctx context.Context, tokenHash string) (Session, error)
 	SessionByID(ctx context.Context, id string) (Session, error)
+	SessionsBySID(ctx context.Context, sid string) ([]Session, error)   // expired ones too
 	ListSessions(ctx context.Context, userID string) ([]Session, error) // userID "" = all
 	DeleteSession(ctx context.Context, id string) error
 	DeleteUserSessions(ctx context.Context, userID string) (int, error)
@@ -293,6 +307,11 @@ type Store interface {
 	DecideOIDCToken(ctx context.Context, hash, userID, data string) error
 	DeleteOIDCToken(ctx context.Context, hash string) error
 	RevokeOIDCFamily(ctx context.Context, family string) (int, error)
+	// AddOIDCLogout, ClaimOIDCLogouts and DeleteOIDCLogout keep the back-channel
+	// logouts owed to apps (see OIDCLogout); a claim is exclusive until its backoff.
+	AddOIDCLogout(ctx context.Context, l OIDCLogout) error
+	ClaimOIDCLogouts(ctx context.Context, now time.Time, backoff time.Duration, limit int) ([]OIDCLogout, error)
+	DeleteOIDCLogout(ctx context.Context, sid, clientID string) error
 	// RevokeUserOIDCTokens deletes every token issued to a user: a password change,
 	// a revocation of all sessions, disabling or deleting ends the grants too.
 	RevokeUserOIDCTokens(ctx context.Context, userID string) (int, error)

@@ -111,3 +111,39 @@ func (s *Store) RevokeUserOIDCTokens(ctx context.Context, userID string) (int, e
 	n, err := s.conn().execAffected(ctx, "DELETE FROM oidc_tokens WHERE user_id = $1", userID)
 	return n, s.mapErr(err, "OpenID Connect tokens of user")
 }
+
+// AddOIDCLogout asks to tell client, by back-channel logout, when sign-in sid ends.
+// Asking twice is asking once.
+func (s *Store) AddOIDCLogout(ctx context.Context, l store.OIDCLogout) error {
+	_, err := s.conn().exec(ctx, "INSERT INTO oidc_logouts (sid, client_id, user_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+		l.SID, l.ClientID, l.UserID)
+	return s.mapErr(err, "back-channel logout of "+quote(l.ClientID))
+}
+
+// ClaimOIDCLogouts takes up to limit logouts that are due at now — their sign-in has
+// no unexpired session left — for this caller alone: each claimed row's next attempt
+// moves to now + backoff × attempts, so another replica claims it only if this one
+// fails to deliver and delete it by then.
+func (s *Store) ClaimOIDCLogouts(ctx context.Context, now time.Time, backoff time.Duration, limit int) ([]store.OIDCLogout, error) {
+	// The outer next_at test is checked again on a row another replica claimed while
+	// this statement waited for its lock, so a row is never claimed twice at once.
+	rows, err := s.conn().query(ctx, `UPDATE oidc_logouts SET attempts = attempts + 1, next_at = $1 + CAST($2 AS BIGINT) * (attempts + 1)
+		WHERE next_at <= $1 AND (sid, client_id) IN (
+			SELECT l.sid, l.client_id FROM oidc_logouts l
+			WHERE l.next_at <= $1 AND NOT EXISTS (SELECT 1 FROM sessions ss WHERE ss.sid = l.sid AND ss.expires_at > $1)
+			ORDER BY l.next_at LIMIT $3)
+		RETURNING sid, client_id, user_id, attempts`, toDB(now), backoff.Microseconds(), limit)
+	if err != nil {
+		return nil, s.mapErr(err, "claiming back-channel logouts")
+	}
+	return collect(rows, func(r scanner) (store.OIDCLogout, error) {
+		var l store.OIDCLogout
+		return l, r.Scan(&l.SID, &l.ClientID, &l.UserID, &l.Attempts)
+	})
+}
+
+// DeleteOIDCLogout forgets a logout that was delivered or given up on.
+func (s *Store) DeleteOIDCLogout(ctx context.Context, sid, clientID string) error {
+	_, err := s.conn().exec(ctx, "DELETE FROM oidc_logouts WHERE sid = $1 AND client_id = $2", sid, clientID)
+	return s.mapErr(err, "back-channel logout of "+quote(clientID))
+}

@@ -1,6 +1,7 @@
 package sqlstore
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"fmt"
@@ -11,12 +12,12 @@ import (
 	"github.com/gatehouse-id/gatehouse/internal/store"
 )
 
-const sessionColumns = "id, token_hash, user_id, auth_method, created_at, expires_at, last_seen_at, ip, user_agent"
+const sessionColumns = "id, token_hash, user_id, auth_method, created_at, expires_at, last_seen_at, ip, user_agent, sid"
 
 func scanSession(r scanner) (store.Session, error) {
 	var ss store.Session
 	var created, expires, seen int64
-	err := r.Scan(&ss.ID, &ss.TokenHash, &ss.UserID, &ss.AuthMethod, &created, &expires, &seen, &ss.IP, &ss.UserAgent)
+	err := r.Scan(&ss.ID, &ss.TokenHash, &ss.UserID, &ss.AuthMethod, &created, &expires, &seen, &ss.IP, &ss.UserAgent, &ss.SID)
 	ss.CreatedAt, ss.ExpiresAt, ss.LastSeenAt = fromDB(created), fromDB(expires), fromDB(seen)
 	return ss, err
 }
@@ -27,8 +28,8 @@ func (s *Store) CreateSession(ctx context.Context, ss store.Session) error {
 }
 
 func (s *Store) createSession(ctx context.Context, c counted, ss store.Session) error {
-	_, err := c.exec(ctx, "INSERT INTO sessions ("+sessionColumns+") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-		ss.ID, ss.TokenHash, ss.UserID, ss.AuthMethod, toDB(ss.CreatedAt), toDB(ss.ExpiresAt), toDB(ss.LastSeenAt), ss.IP, ss.UserAgent)
+	_, err := c.exec(ctx, "INSERT INTO sessions ("+sessionColumns+") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+		ss.ID, ss.TokenHash, ss.UserID, ss.AuthMethod, toDB(ss.CreatedAt), toDB(ss.ExpiresAt), toDB(ss.LastSeenAt), ss.IP, ss.UserAgent, cmp.Or(ss.SID, ss.ID))
 	return s.mapErr(err, "session")
 }
 
@@ -164,4 +165,13 @@ func (s *Store) EnsureSetting(ctx context.Context, key, value string) (string, e
 	var v string
 	err := c.queryRow(ctx, "SELECT value FROM settings WHERE key = $1", key).Scan(&v)
 	return v, s.mapErr(err, "setting "+quote(key))
+}
+
+// SessionsBySID returns the sessions that carry a sign-in's sid, expired or not.
+func (s *Store) SessionsBySID(ctx context.Context, sid string) ([]store.Session, error) {
+	rows, err := s.conn().query(ctx, "SELECT "+sessionColumns+" FROM sessions WHERE sid = $1 ORDER BY created_at DESC", sid)
+	if err != nil {
+		return nil, s.mapErr(err, "sessions of sign-in "+quote(sid))
+	}
+	return collect(rows, scanSession)
 }

@@ -50,6 +50,7 @@ func Run(t *testing.T, open Backend) {
 		"OIDC":              testOIDC,
 		"Throttle":          testThrottle,
 		"ConcurrentTouches": testConcurrentTouches,
+		"OIDCLogouts":       testOIDCLogouts,
 	}
 	names := make([]string, 0, len(tests))
 	for name := range tests {
@@ -291,8 +292,11 @@ func testSessions(t *testing.T, s store.Store) {
 	noErr(t, s.CreateSession(ctx, newSession(v.ID, "h3", -time.Second))) // already expired
 
 	got := must(s.SessionByTokenHash(ctx, "h1"))(t)
-	if got != s1 {
-		t.Fatalf("session round trip:\n got %+v\nwant %+v", got, s1)
+	if want := s1; want.SID == "" { // a new session's sid is its own id unless given
+		want.SID = want.ID
+		if got != want {
+			t.Fatalf("session round trip:\n got %+v\nwant %+v", got, want)
+		}
 	}
 	if got := must(s.SessionByID(ctx, "id-h1"))(t); got.TokenHash != "h1" {
 		t.Fatalf("by id: %+v", got)
@@ -821,5 +825,72 @@ func testConcurrentTouches(t *testing.T, s store.Store) {
 		if err != nil {
 			t.Fatalf("concurrent last-seen batches: %v", err)
 		}
+	}
+}
+
+// testOIDCLogouts: a back-channel logout is due only once no unexpired session carries
+// its sid (a successor session with the same sid keeps it waiting), is claimed by one
+// caller at a time even when many race, and comes back after its backoff.
+func testOIDCLogouts(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	u := must(s.CreateUser(ctx, store.User{Username: "lou"}))(t)
+	first := newSession(u.ID, "l1", time.Hour)
+	noErr(t, s.CreateSession(ctx, first))
+	noErr(t, s.AddOIDCLogout(ctx, store.OIDCLogout{SID: first.ID, ClientID: "grafana", UserID: u.ID}))
+	noErr(t, s.AddOIDCLogout(ctx, store.OIDCLogout{SID: first.ID, ClientID: "grafana", UserID: u.ID})) // once
+	noErr(t, s.AddOIDCLogout(ctx, store.OIDCLogout{SID: first.ID, ClientID: "forgejo", UserID: u.ID}))
+	claim := func(at time.Time) []store.OIDCLogout {
+		return must(s.ClaimOIDCLogouts(ctx, at, time.Minute, 10))(t)
+	}
+	now := time.Now()
+	if got := claim(now); len(got) != 0 {
+		t.Fatalf("claimed while the sign-in lasts: %+v", got)
+	}
+	// A step-up: the successor keeps the sid, the first session goes.
+	next := newSession(u.ID, "l2", time.Hour)
+	next.SID = first.ID
+	noErr(t, s.CreateSession(ctx, next))
+	noErr(t, s.DeleteSession(ctx, first.ID))
+	if got := must(s.SessionsBySID(ctx, first.ID))(t); len(got) != 1 || got[0].TokenHash != "l2" {
+		t.Fatalf("sessions by sid: %+v", got)
+	}
+	if got := claim(now); len(got) != 0 {
+		t.Fatalf("claimed while a successor session lasts: %+v", got)
+	}
+	noErr(t, s.DeleteSession(ctx, next.ID))
+
+	var mu sync.Mutex
+	var claimed []store.OIDCLogout
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			got, err := s.ClaimOIDCLogouts(ctx, now, time.Minute, 10)
+			if err != nil {
+				t.Error(err)
+			}
+			mu.Lock()
+			claimed = append(claimed, got...)
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	if len(claimed) != 2 {
+		t.Fatalf("8 racing claims took %d logouts, want the 2 owed, once each: %+v", len(claimed), claimed)
+	}
+	for _, l := range claimed {
+		if l.SID != first.ID || l.UserID != u.ID || l.Attempts != 1 {
+			t.Fatalf("claimed %+v", l)
+		}
+	}
+	if got := claim(now.Add(59 * time.Second)); len(got) != 0 {
+		t.Fatalf("claimed again within the backoff: %+v", got)
+	}
+	noErr(t, s.DeleteOIDCLogout(ctx, first.ID, "grafana"))
+	again := claim(now.Add(time.Minute))
+	if len(again) != 1 || again[0].ClientID != "forgejo" || again[0].Attempts != 2 {
+		t.Fatalf("after the backoff: %+v", again)
+	}
+	if got := claim(now.Add(2*time.Minute + 59*time.Second)); len(got) != 0 {
+		t.Fatalf("the second backoff is longer: %+v", got)
 	}
 }
