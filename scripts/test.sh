@@ -26,8 +26,9 @@ ensure_packages "${need[@]}"
 find_pg_bin
 
 # --- third-party software that is not in Debian, cached outside the repository ----
-# A current Caddy (Debian's is 2.6, whose forward_auth copies headers differently) and
-# Express 4, the app framework the proxy tests protect. Built or installed once per
+# A current Caddy (Debian's is 2.6, whose forward_auth copies headers differently),
+# Express 4, the app framework the proxy tests protect, and openid-client 6, a
+# certified relying party the OpenID Connect tests sign in with. Built or installed once per
 # machine into the cache folder, then reused.
 tools=${GATEHOUSE_TEST_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/gatehouse-test-tools}
 caddy_version=v2.11.9
@@ -40,7 +41,13 @@ if [ ! -f "$tools/express-$express_version/node_modules/express/package.json" ];
 	say "installing Express $express_version from npm into $tools"
 	npm install --prefix "$tools/express-$express_version" --no-save --no-audit --no-fund --loglevel=error "express@$express_version" >/dev/null
 fi
+openid_client_version=6.8.9
+if [ ! -f "$tools/openid-client-$openid_client_version/node_modules/openid-client/package.json" ]; then
+	say "installing openid-client $openid_client_version from npm into $tools"
+	npm install --prefix "$tools/openid-client-$openid_client_version" --no-save --no-audit --no-fund --loglevel=error "openid-client@$openid_client_version" >/dev/null
+fi
 export TEST_GATEHOUSE_CADDY_CURRENT="$tools/caddy-$caddy_version/caddy"
+export TEST_GATEHOUSE_OPENID_CLIENT_MODULES="$tools/openid-client-$openid_client_version/node_modules"
 export TEST_GATEHOUSE_EXPRESS_MODULES="$tools/express-$express_version/node_modules"
 
 # --- a throwaway PostgreSQL --------------------------------------------------------

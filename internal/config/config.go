@@ -97,6 +97,7 @@ type Client struct {
 	Secret                 string   `yaml:"secret" secret:"true" doc:"Confidential clients: the client secret (at least 32 characters), or its argon2id hash from 'gatehouse oidc hash-secret', or secret_file: PATH."`
 	RedirectURIs           []string `yaml:"redirect_uris" doc:"Where the app may receive codes, matched exactly. A loopback http://127.0.0.1/..., http://[::1]/... or http://localhost/... URI matches any port (RFC 8252); custom schemes (com.example.app:/cb) are allowed."`
 	PostLogoutRedirectURIs []string `yaml:"post_logout_redirect_uris" doc:"Where the app may send people after signing out at Gatehouse (RP-initiated logout), matched exactly."`
+	BackchannelLogoutURI   string   `yaml:"backchannel_logout_uri" doc:"Where Gatehouse posts a signed logout token (OpenID Back-Channel Logout 1.0, with sid) when a sign-in the app was given ends: signed out, revoked, disabled or expired. Delivered within seconds by one replica; failures are retried with growing pauses for about two and a half hours. Empty: none."`
 	Groups                 []string `yaml:"groups" doc:"Members of any of these groups (directly or through a child group) may use the app; others see a \"not allowed\" page."`
 	AllUsers               bool     `yaml:"all_users" doc:"Every signed-in user may use the app. A client that signs people in needs groups or all_users: true, so no app is open to everyone by accident."`
 	TwoFactor              bool     `yaml:"two_factor" doc:"Only sessions signed in with two factors may use the app; others are asked to step up."`

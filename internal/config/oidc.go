@@ -157,6 +157,11 @@ func (o *OIDC) validate() []error {
 				bad(fmt.Sprintf("%s.post_logout_redirect_uris[%d]", key, j), "%v", err)
 			}
 		}
+		if u := c.BackchannelLogoutURI; u != "" {
+			if p, err := url.Parse(u); err != nil || (p.Scheme != "https" && p.Scheme != "http") || p.Host == "" || p.Fragment != "" || strings.Contains(u, "#") {
+				bad(key+".backchannel_logout_uri", "%q must be an absolute http or https URL without a #fragment (the app's back-channel logout endpoint)", u)
+			}
+		}
 		switch c.Consent {
 		case "", "implicit", "explicit":
 		default:

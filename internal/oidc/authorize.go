@@ -1,6 +1,7 @@
 package oidc
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -32,6 +33,9 @@ type grantData struct {
 	Challenge   string   `json:"code_challenge,omitempty"`
 	AuthTime    int64    `json:"auth_time,omitempty"`
 	AMR         []string `json:"amr,omitempty"`
+	// SID is the Gatehouse sign-in the grant was given in (store.Session.SID). Without
+	// offline_access the grant is online: it lasts only as long as that sign-in.
+	SID string `json:"sid,omitempty"`
 	// Device authorization.
 	Device   string `json:"device,omitempty"`   // on a user_code: the device code's hash
 	Decision string `json:"decision,omitempty"` // on a device code: "", "approved" or "denied"
@@ -86,6 +90,7 @@ type authRequest struct {
 	nonce     string
 	challenge string
 	prompt    string
+	mode      string // response_mode: query, fragment or form_post
 	raw       url.Values
 }
 
@@ -120,10 +125,17 @@ func (p *Provider) authorizeRequest(w http.ResponseWriter, r *http.Request, q ur
 		return
 	}
 	ar := authRequest{client: c, redirect: redirect, state: q.Get("state"), nonce: q.Get("nonce"),
-		challenge: q.Get("code_challenge"), prompt: q.Get("prompt"), raw: q}
+		challenge: q.Get("code_challenge"), prompt: q.Get("prompt"), mode: q.Get("response_mode"), raw: q}
+	modeKnown := slices.Contains(responseModes, ar.mode)
+	if !modeKnown || ar.mode == "" {
+		ar.mode = "query"
+	}
 	fail := func(code, description string) { p.redirectError(w, r, ar, code, description) }
 	prompts := strings.Fields(ar.prompt)
 	switch {
+	case !modeKnown:
+		fail("invalid_request", fmt.Sprintf("response_mode %q is not supported: use query, fragment or form_post", clip(q.Get("response_mode"))))
+		return
 	case repeated(q) != "":
 		fail("invalid_request", fmt.Sprintf("the parameter %q is given more than once (RFC 6749 3.1)", clip(repeated(q))))
 		return
@@ -211,9 +223,15 @@ func (p *Provider) authorizeRequest(w http.ResponseWriter, r *http.Request, q ur
 			fail("access_denied", "this user may not use this app")
 			return
 		}
-		p.Pages.Message(w, r, http.StatusForbidden, "Not allowed",
-			fmt.Sprintf("Your account (%s) may not use %s. If you should, ask an admin to add you to one of its groups: %s.",
-				user.Username, c.DisplayName(), strings.Join(c.Groups, ", ")))
+		// The page explains; its button hands the app access_denied, so an app waiting
+		// for an answer (a CLI on a loopback port) stops waiting.
+		p.Pages.NotAllowed(w, r, NotAllowedView{
+			Text: fmt.Sprintf("Your account (%s) may not use %s. If you should, ask an admin to add you to one of its groups: %s.",
+				user.Username, c.DisplayName(), strings.Join(c.Groups, ", ")),
+			Client: c.DisplayName(),
+			Return: p.responseURL(ar, url.Values{"error": {"access_denied"}, "error_description": {"this user may not use this app"},
+				"state": {ar.state}, "iss": {p.issuer()}}),
+		})
 		return
 	}
 	if c.TwoFactor && !user.TwoFactor {
@@ -330,7 +348,7 @@ func (p *Provider) consent(w http.ResponseWriter, r *http.Request) {
 			p.authorizeRequest(w, r, q, false)
 			return
 		}
-		p.redirectError(w, r, authRequest{client: c, redirect: redirect, state: q.Get("state")}, "access_denied", "the user did not allow the app")
+		p.redirectError(w, r, authRequest{client: c, redirect: redirect, state: q.Get("state"), mode: cmp.Or(q.Get("response_mode"), "query")}, "access_denied", "the user did not allow the app")
 		return
 	}
 	if err := p.Store.SetOIDCConsent(r.Context(), user.UserID, c.ID, q.Get("scope")); err != nil {
@@ -359,7 +377,7 @@ func (p *Provider) issueCode(w http.ResponseWriter, r *http.Request, ar authRequ
 		Hash: hash, Kind: "code", ClientID: ar.client.ID, UserID: user.UserID, Family: family,
 		Scope: strings.Join(ar.scopes, " "), ExpiresAt: time.Now().Add(codeTTL),
 		Data: grantData{RedirectURI: ar.redirect, Nonce: ar.nonce, Challenge: ar.challenge,
-			AuthTime: user.AuthenticatedAt.Unix(), AMR: amrOf(user)}.encode(),
+			AuthTime: user.AuthenticatedAt.Unix(), AMR: amrOf(user), SID: user.SID}.encode(),
 	})
 	if err != nil {
 		p.Log.Error("storing an authorization code failed", "error", err.Error())
@@ -367,7 +385,7 @@ func (p *Provider) issueCode(w http.ResponseWriter, r *http.Request, ar authRequ
 		return
 	}
 	p.Audit(store.Event{Kind: "oidc.authorized", Actor: user.Username, Target: ar.client.ID, Detail: strings.Join(ar.scopes, " ")})
-	p.redirectWith(w, r, ar.redirect, url.Values{"code": {code}, "state": {ar.state}, "iss": {p.issuer()}})
+	p.respond(w, r, ar, url.Values{"code": {code}, "state": {ar.state}, "iss": {p.issuer()}})
 }
 
 // amrOf names how the user signed in, in RFC 8176's words: a password ("pwd"), a
@@ -391,19 +409,46 @@ func amrOf(user *session.Principal) []string {
 
 // redirectError sends an error back to the app, at an address already checked.
 func (p *Provider) redirectError(w http.ResponseWriter, r *http.Request, ar authRequest, code, description string) {
-	p.redirectWith(w, r, ar.redirect, url.Values{"error": {code}, "error_description": {description}, "state": {ar.state}, "iss": {p.issuer()}})
+	p.respond(w, r, ar, url.Values{"error": {code}, "error_description": {description}, "state": {ar.state}, "iss": {p.issuer()}})
 }
 
-func (p *Provider) redirectWith(w http.ResponseWriter, r *http.Request, redirect string, params url.Values) {
+// responseModes are the response_mode values Gatehouse answers in ("" is query).
+var responseModes = []string{"", "query", "fragment", "form_post"}
+
+// respond sends an authorization response to the app's (checked) redirect URI in the
+// request's response_mode: in the query string, in the fragment, or posted by a page
+// that submits itself (OAuth 2.0 Form Post Response Mode).
+func (p *Provider) respond(w http.ResponseWriter, r *http.Request, ar authRequest, params url.Values) {
+	if ar.mode == "form_post" {
+		if params.Get("state") == "" {
+			params.Del("state")
+		}
+		writeFormPost(w, ar.redirect, params)
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	http.Redirect(w, r, p.responseURL(ar, params), http.StatusFound)
+}
+
+// responseURL is the redirect URI carrying params in the fragment (response_mode
+// fragment) or the query string (otherwise: a link cannot post a form).
+func (p *Provider) responseURL(ar authRequest, params url.Values) string {
 	if params.Get("state") == "" {
 		params.Del("state")
 	}
+	if ar.mode == "fragment" {
+		base, _, _ := strings.Cut(ar.redirect, "#")
+		return base + "#" + params.Encode()
+	}
 	sep := "?"
-	if strings.Contains(redirect, "?") {
+	if strings.Contains(ar.redirect, "?") {
 		sep = "&"
 	}
-	w.Header().Set("Cache-Control", "no-store")
-	http.Redirect(w, r, redirect+sep+params.Encode(), http.StatusFound)
+	return ar.redirect + sep + params.Encode()
+}
+
+func (p *Provider) redirectWith(w http.ResponseWriter, r *http.Request, redirect string, params url.Values) {
+	p.respond(w, r, authRequest{redirect: redirect, mode: "query"}, params)
 }
 
 // clip shortens what a request sent before it is shown back.

@@ -231,12 +231,18 @@ func (p *Provider) longestIDTokenLifetime() time.Duration {
 
 // sign makes a compact JWS of claims with the current key.
 func (p *Provider) sign(ctx context.Context, claims any) (string, error) {
+	return p.signTyped(ctx, "JWT", claims)
+}
+
+// signTyped signs with a JOSE typ header of its own, which keeps one kind of token
+// from passing for another ("logout+jwt" is never an ID token).
+func (p *Provider) signTyped(ctx context.Context, typ jose.ContentType, claims any) (string, error) {
 	k, err := p.signer(ctx)
 	if err != nil {
 		return "", err
 	}
 	s, err := jose.NewSigner(jose.SigningKey{Algorithm: k.alg, Key: jose.JSONWebKey{Key: k.private, KeyID: k.id}},
-		(&jose.SignerOptions{}).WithType("JWT"))
+		(&jose.SignerOptions{}).WithType(typ))
 	if err != nil {
 		return "", err
 	}

@@ -25,6 +25,8 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync/atomic"
+	"time"
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/prometheus/client_golang/prometheus"
@@ -75,6 +77,14 @@ type Pages interface {
 	CheckForm(w http.ResponseWriter, r *http.Request) bool
 	// EndSession signs the browser out of Gatehouse.
 	EndSession(w http.ResponseWriter, r *http.Request) error
+	// RevokeSession ends a session on every replica, as an admin's revocation does;
+	// actor names who asked (the app).
+	RevokeSession(ctx context.Context, actor string, s store.Session) error
+	// NotAllowed tells the signed-in person they may not use an app, with a way back
+	// that tells the app so.
+	NotAllowed(w http.ResponseWriter, r *http.Request, v NotAllowedView)
+	// ConfirmLogout asks the signed-in person whether to sign out, for an app.
+	ConfirmLogout(w http.ResponseWriter, r *http.Request, v LogoutView)
 	// ClientAddress is the address the request came from, believing only the proxies
 	// the operator named: what guesses of device codes and client secrets are counted by.
 	ClientAddress(r *http.Request) string
@@ -85,6 +95,19 @@ type ConsentView struct {
 	Client  string   // the app's name
 	Scopes  []string // what it asks for
 	Request string   // the signed authorization request to post back
+}
+
+// NotAllowedView is what the "not allowed" page shows.
+type NotAllowedView struct {
+	Text   string // why, and whom to ask
+	Client string // the app's name
+	Return string // the app's redirect URI with error=access_denied
+}
+
+// LogoutView is what the sign-out confirmation page shows.
+type LogoutView struct {
+	Client  string // the app's name
+	Request string // the signed logout request to post back as "confirm"
 }
 
 // DeviceView is what the device page shows: the code form, or a code to confirm.
@@ -113,7 +136,13 @@ type Provider struct {
 
 	key  serverkey.Key
 	ring keyring
+	// backoff, when set, replaces the 30 s unit of back-channel logout retries.
+	backoff atomic.Int64
 }
+
+// SetLogoutBackoff replaces the 30 s unit of back-channel logout retries (tests
+// shorten it).
+func (p *Provider) SetLogoutBackoff(d time.Duration) { p.backoff.Store(int64(d)) }
 
 // SetKey sets the server key, which seals signing keys and signs consent requests.
 func (p *Provider) SetKey(k serverkey.Key) { p.key = k }
@@ -206,12 +235,12 @@ func (p *Provider) discovery(w http.ResponseWriter, r *http.Request) {
 		"revocation_endpoint":                            iss + PathRevoke,
 		"device_authorization_endpoint":                  iss + PathDeviceAuthorization,
 		"response_types_supported":                       []string{"code"},
-		"response_modes_supported":                       []string{"query"},
+		"response_modes_supported":                       responseModes[1:],
 		"grant_types_supported":                          []string{"authorization_code", "refresh_token", "client_credentials", grantDeviceCode},
 		"subject_types_supported":                        []string{"public"},
 		"id_token_signing_alg_values_supported":          []string{"RS256", "ES256"},
 		"scopes_supported":                               config.OIDCScopes,
-		"claims_supported":                               []string{"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "amr", "name", "preferred_username", "email", "email_verified", "groups"},
+		"claims_supported":                               []string{"iss", "sub", "aud", "azp", "exp", "iat", "auth_time", "nonce", "amr", "at_hash", "sid", "name", "preferred_username", "email", "email_verified", "groups"},
 		"token_endpoint_auth_methods_supported":          authMethods,
 		"introspection_endpoint_auth_methods_supported":  authMethods[:2],
 		"revocation_endpoint_auth_methods_supported":     authMethods,
@@ -220,6 +249,8 @@ func (p *Provider) discovery(w http.ResponseWriter, r *http.Request) {
 		"request_parameter_supported":                    false,
 		"request_uri_parameter_supported":                false,
 		"claims_parameter_supported":                     false,
+		"backchannel_logout_supported":                   true,
+		"backchannel_logout_session_supported":           true,
 	})
 }
 

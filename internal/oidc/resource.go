@@ -1,6 +1,7 @@
 package oidc
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -36,6 +37,14 @@ func (p *Provider) activeToken(r *http.Request, value string) (store.OIDCToken, 
 		return t, false, err
 	}
 	live := (t.Kind == "access" || t.Kind == "refresh") && time.Now().Before(t.ExpiresAt) && t.UsedAt.IsZero()
+	if d := decodeGrant(t.Data); live && online(d, strings.Fields(t.Scope)) {
+		// An online grant's tokens end with the sign-in, whoever ended it and wherever.
+		ends, err := p.signInEnds(r.Context(), d.SID, t.UserID)
+		if err != nil {
+			return t, false, err
+		}
+		live = !ends.IsZero()
+	}
 	return t, live, nil
 }
 
@@ -176,6 +185,7 @@ type idTokenHint struct {
 	Iss string `json:"iss"`
 	Sub string `json:"sub"`
 	Aud any    `json:"aud"`
+	SID string `json:"sid"`
 }
 
 func (h idTokenHint) audience() string {
@@ -191,64 +201,169 @@ func (h idTokenHint) audience() string {
 	return ""
 }
 
-// logout is RP-initiated logout. With a valid id_token_hint the browser is signed out
-// of Gatehouse and sent to the app's registered post_logout_redirect_uri; a hint that
-// Gatehouse did not sign is refused; without a hint the person is asked to confirm.
+// logoutTTL is how long a sign-out confirmation page may wait for its answer.
+const logoutTTL = 10 * time.Minute
+
+// logout is RP-initiated logout (RP-Initiated Logout 1.0), by GET or POST. The app is
+// known by a valid id_token_hint or by client_id, and post_logout_redirect_uri must be
+// one it registered. What ends without asking is only what is provably the asker's:
+// the browser's own sign-in when the hint names its person, or, when the request
+// carries no Gatehouse session at all (an app's server calling, as oauth2-proxy's
+// backend logout does), the sign-in the hint's sid names. Anything else — no hint, or
+// another person's — gets a confirmation page, since any site can send a browser here.
 func (p *Provider) logout(w http.ResponseWriter, r *http.Request) {
 	if err := r.ParseForm(); err != nil {
 		p.Pages.Message(w, r, http.StatusBadRequest, "Bad sign-out request", "The app's sign-out request could not be read.")
 		return
 	}
-	hint, after := r.Form.Get("id_token_hint"), r.Form.Get("post_logout_redirect_uri")
-	clientID := r.Form.Get("client_id")
-	if hint == "" {
-		if after != "" {
-			p.Pages.Message(w, r, http.StatusBadRequest, "Sign-out needs the app's ID token",
-				"The app asked to be returned after signing out but sent no id_token_hint, so Gatehouse cannot tell it is really that app. Sign out at /logout.")
+	if r.Method == http.MethodPost && r.PostForm.Has("confirm") {
+		p.confirmedLogout(w, r)
+		return
+	}
+	if name := repeated(r.Form); name != "" {
+		p.Pages.Message(w, r, http.StatusBadRequest, "Bad sign-out request", "The app sent "+name+" more than once.")
+		return
+	}
+	hint, after, clientID, state := r.Form.Get("id_token_hint"), r.Form.Get("post_logout_redirect_uri"), r.Form.Get("client_id"), r.Form.Get("state")
+	var h idTokenHint
+	var c *config.Client
+	if hint != "" {
+		payload, err := p.verify(r.Context(), hint)
+		if err == nil {
+			err = json.Unmarshal(payload, &h)
+		}
+		if err != nil || h.Iss != p.issuer() || h.audience() == "" || (clientID != "" && clientID != h.audience()) {
+			p.Pages.Message(w, r, http.StatusBadRequest, "Sign-out refused",
+				"The app sent an id_token_hint that Gatehouse did not issue (or that names another app). Nothing was changed; sign out at /logout.")
 			return
 		}
-		http.Redirect(w, r, "/logout", http.StatusFound)
+		clientID = h.audience()
+	}
+	if clientID != "" {
+		var ok bool
+		if c, ok = p.cfg().OIDC.ClientByID(clientID); !ok {
+			p.Pages.Message(w, r, http.StatusBadRequest, "Unknown app",
+				"The app that sent you here ("+clip(clientID)+") is not one of Gatehouse's OpenID Connect clients. You are still signed in; sign out at /logout.")
+			return
+		}
+	}
+	if after != "" && c == nil {
+		p.Pages.Message(w, r, http.StatusBadRequest, "Sign-out needs the app's name",
+			"The app asked to be returned after signing out but sent neither client_id nor id_token_hint, so Gatehouse cannot check the address. You are still signed in; sign out at /logout.")
 		return
 	}
-	payload, err := p.verify(r.Context(), hint)
-	var h idTokenHint
-	if err == nil {
-		err = json.Unmarshal(payload, &h)
-	}
-	if err != nil || h.Iss != p.issuer() || h.audience() == "" || (clientID != "" && clientID != h.audience()) {
-		p.Pages.Message(w, r, http.StatusBadRequest, "Sign-out refused",
-			"The app sent an id_token_hint that Gatehouse did not issue (or that names another app). Nothing was changed; sign out at /logout.")
-		return
-	}
-	c, ok := p.cfg().OIDC.ClientByID(h.audience())
-	if after != "" && (!ok || !slices.Contains(c.PostLogoutRedirectURIs, after)) {
+	if after != "" && !slices.Contains(c.PostLogoutRedirectURIs, after) {
 		p.Pages.Message(w, r, http.StatusBadRequest, "Unregistered return address",
 			"The app asked to return to an address that is not one of its post_logout_redirect_uris in Gatehouse's config. You are still signed in; sign out at /logout.")
 		return
 	}
-	// A valid ID token proves which app asks, not that this browser is the one it was
-	// issued to: anyone holding someone's old ID token could sign a victim's browser
-	// out with it. Only the browser's own sign-in is ended without asking.
-	if who := p.Pages.Current(r); who != nil && (!ok || subject(c, store.User{ID: who.UserID, Username: who.Username}) != h.Sub) {
-		confirm := "/logout"
-		if after != "" {
-			confirm += "?rd=" + url.QueryEscape(after)
+	who := p.Pages.Current(r)
+	switch {
+	case hint != "" && who == nil:
+		if err := p.endHintedSignIn(r.Context(), c, h); err != nil {
+			p.Pages.Message(w, r, http.StatusServiceUnavailable, "Sign-out failed", "Gatehouse cannot reach its database right now. Try again in a moment.")
+			return
 		}
-		http.Redirect(w, r, confirm, http.StatusFound)
+	case hint != "" && subject(c, store.User{ID: who.UserID, Username: who.Username}) == h.Sub:
+		if err := p.endBrowserSignIn(w, r, c, h); err != nil {
+			p.Pages.Message(w, r, http.StatusServiceUnavailable, "Sign-out failed", "Gatehouse cannot reach its database right now. Try again in a moment.")
+			return
+		}
+	case who == nil:
+		// Nobody is signed in here: nothing to end, so nothing to ask.
+	default:
+		name := "An app"
+		if c != nil {
+			name = c.DisplayName()
+		}
+		p.Pages.ConfirmLogout(w, r, LogoutView{Client: name,
+			Request: p.signedKey().Sign("oidc-logout", logoutTTL, who.SID, clientID, after, state)})
 		return
 	}
+	p.afterLogout(w, r, after, state)
+}
+
+// confirmedLogout ends the browser's sign-in once its person confirmed it on the page
+// logout showed, and returns to the app.
+func (p *Provider) confirmedLogout(w http.ResponseWriter, r *http.Request) {
+	if !p.Pages.CheckForm(w, r) {
+		return
+	}
+	fields, ok := p.signedKey().Open("oidc-logout", r.PostFormValue("confirm"), 4)
+	who := p.Pages.Current(r)
+	if !ok || (who != nil && who.SID != fields[0]) {
+		p.Pages.Message(w, r, http.StatusBadRequest, "Request expired", "This page expired or belongs to another sign-in. Nothing was changed; sign out at /logout.")
+		return
+	}
+	clientID, after, state := fields[1], fields[2], fields[3]
+	if who != nil {
+		if err := p.Pages.EndSession(w, r); err != nil {
+			p.Pages.Message(w, r, http.StatusServiceUnavailable, "Sign-out failed", "Gatehouse cannot reach its database right now. Try again in a moment.")
+			return
+		}
+		p.Audit(store.Event{Kind: "oidc.logout", Actor: who.Username, Target: clientID, Detail: "confirmed"})
+	}
+	if c, ok := p.cfg().OIDC.ClientByID(clientID); !ok || !slices.Contains(c.PostLogoutRedirectURIs, after) {
+		after = "" // the config changed meanwhile: the address is no longer the app's
+	}
+	p.afterLogout(w, r, after, state)
+}
+
+// endBrowserSignIn signs the browser out, and with it the hint's sign-in if that is
+// another of the same person's (an older sign-in the app still held).
+func (p *Provider) endBrowserSignIn(w http.ResponseWriter, r *http.Request, c *config.Client, h idTokenHint) error {
+	who := p.Pages.Current(r)
 	if err := p.Pages.EndSession(w, r); err != nil {
-		p.Pages.Message(w, r, http.StatusServiceUnavailable, "Sign-out failed", "Gatehouse cannot reach its database right now. Try again in a moment.")
-		return
+		return err
 	}
-	p.Audit(store.Event{Kind: "oidc.logout", Actor: h.Sub, Target: h.audience()})
-	if after == "" {
+	if h.SID != "" && h.SID != who.SID {
+		if err := p.endHintedSignIn(r.Context(), c, h); err != nil {
+			return err
+		}
+	}
+	p.Audit(store.Event{Kind: "oidc.logout", Actor: who.Username, Target: c.ID})
+	return nil
+}
+
+// endHintedSignIn ends every session of the sign-in the hint's sid names, if they are
+// the hint's person's: what an app's server asks for when it signs someone out.
+func (p *Provider) endHintedSignIn(ctx context.Context, c *config.Client, h idTokenHint) error {
+	if h.SID == "" {
+		return nil // an ID token from before sid: it names no sign-in
+	}
+	sessions, err := p.Store.SessionsBySID(ctx, h.SID)
+	if err != nil {
+		return err
+	}
+	for _, s := range sessions {
+		u, err := p.Store.UserByID(ctx, s.UserID)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if subject(c, u) != h.Sub {
+			continue
+		}
+		if err := p.Pages.RevokeSession(ctx, c.ID, s); err != nil {
+			return err
+		}
+		p.Audit(store.Event{Kind: "oidc.logout", Actor: u.Username, Target: c.ID, Detail: "sign-in " + h.SID})
+	}
+	return nil
+}
+
+// afterLogout sends the browser on: to the app's registered address with its state,
+// or to Gatehouse's sign-in page.
+func (p *Provider) afterLogout(w http.ResponseWriter, r *http.Request, after, state string) {
+	switch {
+	case after == "":
 		http.Redirect(w, r, "/login?logged_out", http.StatusFound)
-		return
+	case state != "":
+		p.redirectWith(w, r, after, url.Values{"state": {state}})
+	default:
+		w.Header().Set("Cache-Control", "no-store")
+		http.Redirect(w, r, after, http.StatusFound)
 	}
-	if state := r.Form.Get("state"); state != "" {
-		p.redirectWith(w, r, after, map[string][]string{"state": {state}})
-		return
-	}
-	http.Redirect(w, r, after, http.StatusFound)
 }

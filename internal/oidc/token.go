@@ -274,7 +274,8 @@ func (p *Provider) clientCredentials(r *http.Request, c *config.Client) (map[str
 }
 
 // issue makes the tokens of a grant: an access token always, an ID token for openid,
-// a refresh token for offline_access (when the client may refresh). The user must
+// and, when the client may refresh, a refresh token: an online one, ending with the
+// Gatehouse sign-in the grant was given in, or for offline_access one that outlives it. The user must
 // still exist, be enabled and be allowed to use the client.
 func (p *Provider) issue(ctx context.Context, c *config.Client, userID string, scopes []string, family string, d grantData, forUser bool) (map[string]any, error) {
 	now := time.Now()
@@ -293,18 +294,39 @@ func (p *Provider) issue(ctx context.Context, c *config.Client, userID string, s
 		}
 		idClaims = claims(c, u, groups, scopes)
 	}
+	refreshEnds := now.Add(refreshTTL)
+	if forUser && d.SID != "" {
+		ends, err := p.signInEnds(ctx, d.SID, userID)
+		if err != nil {
+			return nil, err
+		}
+		if online(d, scopes) {
+			if ends.IsZero() {
+				if _, err := p.Store.RevokeOIDCFamily(ctx, family); err != nil {
+					return nil, err
+				}
+				return nil, badRequest("invalid_grant", "the Gatehouse sign-in this grant was given in has ended (signed out, revoked or expired); sign in again")
+			}
+			refreshEnds = minTime(refreshEnds, ends)
+		}
+		if c.BackchannelLogoutURI != "" && !ends.IsZero() {
+			if err := p.Store.AddOIDCLogout(ctx, store.OIDCLogout{SID: d.SID, ClientID: c.ID, UserID: userID}); err != nil {
+				return nil, err
+			}
+		}
+	}
 	access, accessHash := newToken()
 	scope := strings.Join(scopes, " ")
-	tokenData := grantData{AuthTime: d.AuthTime, AMR: d.AMR}.encode()
+	tokenData := grantData{AuthTime: d.AuthTime, AMR: d.AMR, SID: d.SID}.encode()
 	if err := p.Store.AddOIDCToken(ctx, store.OIDCToken{Hash: accessHash, Kind: "access", ClientID: c.ID, UserID: userID,
 		Family: family, Scope: scope, Data: tokenData, CreatedAt: now, ExpiresAt: now.Add(accessTTL)}); err != nil {
 		return nil, err
 	}
 	resp := map[string]any{"access_token": access, "token_type": "Bearer", "expires_in": int(accessTTL.Seconds()), "scope": scope}
-	if forUser && slices.Contains(scopes, "offline_access") && c.HasGrant("refresh_token") {
+	if forUser && c.HasGrant("refresh_token") && (d.SID != "" || slices.Contains(scopes, "offline_access")) {
 		refresh, refreshHash := newToken()
 		if err := p.Store.AddOIDCToken(ctx, store.OIDCToken{Hash: refreshHash, Kind: "refresh", ClientID: c.ID, UserID: userID,
-			Family: family, Scope: scope, Data: tokenData, CreatedAt: now, ExpiresAt: now.Add(refreshTTL)}); err != nil {
+			Family: family, Scope: scope, Data: tokenData, CreatedAt: now, ExpiresAt: refreshEnds}); err != nil {
 			return nil, err
 		}
 		resp["refresh_token"] = refresh
@@ -324,6 +346,9 @@ func (p *Provider) issue(ctx context.Context, c *config.Client, userID string, s
 		if len(d.AMR) > 0 {
 			idClaims["amr"] = d.AMR
 		}
+		if d.SID != "" {
+			idClaims["sid"] = d.SID
+		}
 		sum := sha256.Sum256([]byte(access))
 		idClaims["at_hash"] = base64.RawURLEncoding.EncodeToString(sum[:16])
 		idToken, err := p.sign(ctx, idClaims)
@@ -333,4 +358,34 @@ func (p *Provider) issue(ctx context.Context, c *config.Client, userID string, s
 		resp["id_token"] = idToken
 	}
 	return resp, nil
+}
+
+// signInEnds says until when the Gatehouse sign-in sid of userID lasts: the latest
+// expiry of its unexpired sessions, zero once it has ended (signed out, revoked,
+// expired).
+func (p *Provider) signInEnds(ctx context.Context, sid, userID string) (time.Time, error) {
+	sessions, err := p.Store.SessionsBySID(ctx, sid)
+	if err != nil {
+		return time.Time{}, err
+	}
+	var ends time.Time
+	now := time.Now()
+	for _, s := range sessions {
+		if s.UserID == userID && s.ExpiresAt.After(now) && s.ExpiresAt.After(ends) {
+			ends = s.ExpiresAt
+		}
+	}
+	return ends, nil
+}
+
+// online reports whether a grant lasts only as long as the sign-in it was given in.
+func online(d grantData, scopes []string) bool {
+	return d.SID != "" && !slices.Contains(scopes, "offline_access")
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
 }

@@ -30,7 +30,7 @@ func BenchmarkForwardAuthCachedSession(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	token, _, err := app.Sessions.Create(context.Background(), u, "password", "", "")
+	token, _, err := app.Sessions.Create(context.Background(), u, "password", "", "", "")
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -264,12 +264,9 @@ func TestOIDCAuthorizationCodeFlow(t *testing.T) {
 		}
 		// Alice's ID token in Bob's browser: it proves the app, not the browser, so
 		// Bob is asked instead of signed out.
-		resp, _ = o.do(req{path: "/oauth2/logout?" + url.Values{"id_token_hint": {hint}, "post_logout_redirect_uri": {"https://grafana.example.com/login"}}.Encode(), cookies: []*http.Cookie{o.bob}})
-		if loc := resp.Header.Get("Location"); resp.StatusCode != http.StatusFound || !strings.HasPrefix(loc, "/logout?rd=") {
-			t.Fatalf("logout with another person's ID token: %d to %q, want the confirmation page", resp.StatusCode, loc)
-		}
-		if resp, page := o.do(req{path: resp.Header.Get("Location"), cookies: []*http.Cookie{o.bob}}); resp.StatusCode != http.StatusOK || !strings.Contains(page, "bob") {
-			t.Fatalf("the confirmation page: %d", resp.StatusCode)
+		resp, page := o.do(req{path: "/oauth2/logout?" + url.Values{"id_token_hint": {hint}, "post_logout_redirect_uri": {"https://grafana.example.com/login"}}.Encode(), cookies: []*http.Cookie{o.bob}})
+		if resp.StatusCode != http.StatusOK || !strings.Contains(page, "bob") || !strings.Contains(page, `name="confirm"`) {
+			t.Fatalf("logout with another person's ID token: %d, want the confirmation page", resp.StatusCode)
 		}
 		if resp, _ := o.do(req{path: "/api/authz/forward-auth", header: traefik("https://app.example.com/"), cookies: []*http.Cookie{o.bob}}); resp.StatusCode != http.StatusOK {
 			t.Fatalf("bob was signed out by alice's ID token: %d", resp.StatusCode)

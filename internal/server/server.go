@@ -354,7 +354,7 @@ func (a *App) serve(ctx context.Context, srv *http.Server, errc <-chan error) er
 // waits. It outlives ctx's cancellation so that Serve can drain requests first.
 func (a *App) StartBackground(ctx context.Context) (stop func()) {
 	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	runs := []func(context.Context){a.Sessions.Run, a.audit.Run, a.housekeeping}
+	runs := []func(context.Context){a.Sessions.Run, a.audit.Run, a.housekeeping, a.logouts}
 	done := make(chan struct{}, len(runs))
 	for _, run := range runs {
 		go func() { run(bg); done <- struct{}{} }()
@@ -364,6 +364,33 @@ func (a *App) StartBackground(ctx context.Context) (stop func()) {
 		for range runs {
 			<-done
 		}
+	}
+}
+
+// logoutPoll is how often a replica looks for back-channel logouts that are due: how
+// long, at most, an app hears of a sign-in's end after it.
+const logoutPoll = 2 * time.Second
+
+// logouts delivers the OpenID Connect back-channel logouts of sign-ins that ended,
+// while any client asks for them.
+func (a *App) logouts(ctx context.Context) {
+	t := time.NewTicker(logoutPoll)
+	defer t.Stop()
+	failing := false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if !a.OIDC.WantsLogouts() {
+			continue
+		}
+		err := a.OIDC.DeliverLogouts(ctx)
+		if err != nil && ctx.Err() == nil && !failing {
+			a.Log.Warn("looking for back-channel logouts failed; trying again every 2 s", "error", err.Error())
+		}
+		failing = err != nil
 	}
 }
 

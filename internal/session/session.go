@@ -10,6 +10,7 @@
 package session
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -34,6 +35,7 @@ const tokenLen = 43
 // Principal is the logged-in user behind a session, as forward auth needs it.
 type Principal struct {
 	SessionID   string
+	SID         string // the sign-in as apps know it (ID tokens' sid; see store.Session.SID)
 	TokenHash   string
 	UserID      string
 	Username    string
@@ -147,8 +149,10 @@ func wellFormed(token string) bool {
 	return true
 }
 
-// Create starts a session for u and returns the cookie value.
-func (m *Manager) Create(ctx context.Context, u store.User, method, ip, userAgent string) (string, store.Session, error) {
+// Create starts a session for u and returns the cookie value. A session that carries
+// on a sign-in of the same person in the same browser (a step-up) passes that
+// sign-in's sid, so that what apps hold for it lives on; "" starts a new sign-in.
+func (m *Manager) Create(ctx context.Context, u store.User, method, ip, userAgent, sid string) (string, store.Session, error) {
 	token := NewToken()
 	now := time.Now().UTC().Truncate(time.Microsecond)
 	if len(userAgent) > 256 {
@@ -158,6 +162,7 @@ func (m *Manager) Create(ctx context.Context, u store.User, method, ip, userAgen
 		ID: sqlstore.NewID(), TokenHash: HashToken(token), UserID: u.ID, AuthMethod: method,
 		CreatedAt: now, ExpiresAt: now.Add(m.opts.Lifetime), LastSeenAt: now, IP: ip, UserAgent: userAgent,
 	}
+	s.SID = cmp.Or(sid, s.ID)
 	gen := m.cache.generation()
 	if err := m.store.CreateSession(ctx, s); err != nil {
 		return "", s, err
@@ -238,7 +243,7 @@ func (m *Manager) principal(ctx context.Context, s store.Session) (*Principal, e
 		return nil, err
 	}
 	p := &Principal{
-		SessionID: s.ID, TokenHash: s.TokenHash, UserID: u.ID, Username: u.Username, Email: u.Email,
+		SessionID: s.ID, SID: cmp.Or(s.SID, s.ID), TokenHash: s.TokenHash, UserID: u.ID, Username: u.Username, Email: u.Email,
 		DisplayName: u.DisplayName, Groups: identity.EffectiveGroups(direct, tree), ExpiresAt: s.ExpiresAt,
 		TwoFactor: TwoFactorMethod(s.AuthMethod), AuthenticatedAt: s.CreatedAt, Method: s.AuthMethod,
 	}

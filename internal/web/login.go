@@ -119,21 +119,35 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 // had (a step-up, or signing in again) is ended, a new one for method starts, and the
 // browser goes on to rd.
 func (s *Server) finishLogin(w http.ResponseWriter, r *http.Request, u store.User, method, rd string) {
-	if err := s.endBrowserSessions(r); err != nil {
-		s.loginError(w, err)
-		return
-	}
-	if err := s.startSession(w, r, u, method); err != nil {
-		s.loginError(w, err)
-		return
+	if prev := s.current(r); prev != nil && prev.UserID == u.ID {
+		// The same person again (a step-up): the new session carries on the sign-in,
+		// and starts before the old one ends, so that at no moment has the sign-in
+		// ended for the apps that hold grants of it.
+		if err := s.startSession(w, r, u, method, prev.SID); err != nil {
+			s.loginError(w, err)
+			return
+		}
+		if err := s.endBrowserSessions(r); err != nil {
+			s.Log.Warn("ending the session a step-up replaced failed; it lasts until it expires or is revoked", "user", u.Username, "error", err.Error())
+		}
+	} else {
+		// Someone else, or nobody, was signed in here: their sign-in ends first.
+		if err := s.endBrowserSessions(r); err != nil {
+			s.loginError(w, err)
+			return
+		}
+		if err := s.startSession(w, r, u, method, ""); err != nil {
+			s.loginError(w, err)
+			return
+		}
 	}
 	s.rememberDevice(w, r, u.ID)
 	s.Metrics.Logins.WithLabelValues("success").Inc()
 	http.Redirect(w, r, orDefault(rd, "/"), http.StatusSeeOther)
 }
 
-func (s *Server) startSession(w http.ResponseWriter, r *http.Request, u store.User, method string) error {
-	token, sess, err := s.Sessions.Create(r.Context(), u, method, s.clientIP(r), r.UserAgent())
+func (s *Server) startSession(w http.ResponseWriter, r *http.Request, u store.User, method, sid string) error {
+	token, sess, err := s.Sessions.Create(r.Context(), u, method, s.clientIP(r), r.UserAgent(), sid)
 	if err != nil {
 		return err
 	}

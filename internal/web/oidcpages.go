@@ -1,10 +1,13 @@
 package web
 
 import (
+	"context"
+	"html/template"
 	"net/http"
 
 	"github.com/gatehouse-id/gatehouse/internal/oidc"
 	"github.com/gatehouse-id/gatehouse/internal/session"
+	"github.com/gatehouse-id/gatehouse/internal/store"
 )
 
 // OIDCPages draws the OpenID Connect provider's pages with Gatehouse's templates.
@@ -50,4 +53,27 @@ func (o oidcPages) EndSession(w http.ResponseWriter, r *http.Request) error {
 	}
 	http.SetCookie(w, o.s.sessionCookie("", -1))
 	return nil
+}
+
+func (o oidcPages) RevokeSession(ctx context.Context, actor string, s store.Session) error {
+	if err := o.s.Directory.RevokeSession(ctx, actor, s); err != nil {
+		return err
+	}
+	o.s.Sessions.Apply(store.Change{Kind: store.ChangeSession, Subject: s.TokenHash}) // here at once; elsewhere by the feed
+	return nil
+}
+
+func (o oidcPages) ConfirmLogout(w http.ResponseWriter, r *http.Request, v oidc.LogoutView) {
+	o.s.render(w, http.StatusOK, "oidc_logout.html", page{Title: "Sign out?", User: o.s.current(r), CSRF: o.s.csrfToken(w, r), Extra: v})
+}
+
+func (o oidcPages) NotAllowed(w http.ResponseWriter, r *http.Request, v oidc.NotAllowedView) {
+	o.s.render(w, http.StatusForbidden, "oidc_denied.html", page{Title: "Not allowed", User: o.s.current(r), Error: v.Text, Extra: oidcDenied{v.Client, template.URL(v.Return)}})
+}
+
+// oidcDenied feeds oidc_denied.html; Return was matched against the client's
+// registered redirect URIs, so a custom scheme (com.example.app:/cb) is trusted.
+type oidcDenied struct {
+	Client string
+	Return template.URL
 }

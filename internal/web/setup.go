@@ -129,7 +129,7 @@ func (s *Server) setup(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.Audit(store.Event{Kind: "setup.completed", Actor: res.User.Username, Target: res.User.Username, Detail: "admin group: " + res.Group.Name})
-	if err := s.startSession(w, r, res.User, "setup"); err != nil {
+	if err := s.startSession(w, r, res.User, "setup", ""); err != nil {
 		s.loginError(w, err)
 		return
 	}
