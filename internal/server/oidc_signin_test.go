@@ -32,7 +32,8 @@ func (o *oidcHarness) onlineGrafana() *oauth2.Config {
 func (o *oidcHarness) signIn(conf *oauth2.Config, sess *http.Cookie) *oauth2.Token {
 	o.t.Helper()
 	verifier := oauth2.GenerateVerifier()
-	tok, err := conf.Exchange(o.ctx, o.code(conf.AuthCodeURL("s", oauth2.S256ChallengeOption(verifier)), sess, "s"), oauth2.VerifierOption(verifier))
+	authURL := conf.AuthCodeURL("s", oauth2.S256ChallengeOption(verifier), oauth2.SetAuthURLParam("nonce", "n-1"))
+	tok, err := conf.Exchange(o.ctx, o.code(authURL, sess, "s"), oauth2.VerifierOption(verifier))
 	if err != nil {
 		o.t.Fatalf("exchange: %v", err)
 	}
@@ -403,4 +404,153 @@ func TestOIDCResponseModes(t *testing.T) {
 			t.Fatalf("the way back: %q", link[1])
 		}
 	})
+}
+
+// Discovery states only what is true: every member is checked against what the
+// provider does, and a member this test does not know fails it, so nothing new is
+// advertised unchecked.
+func TestOIDCDiscoveryIsTrue(t *testing.T) {
+	o := startOIDC(t, backends[0].url(t))
+	_, body := o.do(req{path: oidc.PathDiscovery})
+	doc := map[string]any{}
+	if err := json.Unmarshal([]byte(body), &doc); err != nil {
+		t.Fatal(err)
+	}
+	strs := func(k string) []string {
+		var out []string
+		for _, v := range doc[k].([]any) {
+			out = append(out, v.(string))
+		}
+		return out
+	}
+	status := func(method, path string) int {
+		r, _ := http.NewRequest(method, o.srv.URL+path, strings.NewReader(""))
+		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		resp, err := client.Do(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	// A full sign-in gives the tokens the claims are checked on.
+	conf := o.grafana()
+	tok := o.signIn(conf, o.alice)
+	idClaims := o.idClaims(tok, "grafana")
+	info := map[string]any{}
+	if ui, err := o.provider.UserInfo(o.ctx, oauth2.StaticTokenSource(tok)); err != nil || ui.Claims(&info) != nil {
+		t.Fatalf("userinfo: %v", err)
+	}
+	checks := map[string]func(){
+		"issuer": func() {
+			if doc["issuer"] != o.srv.URL || idClaims["iss"] != o.srv.URL {
+				t.Errorf("issuer %v, ID tokens say %v", doc["issuer"], idClaims["iss"])
+			}
+		},
+		"response_types_supported": func() {
+			if got := strs("response_types_supported"); len(got) != 1 || got[0] != "code" {
+				t.Errorf("response types %v", got)
+			}
+			if resp, _ := o.browse(conf.AuthCodeURL("s", oauth2.SetAuthURLParam("response_type", "token")), o.alice); !strings.Contains(resp.Header.Get("Location"), "unsupported_response_type") {
+				t.Error("an unadvertised response type was not refused")
+			}
+		},
+		"response_modes_supported": func() {
+			for _, mode := range strs("response_modes_supported") {
+				resp, page := o.browse(conf.AuthCodeURL("s", oauth2.S256ChallengeOption(oauth2.GenerateVerifier()), oauth2.SetAuthURLParam("response_mode", mode)), o.alice)
+				if !strings.Contains(resp.Header.Get("Location")+page, "code=") && !strings.Contains(page, `name="code"`) {
+					t.Errorf("response_mode %s gave no code: %d", mode, resp.StatusCode)
+				}
+			}
+		},
+		"grant_types_supported": func() {
+			for _, g := range strs("grant_types_supported") {
+				if code, out := o.form(oidc.PathToken, "robot", robotSecret, url.Values{"grant_type": {g}}); code == http.StatusOK && g != "client_credentials" || out["error"] == "unsupported_grant_type" {
+					t.Errorf("grant type %s: %d %v", g, code, out)
+				}
+			}
+		},
+		"scopes_supported": func() {
+			for _, sc := range strs("scopes_supported") {
+				if !strings.Contains(" "+tok.Extra("scope").(string)+" ", " "+sc+" ") {
+					t.Errorf("scope %s is advertised but was not granted to a client that asked for it", sc)
+				}
+			}
+		},
+		"claims_supported": func() {
+			for _, c := range strs("claims_supported") {
+				if _, inID := idClaims[c]; !inID && info[c] == nil {
+					t.Errorf("claim %s is advertised but neither the ID token nor userinfo has it", c)
+				}
+			}
+		},
+		"code_challenge_methods_supported": func() {
+			if got := strs("code_challenge_methods_supported"); len(got) != 1 || got[0] != "S256" {
+				t.Errorf("code challenge methods %v", got)
+			}
+			plain := conf.AuthCodeURL("s", oauth2.SetAuthURLParam("code_challenge", strings.Repeat("a", 43)), oauth2.SetAuthURLParam("code_challenge_method", "plain"))
+			if resp, _ := o.browse(plain, o.alice); !strings.Contains(resp.Header.Get("Location"), "invalid_request") {
+				t.Error("plain PKCE was not refused")
+			}
+		},
+		"id_token_signing_alg_values_supported": func() {}, // RS256 here, ES256 in TestOIDCES256
+		"subject_types_supported":               func() {},
+		"token_endpoint_auth_methods_supported": func() {
+			for _, m := range strs("token_endpoint_auth_methods_supported") {
+				var code int
+				switch m {
+				case "client_secret_basic":
+					code, _ = o.form(oidc.PathToken, "robot", robotSecret, url.Values{"grant_type": {"client_credentials"}})
+				case "client_secret_post":
+					code, _ = o.form(oidc.PathToken, "", "", url.Values{"grant_type": {"client_credentials"}, "client_id": {"robot"}, "client_secret": {robotSecret}})
+				case "none":
+					code, _ = o.form(oidc.PathDeviceAuthorization, "", "", url.Values{"client_id": {"kubectl"}})
+				default:
+					t.Errorf("unchecked auth method %s", m)
+				}
+				if code != http.StatusOK {
+					t.Errorf("auth method %s: %d", m, code)
+				}
+			}
+		},
+		"introspection_endpoint_auth_methods_supported": func() {
+			if code, in := o.form(oidc.PathIntrospect, "grafana", grafanaSecret, url.Values{"token": {tok.AccessToken}}); code != http.StatusOK || in["active"] != true {
+				t.Errorf("introspection: %d %v", code, in)
+			}
+		},
+		"revocation_endpoint_auth_methods_supported":     func() {},
+		"authorization_response_iss_parameter_supported": func() {}, // o.code checks iss on every redirect
+		"request_parameter_supported": func() {
+			if resp, _ := o.browse(conf.AuthCodeURL("s", oauth2.SetAuthURLParam("request", "x")), o.alice); !strings.Contains(resp.Header.Get("Location"), "request_not_supported") {
+				t.Error("request objects are not refused")
+			}
+		},
+		"request_uri_parameter_supported": func() {
+			if resp, _ := o.browse(conf.AuthCodeURL("s", oauth2.SetAuthURLParam("request_uri", "x")), o.alice); !strings.Contains(resp.Header.Get("Location"), "request_uri_not_supported") {
+				t.Error("request_uri is not refused")
+			}
+		},
+		"claims_parameter_supported":           func() {},
+		"backchannel_logout_supported":         func() {}, // TestOIDCBackChannelLogout
+		"backchannel_logout_session_supported": func() {
+			if idClaims["sid"] == nil {
+				t.Error("sid advertised but not in ID tokens")
+			}
+		},
+	}
+	for k, v := range doc {
+		if s, ok := v.(string); ok && strings.HasSuffix(k, "_endpoint") || k == "jwks_uri" {
+			path := strings.TrimPrefix(s, o.srv.URL)
+			if !strings.HasPrefix(s, o.srv.URL) || (status(http.MethodGet, path) == http.StatusNotFound && status(http.MethodPost, path) == http.StatusNotFound) {
+				t.Errorf("%s %s does not answer", k, s)
+			}
+			continue
+		}
+		check, ok := checks[k]
+		if !ok {
+			t.Errorf("discovery advertises %s, which no check covers", k)
+			continue
+		}
+		check()
+	}
 }
