@@ -530,8 +530,8 @@ func TestOIDCDiscoveryIsTrue(t *testing.T) {
 				t.Error("request_uri is not refused")
 			}
 		},
-		"claims_parameter_supported":           func() {},
-		"backchannel_logout_supported":         func() {}, // TestOIDCBackChannelLogout
+		"claims_parameter_supported":   func() {},
+		"backchannel_logout_supported": func() {}, // TestOIDCBackChannelLogout
 		"backchannel_logout_session_supported": func() {
 			if idClaims["sid"] == nil {
 				t.Error("sid advertised but not in ID tokens")
