@@ -27,8 +27,8 @@ find_pg_bin
 
 # --- third-party software that is not in Debian, cached outside the repository ----
 # A current Caddy (Debian's is 2.6, whose forward_auth copies headers differently),
-# Express 4, the app framework the proxy tests protect, and openid-client 6, a
-# certified relying party the OpenID Connect tests sign in with. Built or installed once per
+# Express 4, the app framework the proxy tests protect, and two relying parties the
+# OpenID Connect tests sign in with: openid-client 6 (certified) and oauth2-proxy 7. Built or installed once per
 # machine into the cache folder, then reused.
 tools=${GATEHOUSE_TEST_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/gatehouse-test-tools}
 caddy_version=v2.11.9
@@ -41,6 +41,12 @@ if [ ! -f "$tools/express-$express_version/node_modules/express/package.json" ];
 	say "installing Express $express_version from npm into $tools"
 	npm install --prefix "$tools/express-$express_version" --no-save --no-audit --no-fund --loglevel=error "express@$express_version" >/dev/null
 fi
+oauth2_proxy_version=v7.15.6
+if [ ! -x "$tools/oauth2-proxy-$oauth2_proxy_version/oauth2-proxy" ]; then
+	say "building oauth2-proxy $oauth2_proxy_version with go install into $tools (once per machine: about 4 minutes)"
+	GOBIN="$tools/oauth2-proxy-$oauth2_proxy_version" go install "github.com/oauth2-proxy/oauth2-proxy/v7@$oauth2_proxy_version"
+fi
+export TEST_GATEHOUSE_OAUTH2_PROXY="$tools/oauth2-proxy-$oauth2_proxy_version/oauth2-proxy"
 openid_client_version=6.8.9
 if [ ! -f "$tools/openid-client-$openid_client_version/node_modules/openid-client/package.json" ]; then
 	say "installing openid-client $openid_client_version from npm into $tools"

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -175,18 +174,7 @@ func waitFeedApplied(t *testing.T, dbURL, metrics string) {
 		t.Fatal(err)
 	}
 	waitFor(t, 30*time.Second, fmt.Sprintf("the replica to apply change %d", newest), func() bool {
-		resp, err := http.Get("http://" + metrics + "/metrics")
-		if err != nil {
-			return false
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		for line := range strings.Lines(string(b)) {
-			if v, ok := strings.CutPrefix(line, "gatehouse_change_feed_position "); ok {
-				pos, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
-				return err == nil && int64(pos) >= newest
-			}
-		}
-		return false
+		pos, ok := metricValue(metrics, "gatehouse_change_feed_position")
+		return ok && int64(pos) >= newest
 	})
 }

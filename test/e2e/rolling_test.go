@@ -109,18 +109,22 @@ session:
 			}
 		})
 	}
+	// Traffic must run through each step however fast the machine is: the test waits
+	// for requests to pass while a replica is down and again once it is back.
+	trafficFlows := func(what string) {
+		before := sent.Load()
+		waitFor(t, 30*time.Second, "requests to be answered "+what, func() bool { return sent.Load() >= before+30 })
+	}
 	restarted := time.Now()
 	for i := range replicas {
 		if code := replicas[i].stop(t); code != 0 {
 			t.Errorf("replica %d exited %d on SIGTERM", i+1, code)
 		}
+		trafficFlows(fmt.Sprintf("while replica %d is down", i+1))
 		startReplica(i)
+		trafficFlows(fmt.Sprintf("after replica %d is back", i+1))
 	}
 	took := time.Since(restarted)
-	before, deadline := sent.Load(), time.Now().Add(30*time.Second)
-	for sent.Load() < before+200 && time.Now().Before(deadline) { // and traffic goes on after it
-		time.Sleep(10 * time.Millisecond)
-	}
 	stop()
 	wg.Wait()
 	t.Logf("rolling restart of 3 replicas in %s: %d requests, %d failed", took.Round(time.Millisecond), sent.Load(), failed.Load())
@@ -128,8 +132,5 @@ session:
 		var kinds []string
 		failures.Range(func(k, _ any) bool { kinds = append(kinds, k.(string)); return true })
 		t.Errorf("%d of %d requests failed during the rolling restart: %v", failed.Load(), sent.Load(), kinds)
-	}
-	if sent.Load() < 500 {
-		t.Errorf("only %d requests were sent: the traffic did not run", sent.Load())
 	}
 }
