@@ -2,6 +2,7 @@ package server
 
 import (
 	"bufio"
+	"database/sql"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -22,8 +23,8 @@ const openIDClientModulesEnv = "TEST_GATEHOUSE_OPENID_CLIENT_MODULES"
 
 // A relying party nobody on the project wrote: panva's openid-client 6, with ID token
 // signatures checked against the JWKS, drives code + PKCE, userinfo, four parallel
-// refreshes, introspection, revocation, client credentials, the device flow and
-// logout with and without id_token_hint (testdata/openid-client-rp.mjs). This test
+// refreshes, a key rollover, introspection, revocation, client credentials, the
+// device flow and logout with and without id_token_hint (testdata/openid-client-rp.mjs). This test
 // plays the browser. Plain http on loopback is the one relaxation the RP is given.
 func TestOpenIDClientRelyingParty(t *testing.T) {
 	modules := os.Getenv(openIDClientModulesEnv)
@@ -67,6 +68,20 @@ func TestOpenIDClientRelyingParty(t *testing.T) {
 					t.Fatalf("authorize for the RP: %d\n%s", resp.StatusCode, body)
 				}
 				answer(resp.Header.Get("Location"))
+			case msg["rotate"] == "publish":
+				if _, err := o.app.OIDC.RotateKeys(o.ctx); err != nil {
+					t.Fatal(err)
+				}
+				answer("published")
+			case msg["rotate"] == "sign":
+				// Seven minutes on: the new key has been published long enough to sign.
+				if _, err := o.app.Store.(interface{ DB() *sql.DB }).DB().Exec("UPDATE oidc_keys SET created_at = created_at - 420000000"); err != nil {
+					t.Fatal(err)
+				}
+				if err := o.app.OIDC.MaintainKeys(o.ctx); err != nil {
+					t.Fatal(err)
+				}
+				answer("signing")
 			case msg["device"] != nil:
 				token, csrf := o.formToken("/login")
 				_, page := o.do(req{path: "/device", cookies: []*http.Cookie{csrf, sess}, form: url.Values{"csrf_token": {token}, "user_code": {msg["device"].(string)}, "decision": {"approve"}}})

@@ -2,7 +2,8 @@
 // TestOpenIDClientRelyingParty. It signs in with the code flow and PKCE, checks the ID
 // token's signature against the JWKS (enableNonRepudiationChecks), reads userinfo,
 // refreshes from four requests at once, introspects, revokes, acts for itself with
-// client credentials, signs a device in and builds the logout URLs. Steps that need
+// client credentials, signs a device in, lives through a key rollover and builds the
+// logout URLs. Steps that need
 // a browser are handed to the Go test: this script prints {"browse": URL} or
 // {"device": …} and reads the next line of standard input for the answer. Each
 // result is one JSON line on standard output; a failed check exits non-zero.
@@ -58,12 +59,26 @@ for (const t of parallel) check(t.claims().sub === claims.sub && t.claims().sid 
 const after = await client.refreshTokenGrant(grafana, parallel[3].refresh_token);
 say({ refreshed: parallel.length + 1 });
 
-const active = await client.tokenIntrospection(grafana, after.access_token);
+// Key rollover as an RP lives through it: the test publishes a new key; the RP reads
+// the key set as it does every five minutes at most (a fresh configuration here);
+// once the new key signs, the RP's cached set (under a minute old, so it will not
+// fetch again) already has it.
+await ask({ rotate: "publish" });
+const reread = await client.discovery(issuer, env.CLIENT_ID, env.CLIENT_SECRET, undefined, insecure);
+client.enableNonRepudiationChecks(reread);
+const kidOf = (jwt) => JSON.parse(Buffer.from(jwt.split(".")[0], "base64url")).kid;
+const beforeRoll = await client.refreshTokenGrant(reread, after.refresh_token);
+await ask({ rotate: "sign" });
+const rolled = await client.refreshTokenGrant(reread, beforeRoll.refresh_token);
+check(kidOf(rolled.id_token) !== kidOf(beforeRoll.id_token), "the new key signs after the rollover");
+say({ rolled_over: kidOf(rolled.id_token) });
+
+const active = await client.tokenIntrospection(grafana, rolled.access_token);
 check(active.active === true && active.sub === claims.sub, "introspection of a live access token");
-await client.tokenRevocation(grafana, after.refresh_token);
+await client.tokenRevocation(grafana, rolled.refresh_token);
 let refused = "";
 try {
-  await client.refreshTokenGrant(grafana, after.refresh_token);
+  await client.refreshTokenGrant(grafana, rolled.refresh_token);
 } catch (e) {
   refused = e.error ?? e.code ?? String(e);
 }
@@ -85,20 +100,22 @@ const deviceTokens = await client.pollDeviceAuthorizationGrant(cli, device);
 check(deviceTokens.claims().sub !== undefined, "device flow ID token");
 say({ device_signed_in: deviceTokens.claims().sub });
 
-// A second sign-in for the logouts: with the ID token as hint, and without one.
+// A second sign-in for the logouts: with the ID token as hint, and without one. It
+// uses the configuration that read the key set after the rotation: the first one's
+// copy is from before it, and seven minutes have passed only in the database.
 const verifier2 = client.randomPKCECodeVerifier();
 const state2 = client.randomState();
-const second = await client.authorizationCodeGrant(grafana, new URL(await ask({
-  browse: client.buildAuthorizationUrl(grafana, {
+const second = await client.authorizationCodeGrant(reread, new URL(await ask({
+  browse: client.buildAuthorizationUrl(reread, {
     redirect_uri: env.REDIRECT_URI, scope: "openid", state: state2,
     code_challenge: await client.calculatePKCECodeChallenge(verifier2), code_challenge_method: "S256",
   }).href,
 })), { pkceCodeVerifier: verifier2, expectedState: state2 });
 await ask({
-  logout: client.buildEndSessionUrl(grafana, {
+  logout: client.buildEndSessionUrl(reread, {
     id_token_hint: second.id_token, post_logout_redirect_uri: env.POST_LOGOUT_URI, state: "bye",
   }).href,
 });
-await ask({ logout_without_hint: client.buildEndSessionUrl(grafana, { post_logout_redirect_uri: env.POST_LOGOUT_URI }).href });
+await ask({ logout_without_hint: client.buildEndSessionUrl(reread, { post_logout_redirect_uri: env.POST_LOGOUT_URI }).href });
 say({ done: true });
 process.exit(0);
