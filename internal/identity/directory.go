@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 
@@ -15,13 +16,51 @@ import (
 // admin group: Gatehouse never locks its owner out.
 var ErrLockout = errors.New("refused: this would leave no enabled admin")
 
-// Directory performs the admin changes to users and groups that the CLI (and later the
-// admin UI) offer. Each change is validated, looks its target up by exact name, writes
-// an audit event, and publishes to the change feed so every replica's cache follows.
+// Directory performs the changes to users, groups, credentials and sessions that the
+// CLI, the account pages and the OpenID Connect provider make. Each change is
+// validated, looks its target up by exact name, and runs as one transaction with its
+// change-feed rows (so every replica's cache follows) and its audit events: all of it
+// commits, or none. Changes that could leave no admin, or a user with no way to sign
+// in, take the directory lock first, so two at once cannot both pass their guard.
 type Directory struct {
 	Store       store.Store
 	Hasher      *Hasher
 	AdminGroups func() []string // current access.admin_groups
+	// Log, when set, gets every committed audit event as a line, as the server's
+	// other events get one.
+	Log *slog.Logger
+
+	events *[]store.Event // inside write: the audit events to log once committed
+}
+
+// write runs fn on a Directory whose store is one transaction, and logs the audit
+// events fn recorded once it has committed. guarded takes the directory lock first.
+func (d *Directory) write(ctx context.Context, guarded bool, fn func(tx *Directory) error) error {
+	if d.events != nil { // already inside a write
+		if guarded {
+			if err := d.Store.LockDirectory(ctx); err != nil {
+				return err
+			}
+		}
+		return fn(d)
+	}
+	var events []store.Event
+	err := d.Store.InTx(ctx, func(s store.Store) error {
+		tx := *d
+		tx.Store, tx.events = s, &events
+		if guarded {
+			if err := s.LockDirectory(ctx); err != nil {
+				return err
+			}
+		}
+		return fn(&tx)
+	})
+	if err == nil && d.Log != nil {
+		for _, e := range events {
+			d.Log.Info("audit", "kind", e.Kind, "actor", e.Actor, "target", e.Target, "detail", e.Detail)
+		}
+	}
+	return err
 }
 
 // NewUser describes a user to create.
@@ -45,7 +84,7 @@ func (d *Directory) AddUser(ctx context.Context, actor string, nu NewUser) (stor
 		groups = append(groups, g)
 	}
 	u := store.User{Username: nu.Username, Email: nu.Email, DisplayName: nu.DisplayName}
-	if nu.Password != "" {
+	if nu.Password != "" { // hashed before the transaction: it takes a while
 		if err := CheckPassword(nu.Password); err != nil {
 			return store.User{}, err
 		}
@@ -54,16 +93,19 @@ func (d *Directory) AddUser(ctx context.Context, actor string, nu NewUser) (stor
 			return store.User{}, err
 		}
 	}
-	u, err := d.Store.CreateUser(ctx, u)
-	if err != nil {
-		return u, err
-	}
-	for _, g := range groups {
-		if err := d.Store.AddMember(ctx, g.ID, u.ID); err != nil {
-			return u, err
+	err := d.write(ctx, false, func(d *Directory) error {
+		var err error
+		if u, err = d.Store.CreateUser(ctx, u); err != nil {
+			return err
 		}
-	}
-	return u, d.audit(ctx, "user.created", actor, u.Username, "groups: "+strings.Join(nu.Groups, ", "))
+		for _, g := range groups {
+			if err := d.Store.AddMember(ctx, g.ID, u.ID); err != nil {
+				return err
+			}
+		}
+		return d.audit(ctx, "user.created", actor, u.Username, "groups: "+strings.Join(nu.Groups, ", "))
+	})
+	return u, err
 }
 
 // User looks a user up by exact username.
@@ -80,63 +122,69 @@ func (d *Directory) SetPassword(ctx context.Context, actor, username, password s
 	if err != nil {
 		return err
 	}
-	hash, err := d.Hasher.Hash(ctx, password)
+	hash, err := d.Hasher.Hash(ctx, password) // before the transaction: it takes a while
 	if err != nil {
 		return err
 	}
-	if err := d.Store.SetPasswordHash(ctx, u.ID, hash); err != nil {
-		return err
-	}
-	if err := d.endSessions(ctx, u.ID); err != nil {
-		return err
-	}
-	return d.audit(ctx, "user.password_set", actor, u.Username, "")
+	return d.write(ctx, false, func(d *Directory) error {
+		if err := d.Store.SetPasswordHash(ctx, u.ID, hash); err != nil {
+			return err
+		}
+		if err := d.endSessions(ctx, u.ID); err != nil {
+			return err
+		}
+		return d.audit(ctx, "user.password_set", actor, u.Username, "")
+	})
 }
 
 // SetDisabled disables (ending every session) or re-enables a user. Disabling the last
 // enabled admin is refused.
 func (d *Directory) SetDisabled(ctx context.Context, actor, username string, disabled bool) error {
-	u, err := d.Store.UserByUsername(ctx, username)
-	if err != nil {
-		return err
-	}
-	if disabled {
-		if err := d.guardAdmins(ctx, func(id string) bool { return id == u.ID }, nil); err != nil {
+	return d.write(ctx, disabled, func(d *Directory) error {
+		u, err := d.Store.UserByUsername(ctx, username)
+		if err != nil {
 			return err
 		}
-	}
-	if _, err := d.Store.UpdateUser(ctx, u.ID, store.UserUpdate{Disabled: &disabled}); err != nil {
-		return err
-	}
-	if err := d.endSessions(ctx, u.ID); err != nil {
-		return err
-	}
-	kind := "user.enabled"
-	if disabled {
-		kind = "user.disabled"
-	}
-	return d.audit(ctx, kind, actor, u.Username, "")
+		if disabled {
+			if err := d.guardAdmins(ctx, func(id string) bool { return id == u.ID }, nil); err != nil {
+				return err
+			}
+		}
+		if _, err := d.Store.UpdateUser(ctx, u.ID, store.UserUpdate{Disabled: &disabled}); err != nil {
+			return err
+		}
+		if err := d.endSessions(ctx, u.ID); err != nil {
+			return err
+		}
+		kind := "user.enabled"
+		if disabled {
+			kind = "user.disabled"
+		}
+		return d.audit(ctx, kind, actor, u.Username, "")
+	})
 }
 
 // DeleteUser deletes a user, their sessions and OpenID Connect grants; deleting the last enabled admin is refused.
 func (d *Directory) DeleteUser(ctx context.Context, actor, username string) error {
-	u, err := d.Store.UserByUsername(ctx, username)
-	if err != nil {
-		return err
-	}
-	if err := d.guardAdmins(ctx, func(id string) bool { return id == u.ID }, nil); err != nil {
-		return err
-	}
-	if _, err := d.Store.RevokeUserOIDCTokens(ctx, u.ID); err != nil {
-		return err
-	}
-	if err := d.Store.DeleteUser(ctx, u.ID); err != nil {
-		return err
-	}
-	if err := d.Store.AppendChange(ctx, store.ChangeUser, u.ID); err != nil {
-		return err
-	}
-	return d.audit(ctx, "user.deleted", actor, u.Username, "")
+	return d.write(ctx, true, func(d *Directory) error {
+		u, err := d.Store.UserByUsername(ctx, username)
+		if err != nil {
+			return err
+		}
+		if err := d.guardAdmins(ctx, func(id string) bool { return id == u.ID }, nil); err != nil {
+			return err
+		}
+		if _, err := d.Store.RevokeUserOIDCTokens(ctx, u.ID); err != nil {
+			return err
+		}
+		if err := d.Store.DeleteUser(ctx, u.ID); err != nil {
+			return err
+		}
+		if err := d.Store.AppendChange(ctx, store.ChangeUser, u.ID); err != nil {
+			return err
+		}
+		return d.audit(ctx, "user.deleted", actor, u.Username, "")
+	})
 }
 
 // ChangeOwnProfile applies a person's own profile change from the account page. A new
@@ -148,48 +196,53 @@ func (d *Directory) ChangeOwnProfile(ctx context.Context, userID, email, display
 	if err := errors.Join(CheckEmail(email), CheckDisplayName(displayName)); err != nil {
 		return false, err
 	}
-	u, err := d.Store.UserByID(ctx, userID)
-	if err != nil {
-		return false, err
-	}
-	upd := store.UserUpdate{DisplayName: &displayName}
-	switch {
-	case strings.EqualFold(email, u.Email):
-		none := ""
-		upd.EmailPending = &none // back to the confirmed address
-	default:
-		upd.EmailPending, pending = &email, email != ""
-		if email == "" { // removing one's address needs no confirmation
-			upd.Email = &email
+	err = d.write(ctx, false, func(d *Directory) error {
+		u, err := d.Store.UserByID(ctx, userID)
+		if err != nil {
+			return err
 		}
-	}
-	if _, err := d.Store.UpdateUser(ctx, u.ID, upd); err != nil {
-		return false, err
-	}
-	if err := d.Store.AppendChange(ctx, store.ChangeUser, u.ID); err != nil {
-		return false, err
-	}
-	return pending, d.audit(ctx, "user.profile_changed", u.Username, u.Username, "")
+		upd := store.UserUpdate{DisplayName: &displayName}
+		switch {
+		case strings.EqualFold(email, u.Email):
+			none := ""
+			upd.EmailPending = &none // back to the confirmed address
+		default:
+			upd.EmailPending, pending = &email, email != ""
+			if email == "" { // removing one's address needs no confirmation
+				upd.Email = &email
+			}
+		}
+		if _, err := d.Store.UpdateUser(ctx, u.ID, upd); err != nil {
+			return err
+		}
+		if err := d.Store.AppendChange(ctx, store.ChangeUser, u.ID); err != nil {
+			return err
+		}
+		return d.audit(ctx, "user.profile_changed", u.Username, u.Username, "")
+	})
+	return pending, err
 }
 
 // SetEmail sets a user's email address as confirmed (an admin's change), clearing a
 // pending one; another account's address is refused (store.ErrConflict).
 func (d *Directory) SetEmail(ctx context.Context, actor, username, email string) error {
-	if err := CheckEmail(email); err != nil {
-		return err
-	}
-	u, err := d.Store.UserByUsername(ctx, username)
-	if err != nil {
-		return err
-	}
-	none := ""
-	if _, err := d.Store.UpdateUser(ctx, u.ID, store.UserUpdate{Email: &email, EmailPending: &none}); err != nil {
-		return err
-	}
-	if err := d.Store.AppendChange(ctx, store.ChangeUser, u.ID); err != nil {
-		return err
-	}
-	return d.audit(ctx, "user.email_set", actor, u.Username, email)
+	return d.write(ctx, false, func(d *Directory) error {
+		if err := CheckEmail(email); err != nil {
+			return err
+		}
+		u, err := d.Store.UserByUsername(ctx, username)
+		if err != nil {
+			return err
+		}
+		none := ""
+		if _, err := d.Store.UpdateUser(ctx, u.ID, store.UserUpdate{Email: &email, EmailPending: &none}); err != nil {
+			return err
+		}
+		if err := d.Store.AppendChange(ctx, store.ChangeUser, u.ID); err != nil {
+			return err
+		}
+		return d.audit(ctx, "user.email_set", actor, u.Username, email)
+	})
 }
 
 // ErrLastCredential means a removal was refused because the user would have no way
@@ -258,67 +311,71 @@ func (d *Directory) credentialsOf(ctx context.Context, u store.User) ([]Credenti
 // sessions end as well (an admin removing a lost key); the user removing their own
 // keeps the session they are using.
 func (d *Directory) RemoveCredential(ctx context.Context, actor, username, id string, endSessions bool) error {
-	u, err := d.Store.UserByUsername(ctx, username)
-	if err != nil {
-		return err
-	}
-	creds, err := d.credentialsOf(ctx, u)
-	if err != nil {
-		return err
-	}
-	i := slices.IndexFunc(creds, func(c Credential) bool { return c.ID == id })
-	if i < 0 {
-		return fmt.Errorf("user %q has no credential %q (list them with: gatehouse user credentials list %s): %w", u.Username, id, u.Username, store.ErrNotFound)
-	}
-	gone := creds[i]
-	signIns := 0
-	for _, c := range creds {
-		if c.Kind == "password" || c.Kind == "passkey" {
-			signIns++
+	return d.write(ctx, true, func(d *Directory) error {
+		u, err := d.Store.UserByUsername(ctx, username)
+		if err != nil {
+			return err
 		}
-	}
-	if (gone.Kind == "password" || gone.Kind == "passkey") && signIns == 1 {
-		return fmt.Errorf("%w: %s is the only way %q can sign in; add a passkey or set a password first (gatehouse user passwd %s)",
-			ErrLastCredential, gone.Kind, u.Username, u.Username)
-	}
-	switch gone.Kind {
-	case "password":
-		err = d.Store.SetPasswordHash(ctx, u.ID, "")
-	case "passkey":
-		err = d.Store.DeletePasskey(ctx, u.ID, gone.ID)
-	case "totp":
-		if err = d.Store.DeleteTOTP(ctx, u.ID); err == nil {
+		creds, err := d.credentialsOf(ctx, u)
+		if err != nil {
+			return err
+		}
+		i := slices.IndexFunc(creds, func(c Credential) bool { return c.ID == id })
+		if i < 0 {
+			return fmt.Errorf("user %q has no credential %q (list them with: gatehouse user credentials list %s): %w", u.Username, id, u.Username, store.ErrNotFound)
+		}
+		gone := creds[i]
+		signIns := 0
+		for _, c := range creds {
+			if c.Kind == "password" || c.Kind == "passkey" {
+				signIns++
+			}
+		}
+		if (gone.Kind == "password" || gone.Kind == "passkey") && signIns == 1 {
+			return fmt.Errorf("%w: %s is the only way %q can sign in; add a passkey or set a password first (gatehouse user passwd %s)",
+				ErrLastCredential, gone.Kind, u.Username, u.Username)
+		}
+		switch gone.Kind {
+		case "password":
+			err = d.Store.SetPasswordHash(ctx, u.ID, "")
+		case "passkey":
+			err = d.Store.DeletePasskey(ctx, u.ID, gone.ID)
+		case "totp":
+			if err = d.Store.DeleteTOTP(ctx, u.ID); err == nil {
+				err = d.Store.SetRecoveryCodes(ctx, u.ID, nil)
+			}
+		case "recovery-codes":
 			err = d.Store.SetRecoveryCodes(ctx, u.ID, nil)
 		}
-	case "recovery-codes":
-		err = d.Store.SetRecoveryCodes(ctx, u.ID, nil)
-	}
-	if err == nil && endSessions {
-		err = d.endSessions(ctx, u.ID)
-	}
-	if err != nil {
-		return err
-	}
-	return d.audit(ctx, "credential.removed", actor, u.Username, gone.Kind+" "+gone.Detail)
+		if err == nil && endSessions {
+			err = d.endSessions(ctx, u.ID)
+		}
+		if err != nil {
+			return err
+		}
+		return d.audit(ctx, "credential.removed", actor, u.Username, gone.Kind+" "+gone.Detail)
+	})
 }
 
 // ResetSecondFactors removes a user's authenticator app and recovery codes (for a lost
 // phone), ends their sessions, and records who did it. The password and passkeys stay.
 func (d *Directory) ResetSecondFactors(ctx context.Context, actor, username string) error {
-	u, err := d.Store.UserByUsername(ctx, username)
-	if err != nil {
-		return err
-	}
-	if err := d.Store.DeleteTOTP(ctx, u.ID); err != nil {
-		return err
-	}
-	if err := d.Store.SetRecoveryCodes(ctx, u.ID, nil); err != nil {
-		return err
-	}
-	if err := d.endSessions(ctx, u.ID); err != nil {
-		return err
-	}
-	return d.audit(ctx, "mfa.reset", actor, u.Username, "")
+	return d.write(ctx, false, func(d *Directory) error {
+		u, err := d.Store.UserByUsername(ctx, username)
+		if err != nil {
+			return err
+		}
+		if err := d.Store.DeleteTOTP(ctx, u.ID); err != nil {
+			return err
+		}
+		if err := d.Store.SetRecoveryCodes(ctx, u.ID, nil); err != nil {
+			return err
+		}
+		if err := d.endSessions(ctx, u.ID); err != nil {
+			return err
+		}
+		return d.audit(ctx, "mfa.reset", actor, u.Username, "")
+	})
 }
 
 // AddGroup creates a group as data, under an existing parent when given.
@@ -334,90 +391,99 @@ func (d *Directory) AddGroup(ctx context.Context, actor, name, parent string) (s
 		}
 		g.ParentID = p.ID
 	}
-	g, err := d.Store.CreateGroup(ctx, g)
-	if err != nil {
-		return g, err
-	}
-	return g, d.audit(ctx, "group.created", actor, name, "parent: "+parent)
+	err := d.write(ctx, false, func(d *Directory) error {
+		var err error
+		if g, err = d.Store.CreateGroup(ctx, g); err != nil {
+			return err
+		}
+		return d.audit(ctx, "group.created", actor, name, "parent: "+parent)
+	})
+	return g, err
 }
 
 // DeleteGroup deletes a data group. Config-declared groups are refused (edit the file),
 // and so is a group whose removal would leave no enabled admin.
 func (d *Directory) DeleteGroup(ctx context.Context, actor, name string) error {
-	g, err := d.Store.GroupByName(ctx, name)
-	if err != nil {
-		return err
-	}
-	if g.FromConfig {
-		return fmt.Errorf("group %q is declared in the config file: remove it there", name)
-	}
-	if err := d.guardAdmins(ctx, nil, map[string]bool{g.ID: true}); err != nil {
-		return err
-	}
-	if err := d.Store.DeleteGroup(ctx, g.ID); err != nil {
-		return err
-	}
-	if err := d.Store.AppendChange(ctx, store.ChangeAll, ""); err != nil {
-		return err
-	}
-	return d.audit(ctx, "group.deleted", actor, name, "")
+	return d.write(ctx, true, func(d *Directory) error {
+		g, err := d.Store.GroupByName(ctx, name)
+		if err != nil {
+			return err
+		}
+		if g.FromConfig {
+			return fmt.Errorf("group %q is declared in the config file: remove it there", name)
+		}
+		if err := d.guardAdmins(ctx, nil, map[string]bool{g.ID: true}); err != nil {
+			return err
+		}
+		if err := d.Store.DeleteGroup(ctx, g.ID); err != nil {
+			return err
+		}
+		if err := d.Store.AppendChange(ctx, store.ChangeAll, ""); err != nil {
+			return err
+		}
+		return d.audit(ctx, "group.deleted", actor, name, "")
+	})
 }
 
 // AddMembers adds users (exact usernames) to a group; all names are checked first.
 func (d *Directory) AddMembers(ctx context.Context, actor, group string, usernames []string) error {
-	g, users, err := d.groupAndUsers(ctx, group, usernames)
-	if err != nil {
-		return err
-	}
-	for _, u := range users {
-		if err := d.Store.AddMember(ctx, g.ID, u.ID); err != nil {
+	return d.write(ctx, false, func(d *Directory) error {
+		g, users, err := d.groupAndUsers(ctx, group, usernames)
+		if err != nil {
 			return err
 		}
-		if err := d.Store.AppendChange(ctx, store.ChangeUser, u.ID); err != nil {
-			return err
+		for _, u := range users {
+			if err := d.Store.AddMember(ctx, g.ID, u.ID); err != nil {
+				return err
+			}
+			if err := d.Store.AppendChange(ctx, store.ChangeUser, u.ID); err != nil {
+				return err
+			}
+			if err := d.audit(ctx, "group.member_added", actor, u.Username, "group: "+g.Name); err != nil {
+				return err
+			}
 		}
-		if err := d.audit(ctx, "group.member_added", actor, u.Username, "group: "+g.Name); err != nil {
-			return err
-		}
-	}
-	return nil
+		return nil
+	})
 }
 
 // RemoveMembers removes users from a group; removing the last enabled admin is refused.
 func (d *Directory) RemoveMembers(ctx context.Context, actor, group string, usernames []string) error {
-	g, users, err := d.groupAndUsers(ctx, group, usernames)
-	if err != nil {
-		return err
-	}
-	leaving := map[string]bool{}
-	for _, u := range users {
-		leaving[u.ID] = true
-	}
-	// Simulate the removal: the leaving users lose this one membership.
-	members, err := d.Store.GroupMemberIDs(ctx, g.ID)
-	if err != nil {
-		return err
-	}
-	for _, u := range users {
-		if !slices.Contains(members, u.ID) {
-			return fmt.Errorf("user %q is not a direct member of group %q", u.Username, g.Name)
-		}
-	}
-	if err := d.guardAdminsAfter(ctx, func(groupID, userID string) bool { return groupID == g.ID && leaving[userID] }); err != nil {
-		return err
-	}
-	for _, u := range users {
-		if err := d.Store.RemoveMember(ctx, g.ID, u.ID); err != nil {
+	return d.write(ctx, true, func(d *Directory) error {
+		g, users, err := d.groupAndUsers(ctx, group, usernames)
+		if err != nil {
 			return err
 		}
-		if err := d.Store.AppendChange(ctx, store.ChangeUser, u.ID); err != nil {
+		leaving := map[string]bool{}
+		for _, u := range users {
+			leaving[u.ID] = true
+		}
+		// Simulate the removal: the leaving users lose this one membership.
+		members, err := d.Store.GroupMemberIDs(ctx, g.ID)
+		if err != nil {
 			return err
 		}
-		if err := d.audit(ctx, "group.member_removed", actor, u.Username, "group: "+g.Name); err != nil {
+		for _, u := range users {
+			if !slices.Contains(members, u.ID) {
+				return fmt.Errorf("user %q is not a direct member of group %q", u.Username, g.Name)
+			}
+		}
+		if err := d.guardAdminsAfter(ctx, func(groupID, userID string) bool { return groupID == g.ID && leaving[userID] }); err != nil {
 			return err
 		}
-	}
-	return nil
+		for _, u := range users {
+			if err := d.Store.RemoveMember(ctx, g.ID, u.ID); err != nil {
+				return err
+			}
+			if err := d.Store.AppendChange(ctx, store.ChangeUser, u.ID); err != nil {
+				return err
+			}
+			if err := d.audit(ctx, "group.member_removed", actor, u.Username, "group: "+g.Name); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 func (d *Directory) groupAndUsers(ctx context.Context, group string, usernames []string) (store.Group, []store.User, error) {
@@ -548,23 +614,27 @@ func (d *Directory) endAllSessions(ctx context.Context, userID string) (int, err
 // EndOIDCGrants ends every OpenID Connect grant of a user (exact id), as a password
 // change on the account page does while keeping the session it was made in.
 func (d *Directory) EndOIDCGrants(ctx context.Context, actor, userID string) error {
-	n, err := d.Store.RevokeUserOIDCTokens(ctx, userID)
-	if err != nil || n == 0 {
-		return err
-	}
-	return d.audit(ctx, "oidc.grants_revoked", actor, userID, fmt.Sprintf("%d tokens", n))
+	return d.write(ctx, false, func(d *Directory) error {
+		n, err := d.Store.RevokeUserOIDCTokens(ctx, userID)
+		if err != nil || n == 0 {
+			return err
+		}
+		return d.audit(ctx, "oidc.grants_revoked", actor, d.username(ctx, userID), fmt.Sprintf("%d tokens", n))
+	})
 }
 
 // RevokeSession ends one session on every replica: the row goes, and the change feed
 // tells each replica's cache. Revoking one that is already gone is not an error.
 func (d *Directory) RevokeSession(ctx context.Context, actor string, s store.Session) error {
-	if err := d.Store.DeleteSession(ctx, s.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
-		return err
-	}
-	if err := d.Store.AppendChange(ctx, store.ChangeSession, s.TokenHash); err != nil {
-		return err
-	}
-	return d.audit(ctx, "session.revoked", actor, s.UserID, "session "+s.ID)
+	return d.write(ctx, false, func(d *Directory) error {
+		if err := d.Store.DeleteSession(ctx, s.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		if err := d.Store.AppendChange(ctx, store.ChangeSession, s.TokenHash); err != nil {
+			return err
+		}
+		return d.audit(ctx, "session.revoked", actor, d.username(ctx, s.UserID), "session "+s.ID)
+	})
 }
 
 // RevokeUserSessions ends every session of a user (exact username) and says how many.
@@ -573,15 +643,36 @@ func (d *Directory) RevokeUserSessions(ctx context.Context, actor, username stri
 	if err != nil {
 		return 0, err
 	}
-	n, err := d.endAllSessions(ctx, u.ID)
-	if err != nil {
-		return n, err
-	}
-	return n, d.audit(ctx, "session.revoked", actor, u.Username, fmt.Sprintf("all %d sessions", n))
+	var n int
+	err = d.write(ctx, false, func(d *Directory) error {
+		var err error
+		if n, err = d.endAllSessions(ctx, u.ID); err != nil {
+			return err
+		}
+		return d.audit(ctx, "session.revoked", actor, u.Username, fmt.Sprintf("all %d sessions", n))
+	})
+	return n, err
 }
 
+// username names a user in audit events, as every event does (the id if the user is
+// gone).
+func (d *Directory) username(ctx context.Context, id string) string {
+	if u, err := d.Store.UserByID(ctx, id); err == nil {
+		return u.Username
+	}
+	return id
+}
+
+// audit records an event in the change's transaction, to be logged once it commits.
 func (d *Directory) audit(ctx context.Context, kind, actor, target, detail string) error {
-	return d.Store.AppendEvent(ctx, store.Event{Kind: kind, Actor: actor, Target: target, Detail: detail})
+	e := store.Event{Kind: kind, Actor: actor, Target: target, Detail: detail}
+	if err := d.Store.AppendEvent(ctx, e); err != nil {
+		return err
+	}
+	if d.events != nil {
+		*d.events = append(*d.events, e)
+	}
+	return nil
 }
 
 func quoteAll(items []string) []string {

@@ -123,7 +123,7 @@ func newApp(ctx context.Context, st store.Store, cfg config.Config, log *slog.Lo
 	a.audit = audit.NewRecorder(st, log, 4096, a.Metrics.AuditDropped.Inc)
 	hasher := identity.NewHasher(0)
 	a.regulator = &authn.Regulator{Store: st}
-	a.directory = &identity.Directory{Store: st, Hasher: hasher, AdminGroups: func() []string { return a.Config().Access.AdminGroups }}
+	a.directory = &identity.Directory{Store: st, Hasher: hasher, Log: log, AdminGroups: func() []string { return a.Config().Access.AdminGroups }}
 	a.web = &web.Server{
 		Store: st, Sessions: a.Sessions, Hasher: hasher, Directory: a.directory, Config: a.Config,
 		Metrics: a.Metrics, Audit: a.audit.Record, Log: log, Regulator: a.regulator,

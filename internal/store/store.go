@@ -195,6 +195,11 @@ type SetupResult struct {
 type Store interface {
 	Throttles
 
+	// InTx runs fn with a Store whose statements are one transaction, committed when
+	// fn returns nil; inside it LockDirectory serializes guarded directory changes.
+	InTx(ctx context.Context, fn func(Store) error) error
+	LockDirectory(ctx context.Context) error
+
 	// Users.
 	CreateUser(ctx context.Context, u User) (User, error)
 	UserByID(ctx context.Context, id string) (User, error)

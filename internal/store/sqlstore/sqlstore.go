@@ -50,14 +50,15 @@ type Dialect struct {
 type Store struct {
 	db      *sql.DB
 	dialect Dialect
-	queries atomic.Uint64
+	queries *atomic.Uint64 // shared with the Stores InTx hands out
+	tx      *sql.Tx        // set on a Store InTx hands out: every statement joins it
 }
 
 var _ store.Store = (*Store)(nil)
 
 // New wraps an open database. It does not migrate: call Migrate or CheckSchema.
 func New(db *sql.DB, d Dialect) *Store {
-	return &Store{db: db, dialect: d}
+	return &Store{db: db, dialect: d, queries: new(atomic.Uint64)}
 }
 
 // DB exposes the pool for backend-specific settings and tests.
@@ -143,21 +144,55 @@ func (c counted) execAffected(ctx context.Context, query string, args ...any) (i
 	return int(n), err
 }
 
-func (s *Store) conn() counted { return counted{q: s.db, n: &s.queries} }
+func (s *Store) conn() counted {
+	if s.tx != nil {
+		return counted{q: s.tx, n: s.queries}
+	}
+	return counted{q: s.db, n: s.queries}
+}
 
-// inTx runs fn in a transaction, committing when it returns nil.
+// inTx runs fn in a transaction, committing when it returns nil. Inside InTx it joins
+// the transaction already open.
 func (s *Store) inTx(ctx context.Context, fn func(c counted, tx *sql.Tx) error) error {
+	if s.tx != nil {
+		return fn(s.conn(), s.tx)
+	}
 	s.queries.Add(1)
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
-	if err := fn(counted{q: tx, n: &s.queries}, tx); err != nil {
+	if err := fn(counted{q: tx, n: s.queries}, tx); err != nil {
 		_ = tx.Rollback()
 		return err
 	}
 	s.queries.Add(1)
 	return tx.Commit()
+}
+
+// InTx runs fn with a Store whose every statement is part of one transaction: it
+// commits when fn returns nil and rolls back otherwise, so a change, its change-feed
+// row and its audit event are written together or not at all. InTx within InTx joins
+// the outer transaction. fn must not keep the Store it is given.
+func (s *Store) InTx(ctx context.Context, fn func(store.Store) error) error {
+	return s.inTx(ctx, func(_ counted, tx *sql.Tx) error {
+		inner := *s
+		inner.tx = tx
+		return fn(&inner)
+	})
+}
+
+// LockDirectory makes concurrent directory changes that could lock every admin out
+// (or leave a user without a credential) wait for each other until the transaction
+// ends, so each one's guard sees what the others did. On PostgreSQL it takes one row
+// lock; SQLite's write transactions are already one at a time (_txlock=immediate).
+func (s *Store) LockDirectory(ctx context.Context) error {
+	if s.tx == nil {
+		return fmt.Errorf("LockDirectory outside InTx: %w", errors.ErrUnsupported)
+	}
+	_, err := s.conn().exec(ctx, `INSERT INTO settings (key, value) VALUES ('directory_lock', '')
+		ON CONFLICT (key) DO UPDATE SET value = settings.value`)
+	return s.mapErr(err, "the directory lock")
 }
 
 // mapErr turns driver errors into the store's shared errors.

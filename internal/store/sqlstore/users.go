@@ -61,33 +61,35 @@ func (s *Store) ListUsers(ctx context.Context) ([]store.User, error) {
 	return collect(rows, scanUser)
 }
 
-// UpdateUser changes the non-nil fields of upd.
+// UpdateUser changes the non-nil fields of upd, and only those: a statement that
+// wrote back every field it had read would undo a change another writer made to the
+// others in between (a profile save bringing back a user an admin just disabled).
 func (s *Store) UpdateUser(ctx context.Context, id string, upd store.UserUpdate) (store.User, error) {
-	var u store.User
-	err := s.inTx(ctx, func(c counted, _ *sql.Tx) error {
-		var err error
-		u, err = scanUser(c.queryRow(ctx, "SELECT "+userColumns+" FROM users WHERE id = $1", id))
-		if err != nil {
-			return s.mapErr(err, "user id "+quote(id))
-		}
-		if upd.Email != nil {
-			u.Email = *upd.Email
-		}
-		if upd.EmailPending != nil {
-			u.EmailPending = *upd.EmailPending
-		}
-		if upd.DisplayName != nil {
-			u.DisplayName = *upd.DisplayName
-		}
-		if upd.Disabled != nil {
-			u.Disabled = *upd.Disabled
-		}
-		u.UpdatedAt = time.Now().UTC().Truncate(time.Microsecond)
-		_, err = c.exec(ctx, "UPDATE users SET email = $1, email_pending = $2, display_name = $3, disabled = $4, updated_at = $5 WHERE id = $6",
-			u.Email, u.EmailPending, u.DisplayName, boolDB(u.Disabled), toDB(u.UpdatedAt), id)
-		return s.userErr(err, u)
-	})
-	return u, err
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	set, args := []string{"updated_at = $1"}, []any{toDB(now)}
+	column := func(name string, v any) {
+		args = append(args, v)
+		set = append(set, fmt.Sprintf("%s = $%d", name, len(args)))
+	}
+	if upd.Email != nil {
+		column("email", *upd.Email)
+	}
+	if upd.EmailPending != nil {
+		column("email_pending", *upd.EmailPending)
+	}
+	if upd.DisplayName != nil {
+		column("display_name", *upd.DisplayName)
+	}
+	if upd.Disabled != nil {
+		column("disabled", boolDB(*upd.Disabled))
+	}
+	args = append(args, id)
+	u, err := scanUser(s.conn().queryRow(ctx, fmt.Sprintf("UPDATE users SET %s WHERE id = $%d RETURNING %s",
+		strings.Join(set, ", "), len(args), userColumns), args...))
+	if err != nil && upd.Email != nil && s.dialect.IsUniqueViolation(err) {
+		return u, s.userErr(err, store.User{Email: *upd.Email})
+	}
+	return u, s.mapErr(err, "user id "+quote(id))
 }
 
 // userErr maps a failed write of u, telling a taken email address from a taken

@@ -51,6 +51,7 @@ func Run(t *testing.T, open Backend) {
 		"Throttle":          testThrottle,
 		"ConcurrentTouches": testConcurrentTouches,
 		"OIDCLogouts":       testOIDCLogouts,
+		"Transactions":      testTransactions,
 	}
 	names := make([]string, 0, len(tests))
 	for name := range tests {
@@ -892,5 +893,42 @@ func testOIDCLogouts(t *testing.T, s store.Store) {
 	}
 	if got := claim(now.Add(2*time.Minute + 59*time.Second)); len(got) != 0 {
 		t.Fatalf("the second backoff is longer: %+v", got)
+	}
+}
+
+// testTransactions: InTx commits everything fn wrote or nothing, a nested InTx joins
+// the outer transaction, and LockDirectory works only inside one.
+func testTransactions(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	boom := errors.New("boom")
+	err := s.InTx(ctx, func(tx store.Store) error {
+		if _, err := tx.CreateUser(ctx, store.User{Username: "gone"}); err != nil {
+			return err
+		}
+		if err := tx.LockDirectory(ctx); err != nil {
+			return err
+		}
+		// A nested InTx is the same transaction: its write goes with the outer one.
+		if err := tx.InTx(ctx, func(inner store.Store) error { return inner.AppendChange(ctx, store.ChangeAll, "") }); err != nil {
+			return err
+		}
+		if _, err := tx.UserByUsername(ctx, "gone"); err != nil { // reads see the transaction's writes
+			return err
+		}
+		return boom
+	})
+	wantErr(t, err, boom)
+	_, err = s.UserByUsername(ctx, "gone")
+	wantErr(t, err, store.ErrNotFound)
+	if id := must(s.LatestChangeID(ctx))(t); id != 0 {
+		t.Fatalf("a rolled-back change-feed row is visible: %d", id)
+	}
+	noErr(t, s.InTx(ctx, func(tx store.Store) error {
+		_, err := tx.CreateUser(ctx, store.User{Username: "kept"})
+		return err
+	}))
+	must(s.UserByUsername(ctx, "kept"))(t)
+	if err := s.LockDirectory(ctx); err == nil {
+		t.Fatal("LockDirectory outside InTx must fail")
 	}
 }
