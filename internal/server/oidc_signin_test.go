@@ -554,3 +554,53 @@ func TestOIDCDiscoveryIsTrue(t *testing.T) {
 		check()
 	}
 }
+
+// Refreshes of one token racing on two replicas (PostgreSQL and PgBouncer) all get a
+// working pair, and the grant lives on: the reuse grace is kept in the database, not in
+// a replica's memory.
+func TestOIDCParallelRefreshesAcrossReplicas(t *testing.T) {
+	for _, b := range backends[1:] {
+		t.Run(b.name, func(t *testing.T) {
+			dbURL := b.url(t)
+			one := startOIDC(t, dbURL)
+			cfg := oidcConfig(dbURL)
+			cfg.Server.PublicURL, cfg.Session.CookieDomain = one.srv.URL, "" // one issuer for both
+			two := start(t, cfg)
+			tok := one.signIn(one.onlineGrafana(), one.alice)
+			refresh := func(h *harness, token string) (int, map[string]any) {
+				return (&oidcHarness{harness: h}).form(oidc.PathToken, "grafana", grafanaSecret,
+					url.Values{"grant_type": {"refresh_token"}, "refresh_token": {token}})
+			}
+			var wg sync.WaitGroup
+			answers := make(chan map[string]any, 8)
+			for i := range 8 {
+				h := one.harness
+				if i%2 == 1 {
+					h = two
+				}
+				wg.Go(func() {
+					status, body := refresh(h, tok.RefreshToken)
+					if status != http.StatusOK {
+						body["status"] = status
+					}
+					answers <- body
+				})
+			}
+			wg.Wait()
+			close(answers)
+			var last string
+			for a := range answers {
+				if a["status"] != nil || a["refresh_token"] == nil {
+					t.Fatalf("a parallel refresh across replicas failed: %v", a)
+				}
+				last = a["refresh_token"].(string)
+			}
+			if status, body := refresh(two, last); status != http.StatusOK {
+				t.Fatalf("the grant after parallel refreshes on two replicas: %d %v", status, body)
+			}
+			if strings.Contains(one.log.String()+two.log.String(), "refresh_token_reused") {
+				t.Fatal("parallel refreshes were taken for a stolen token")
+			}
+		})
+	}
+}
