@@ -183,20 +183,13 @@ func (s *Server) changePassword(w http.ResponseWriter, r *http.Request, p *sessi
 	if next != r.PostFormValue("new_password_confirm") {
 		return "", userError{"The two new passwords differ."}
 	}
-	hash, err := s.Hasher.Hash(r.Context(), next)
-	if err == nil {
-		err = s.Store.SetPasswordHash(r.Context(), u.ID, hash)
-	}
-	if err == nil {
-		err = s.endOtherSessions(r, p)
-	}
-	if err == nil {
-		err = s.Directory.EndOIDCGrants(r.Context(), u.Username, u.ID)
-	}
+	ended, err := s.Directory.ChangeOwnPassword(r.Context(), u.ID, p.SessionID, next)
 	if err != nil {
 		return "", err
 	}
-	s.Audit(store.Event{Kind: "user.password_changed", Actor: u.Username, Target: u.Username})
+	for _, ss := range ended { // here at once; elsewhere by the feed
+		s.Sessions.Apply(store.Change{Kind: store.ChangeSession, Subject: ss.TokenHash})
+	}
 	return "Password changed; your other sessions were signed out, and apps signed in with your account must sign in again.", nil
 }
 
@@ -212,19 +205,16 @@ func (s *Server) newRecoveryCodes(w http.ResponseWriter, r *http.Request, p *ses
 	if err := s.reauthenticate(r, p, u); err != nil {
 		return "", err
 	}
-	s.showRecoveryCodes(w, r, p, "mfa.recovery_codes_regenerated")
+	codes, hashes := mfa.NewRecoveryCodes()
+	if err := s.Directory.ReplaceRecoveryCodes(r.Context(), p.UserID, hashes); err != nil {
+		return "", err
+	}
+	s.showRecoveryCodes(w, p, codes)
 	return "", errAnswered
 }
 
-// showRecoveryCodes makes fresh recovery codes for p, replacing any others, and shows
-// them once.
-func (s *Server) showRecoveryCodes(w http.ResponseWriter, r *http.Request, p *session.Principal, event string) {
-	codes, hashes := mfa.NewRecoveryCodes()
-	if err := s.Store.SetRecoveryCodes(r.Context(), p.UserID, hashes); err != nil {
-		s.loginError(w, err)
-		return
-	}
-	s.Audit(store.Event{Kind: event, Actor: p.Username, Target: p.Username})
+// showRecoveryCodes shows fresh recovery codes, once: only their hashes are kept.
+func (s *Server) showRecoveryCodes(w http.ResponseWriter, p *session.Principal, codes []string) {
 	s.render(w, http.StatusOK, "recovery.html", page{Title: "Recovery codes", User: p, Extra: codes})
 }
 

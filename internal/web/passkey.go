@@ -333,14 +333,13 @@ func (s *Server) addPasskey(w http.ResponseWriter, r *http.Request, p *session.P
 	if err != nil {
 		return "", err
 	}
-	_, err = s.Store.AddPasskey(r.Context(), store.Passkey{UserID: u.ID, CredentialID: base64.RawURLEncoding.EncodeToString(cred.ID), Name: name, Data: string(data)})
+	_, err = s.Directory.AddOwnPasskey(r.Context(), store.Passkey{UserID: u.ID, CredentialID: base64.RawURLEncoding.EncodeToString(cred.ID), Name: name, Data: string(data)})
 	if errors.Is(err, store.ErrConflict) {
 		return "", userError{"This passkey is registered already."}
 	}
 	if err != nil {
 		return "", err
 	}
-	s.Audit(store.Event{Kind: "credential.added", Actor: u.Username, Target: u.Username, Detail: fmt.Sprintf("passkey %q", name)})
 	return fmt.Sprintf("Passkey %q added. You can sign in with it, without a password.", name), nil
 }
 

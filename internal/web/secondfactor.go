@@ -238,15 +238,11 @@ func (s *Server) totpConfirm(w http.ResponseWriter, r *http.Request, p *session.
 	if !ok {
 		return again("That code does not match. Check the app's clock and type the current code.")
 	}
-	ctx := r.Context()
-	if err := s.Store.SetTOTP(ctx, p.UserID, s.totp.SealString(secret)); err != nil {
+	codes, hashes := mfa.NewRecoveryCodes()
+	if err := s.Directory.EnrolTOTP(r.Context(), p.UserID, s.totp.SealString(secret), step, hashes); err != nil {
 		return "", err
 	}
-	if _, err := s.Store.UseTOTPStep(ctx, p.UserID, step); err != nil {
-		return "", err
-	}
-	s.Audit(store.Event{Kind: "credential.added", Actor: p.Username, Target: p.Username, Detail: "authenticator app"})
-	s.showRecoveryCodes(w, r, p, "mfa.recovery_codes_created")
+	s.showRecoveryCodes(w, p, codes)
 	return "", errAnswered
 }
 
