@@ -22,6 +22,8 @@ command -v caddy >/dev/null || need+=(caddy)
 command -v pgbouncer >/dev/null || need+=(pgbouncer)
 command -v chromium >/dev/null || need+=(chromium)
 command -v npm >/dev/null || need+=(nodejs npm)
+command -v curl >/dev/null || need+=(curl)
+command -v jq >/dev/null || need+=(jq)
 ensure_packages "${need[@]}"
 find_pg_bin
 
@@ -72,7 +74,7 @@ go test -race -count=1 -timeout 20m "$@" ./...
 say "Helm chart: lint, render, and compare with deploy/manifests (Helm's Go library)"
 (cd deploy/helm/chartcheck && go vet ./... && go test -count=1 ./...)
 say "fuzzing the network-facing parsers briefly"
-for spec in access:FuzzNoReadingIsWeaker forwardauth:FuzzForwardedRequest web:FuzzReturnURL config:FuzzLoad oidc:FuzzRedirectAllowed; do
+for spec in access:FuzzNoReadingIsWeaker forwardauth:FuzzForwardedRequest web:FuzzReturnURL config:FuzzLoad oidc:FuzzRedirectAllowed api:FuzzRequestParsing; do
 	pkg=./internal/${spec%%:*} target=${spec#*:}
 	go test -run='^$' -fuzz="^${target}\$" -fuzztime=15s -fuzzminimizetime=0 "$pkg" >/dev/null ||
 		die "fuzz target $target found a failure: see $pkg/testdata/fuzz"

@@ -35,6 +35,7 @@ Usage:
   gatehouse group add NAME [--parent GROUP] | list | delete NAME
   gatehouse group members add|remove GROUP USERNAME...
   gatehouse session list [--user USERNAME] | revoke SESSION_ID... | revoke --user USERNAME
+  gatehouse token create NAME [--scope S]... [--expires 90d|never] | list | revoke ID|NAME
   gatehouse oidc hash-secret --secret-stdin | keys | rotate-keys
   gatehouse key export                               print the server secret an older Gatehouse stored in the database
   gatehouse config reference                         print the config reference (Markdown)
@@ -84,6 +85,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return c.key(rest)
 	case "session":
 		return c.session(rest)
+	case "token":
+		return c.token(rest)
 	case "config":
 		return c.config(rest)
 	case "healthcheck":

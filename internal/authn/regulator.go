@@ -120,6 +120,7 @@ const (
 	deviceCodePerUser            = 20
 	setupLinkPerNetwork          = 10
 	passkeyPerNetwork            = 100
+	apiTokenPerNetwork           = 20
 )
 
 // PasswordLimits are the limits of a password sign-in to username from network;
@@ -186,4 +187,11 @@ func SetupLinkLimits(network string) []Limit {
 // PasskeyLimits are the limits of failed passkey sign-ins from one address.
 func PasskeyLimits(network string) []Limit {
 	return []Limit{{"passkey|net:" + network, passkeyPerNetwork}}
+}
+
+// APITokenLimits are the limits of sending wrong admin API tokens from one address.
+// Only unknown tokens count: a real token is 256 random bits, so this only slows a
+// script with a typo and an attacker alike.
+func APITokenLimits(network string) []Limit {
+	return []Limit{{"apitoken|net:" + network, apiTokenPerNetwork}}
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/gatehouse-id/gatehouse/internal/config"
 	"github.com/gatehouse-id/gatehouse/internal/store"
@@ -681,4 +682,58 @@ func quoteAll(items []string) []string {
 		out[i] = fmt.Sprintf("%q", s)
 	}
 	return out
+}
+
+// ErrStale means a change was refused because the record changed since the caller read
+// it (an HTTP If-Match that no longer matches): read it again and decide again.
+var ErrStale = errors.New("refused: the record changed since it was read")
+
+// UserChange names the fields of a user an admin changes at once; nil fields stay.
+type UserChange struct {
+	Email       *string
+	DisplayName *string
+	Disabled    *bool
+}
+
+// ChangeUser applies an admin's change to a user (exact username) in one transaction,
+// and only if the user was last updated at ifUpdated (zero: whenever) — so two
+// automations cannot overwrite each other. It returns the user as it now is.
+func (d *Directory) ChangeUser(ctx context.Context, actor, username string, ifUpdated time.Time, c UserChange) (store.User, error) {
+	var out store.User
+	err := d.write(ctx, true, func(d *Directory) error {
+		u, err := d.Store.UserByUsername(ctx, username)
+		if err != nil {
+			return err
+		}
+		if !ifUpdated.IsZero() && !u.UpdatedAt.Equal(ifUpdated) {
+			return fmt.Errorf("%w: user %q was changed at %s", ErrStale, u.Username, u.UpdatedAt.Format(time.RFC3339Nano))
+		}
+		if c.Email != nil && *c.Email != u.Email {
+			if err := d.SetEmail(ctx, actor, u.Username, *c.Email); err != nil {
+				return err
+			}
+		}
+		if c.DisplayName != nil && *c.DisplayName != u.DisplayName {
+			if err := CheckDisplayName(*c.DisplayName); err != nil {
+				return err
+			}
+			if _, err := d.Store.UpdateUser(ctx, u.ID, store.UserUpdate{DisplayName: c.DisplayName}); err != nil {
+				return err
+			}
+			if err := d.Store.AppendChange(ctx, store.ChangeUser, u.ID); err != nil {
+				return err
+			}
+			if err := d.audit(ctx, "user.name_set", actor, u.Username, *c.DisplayName); err != nil {
+				return err
+			}
+		}
+		if c.Disabled != nil && *c.Disabled != u.Disabled {
+			if err := d.SetDisabled(ctx, actor, u.Username, *c.Disabled); err != nil {
+				return err
+			}
+		}
+		out, err = d.Store.UserByID(ctx, u.ID)
+		return err
+	})
+	return out, err
 }

@@ -259,7 +259,7 @@ func tableRows(t *testing.T, s store.Store) map[string]int {
 	t.Helper()
 	db := s.(*sqlstore.Store).DB()
 	out := map[string]int{}
-	for _, table := range []string{"gatehouse_schema", "users", "usergroups", "memberships", "sessions", "setup_tokens", "settings", "events", "changes", "leases", "totp_secrets", "recovery_codes", "passkeys", "spent_challenges", "oidc_keys", "oidc_tokens", "oidc_consents", "oidc_logouts", "throttle"} {
+	for _, table := range []string{"gatehouse_schema", "users", "usergroups", "memberships", "sessions", "setup_tokens", "settings", "events", "changes", "leases", "totp_secrets", "recovery_codes", "passkeys", "spent_challenges", "oidc_keys", "oidc_tokens", "oidc_consents", "oidc_logouts", "throttle", "api_tokens"} {
 		var n int
 		if err := db.QueryRow("SELECT COUNT(*) FROM " + table).Scan(&n); err != nil {
 			t.Fatalf("counting %s: %v", table, err)

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/gatehouse-id/gatehouse/internal/access"
+	"github.com/gatehouse-id/gatehouse/internal/api"
 	"github.com/gatehouse-id/gatehouse/internal/audit"
 	"github.com/gatehouse-id/gatehouse/internal/authn"
 	"github.com/gatehouse-id/gatehouse/internal/config"
@@ -145,9 +146,15 @@ func newApp(ctx context.Context, st store.Store, cfg config.Config, log *slog.Lo
 		Metrics:   a.Metrics, Audit: a.audit.Record, Log: log,
 	}
 
+	admin := &api.Handler{Store: st, Directory: a.directory, Regulator: a.regulator, Log: log,
+		ClientAddress: a.web.OIDCPages().ClientAddress,
+		Forget:        func(hash string) { a.Sessions.Apply(store.Change{Kind: store.ChangeSession, Subject: hash}) },
+	}
+
 	mux := http.NewServeMux()
 	a.web.Routes(mux)
 	a.OIDC.Routes(mux)
+	admin.Routes(mux)
 	mux.Handle("/api/authz/forward-auth", fa.Serve(forwardauth.ForwardAuth))
 	mux.Handle("/api/authz/auth-request", fa.Serve(forwardauth.AuthRequest))
 	mux.Handle(forwardauth.ExtAuthzPrefix+"/", fa.Serve(forwardauth.ExtAuthz))

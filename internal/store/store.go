@@ -136,6 +136,20 @@ type OIDCLogout struct {
 	Attempts int // delivery attempts so far, this claim's included
 }
 
+// APIToken is a credential of the admin HTTP API. Only Hash, the SHA-256 of the
+// token, is stored; the token itself is shown once, when it is made.
+type APIToken struct {
+	ID         string
+	Name       string
+	Hash       string
+	Scopes     string // space-separated
+	CreatedBy  string // who made it: "cli" or another token's name
+	CreatedAt  time.Time
+	ExpiresAt  time.Time // zero: never
+	LastUsedAt time.Time
+	LastUsedIP string
+}
+
 // Event is an audit record: a denied access decision, an admin's change, a login.
 type Event struct {
 	ID     int64
@@ -207,6 +221,7 @@ type Store interface {
 	// unique index already makes unambiguous.
 	UserByUsername(ctx context.Context, username string) (User, error)
 	ListUsers(ctx context.Context) ([]User, error)
+	ListUsersAfter(ctx context.Context, after string, limit int) ([]User, error) // a page, by username
 	UpdateUser(ctx context.Context, id string, upd UserUpdate) (User, error)
 	SetPasswordHash(ctx context.Context, id, hash string) error
 	DeleteUser(ctx context.Context, id string) error
@@ -312,6 +327,13 @@ type Store interface {
 	DecideOIDCToken(ctx context.Context, hash, userID, data string) error
 	DeleteOIDCToken(ctx context.Context, hash string) error
 	RevokeOIDCFamily(ctx context.Context, family string) (int, error)
+	// API tokens.
+	CreateAPIToken(ctx context.Context, t APIToken) (APIToken, error)
+	APITokenByHash(ctx context.Context, hash string) (APIToken, error)
+	ListAPITokens(ctx context.Context) ([]APIToken, error)
+	DeleteAPIToken(ctx context.Context, id string) error
+	TouchAPIToken(ctx context.Context, id string, at time.Time, ip string) error
+
 	// AddOIDCLogout, ClaimOIDCLogouts and DeleteOIDCLogout keep the back-channel
 	// logouts owed to apps (see OIDCLogout); a claim is exclusive until its backoff.
 	AddOIDCLogout(ctx context.Context, l OIDCLogout) error

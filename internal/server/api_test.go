@@ -1,0 +1,304 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers"
+	"github.com/getkin/kin-openapi/routers/gorillamux"
+
+	"github.com/gatehouse-id/gatehouse/internal/api"
+	"github.com/gatehouse-id/gatehouse/internal/identity"
+)
+
+// apiClient calls the admin API over HTTP and checks every answer against the
+// OpenAPI document Gatehouse serves.
+type apiClient struct {
+	h      *harness
+	router routers.Router
+}
+
+func newAPIClient(t *testing.T, h *harness) *apiClient {
+	t.Helper()
+	resp, body := h.do(req{path: "/api/v1/openapi.json"})
+	if resp.StatusCode != http.StatusOK || !bytes.Equal([]byte(body), api.OpenAPI) {
+		t.Fatalf("/api/v1/openapi.json: %d", resp.StatusCode)
+	}
+	doc, err := openapi3.NewLoader().LoadFromData(api.OpenAPI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := doc.Validate(context.Background()); err != nil {
+		t.Fatalf("the OpenAPI document is not valid: %v", err)
+	}
+	doc.Servers = openapi3.Servers{{URL: h.srv.URL}}
+	router, err := gorillamux.NewRouter(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &apiClient{h: h, router: router}
+}
+
+// call sends one request and returns the status, the decoded body and the headers,
+// failing the test if the answer is not what the document says.
+func (c *apiClient) call(method, path, token string, body any, header ...string) (int, map[string]any, http.Header) {
+	t := c.h.t
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		if s, ok := body.(string); ok {
+			rd = strings.NewReader(s)
+		} else {
+			b, _ := json.Marshal(body)
+			rd = bytes.NewReader(b)
+		}
+	}
+	r, _ := http.NewRequest(method, c.h.srv.URL+path, rd)
+	if body != nil {
+		r.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		r.Header.Set("Authorization", "Bearer "+token)
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		r.Header.Set(header[i], header[i+1])
+	}
+	resp, err := client.Do(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	route, params, err := c.router.FindRoute(r)
+	if err == nil {
+		input := &openapi3filter.ResponseValidationInput{
+			RequestValidationInput: &openapi3filter.RequestValidationInput{Request: r, PathParams: params, Route: route,
+				Options: &openapi3filter.Options{AuthenticationFunc: openapi3filter.NoopAuthenticationFunc}},
+			Status: resp.StatusCode, Header: resp.Header, Options: &openapi3filter.Options{IncludeResponseStatus: true},
+		}
+		input.SetBodyBytes(raw)
+		if err := openapi3filter.ValidateResponse(context.Background(), input); err != nil {
+			t.Errorf("%s %s: the answer (%d) does not match the OpenAPI document: %v\n%s", method, path, resp.StatusCode, err, raw)
+		}
+	} else if resp.StatusCode != http.StatusNotFound {
+		t.Errorf("%s %s is served (%d) but not in the OpenAPI document", method, path, resp.StatusCode)
+	}
+	if resp.StatusCode >= 400 && resp.Header.Get("Content-Type") != "application/problem+json" {
+		t.Errorf("%s %s: an error answered as %q, not problem details", method, path, resp.Header.Get("Content-Type"))
+	}
+	out := map[string]any{}
+	if len(raw) > 0 {
+		json.Unmarshal(raw, &out)
+	}
+	return resp.StatusCode, out, resp.Header
+}
+
+func (c *apiClient) token(name string, scopes []string, lifetime time.Duration) string {
+	c.h.t.Helper()
+	value, _, err := c.h.app.Directory().CreateAPIToken(context.Background(), "cli", nil, name, scopes, lifetime)
+	if err != nil {
+		c.h.t.Fatal(err)
+	}
+	return value
+}
+
+// The admin API end to end on each database: tokens and their scopes, users with
+// paging, ETags and If-Match, groups and members, sessions, tokens made through the API,
+// and every refusal as problem details naming what is wrong; every answer is checked
+// against the OpenAPI document.
+func TestAdminAPI(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, dbURL string) {
+		h := start(t, testConfig(dbURL))
+		h.addUser("root", "Home Server Admins")
+		c := newAPIClient(t, h)
+		admin := c.token("terraform", identity.APIScopes, identity.DefaultAPITokenLifetime)
+		reader := c.token("homepage widget", nil, identity.DefaultAPITokenLifetime)
+
+		// Who may ask.
+		if status, p, hd := c.call("GET", "/api/v1/users", "", nil); status != 401 || hd.Get("WWW-Authenticate") == "" || !strings.Contains(p["detail"].(string), "Bearer") {
+			t.Fatalf("no token: %d %v", status, p)
+		}
+		if status, _, _ := c.call("GET", "/api/v1/users", "gatehouse_not-a-token", nil); status != 401 {
+			t.Fatalf("an unknown token: %d", status)
+		}
+		if status, p, _ := c.call("POST", "/api/v1/users", reader, map[string]any{"username": "x"}); status != 403 || !strings.Contains(p["detail"].(string), "users:write") {
+			t.Fatalf("a read-only token writing: %d %v", status, p)
+		}
+
+		// Users: create, refusals that name the field, paging.
+		status, u, hd := c.call("POST", "/api/v1/users", admin, map[string]any{"username": "alice", "email": "alice@example.com",
+			"display_name": "Alice", "groups": []string{"Allow Login Users"}, "password": "correct horse alice"})
+		if status != 201 || hd.Get("Location") != "/api/v1/users/alice" || hd.Get("ETag") == "" || u["email"] != "alice@example.com" {
+			t.Fatalf("creating alice: %d %v %v", status, u, hd)
+		}
+		for _, bad := range []struct {
+			body        any
+			status      int
+			field, says string
+		}{
+			{map[string]any{"username": "bad name!"}, 422, "username", ""},
+			{map[string]any{"username": "bob", "emial": "typo"}, 400, "emial", "unknown field"},
+			{`{"username": "bob"`, 400, "body", ""},
+			{`{"username": "bob"} {}`, 400, "body", "nothing after"},
+			{map[string]any{"username": "ALICE"}, 409, "", "already exists"},
+			{map[string]any{"username": "bob", "groups": []string{"Nope"}}, 404, "", "Nope"},
+		} {
+			status, p, _ := c.call("POST", "/api/v1/users", admin, bad.body)
+			fields, _ := p["errors"].([]any)
+			named := bad.field == "" || (len(fields) == 1 && fields[0].(map[string]any)["field"] == bad.field)
+			if status != bad.status || !named || !strings.Contains(p["detail"].(string), bad.says) {
+				t.Errorf("creating %v: %d %v, want %d naming %q", bad.body, status, p, bad.status, bad.field)
+			}
+		}
+		if _, err := h.app.Directory().AddUser(context.Background(), "test", identityUser("bob")); err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range []string{"carol", "dave", "erin"} {
+			c.call("POST", "/api/v1/users", admin, map[string]any{"username": name})
+		}
+		var seen []string
+		next := ""
+		for pages := 0; ; pages++ {
+			path := "/api/v1/users?limit=2"
+			if next != "" {
+				path += "&cursor=" + url.QueryEscape(next)
+			}
+			status, page, _ := c.call("GET", path, reader, nil)
+			if status != 200 || pages > 5 {
+				t.Fatalf("page %d: %d %v", pages, status, page)
+			}
+			for _, it := range page["items"].([]any) {
+				seen = append(seen, it.(map[string]any)["username"].(string))
+			}
+			next, _ = page["next_cursor"].(string)
+			if next == "" {
+				break
+			}
+		}
+		if strings.Join(seen, ",") != "alice,bob,carol,dave,erin,root" {
+			t.Fatalf("paged through %v", seen)
+		}
+		if status, p, _ := c.call("GET", "/api/v1/users?limit=0", reader, nil); status != 422 || p["errors"] == nil {
+			t.Fatalf("limit=0: %d", status)
+		}
+		if status, _, _ := c.call("GET", "/api/v1/users/nobody", reader, nil); status != 404 {
+			t.Fatalf("an unknown user: %d", status)
+		}
+
+		// If-Match: a change to a version the caller did not read is refused.
+		_, _, hd = c.call("GET", "/api/v1/users/alice", reader, nil)
+		seenTag := hd.Get("ETag")
+		if status, u, hd := c.call("PATCH", "/api/v1/users/alice", admin, map[string]any{"display_name": "Alice L."}, "If-Match", seenTag); status != 200 || u["display_name"] != "Alice L." || hd.Get("ETag") == seenTag {
+			t.Fatalf("a change with the current ETag: %d %v", status, u)
+		}
+		if status, p, _ := c.call("PATCH", "/api/v1/users/alice", admin, map[string]any{"disabled": true}, "If-Match", seenTag); status != 412 {
+			t.Fatalf("a change with a stale ETag: %d %v", status, p)
+		}
+		if u, _ := h.app.Store.UserByUsername(context.Background(), "alice"); u.Disabled {
+			t.Fatal("a refused change was made")
+		}
+		if status, p, _ := c.call("PATCH", "/api/v1/users/root", admin, map[string]any{"disabled": true}); status != 409 || !strings.Contains(p["detail"].(string), "admin") {
+			t.Fatalf("disabling the last admin: %d %v", status, p)
+		}
+
+		// Groups and members, direct and effective.
+		if status, p, _ := c.call("PUT", "/api/v1/groups/Home%20Server%20Admins/members/alice", admin, nil); status != 204 {
+			t.Fatalf("adding a member: %d %v", status, p)
+		}
+		c.call("PUT", "/api/v1/groups/Home%20Server%20Admins/members/alice", admin, nil) // again: still done
+		_, m, _ := c.call("GET", "/api/v1/groups/Home%20Server%20Admins/members", reader, nil)
+		if items := m["items"].([]any); len(items) != 2 {
+			t.Fatalf("members: %v", m)
+		}
+		if status, _, _ := c.call("GET", "/api/v1/groups", reader, nil); status != 200 {
+			t.Fatalf("groups: %d", status)
+		}
+		if status, _, _ := c.call("DELETE", "/api/v1/groups/Home%20Server%20Admins/members/alice", admin, nil); status != 204 {
+			t.Fatalf("removing a member: %d", status)
+		}
+
+		// Sessions: listed, and revoked on every replica.
+		_, sess := h.login("alice", "correct horse alice", "")
+		status, list, _ := c.call("GET", "/api/v1/sessions?user=alice", admin, nil)
+		items, _ := list["items"].([]any)
+		if status != 200 || len(items) != 1 {
+			t.Fatalf("alice's sessions: %d %v", status, list)
+		}
+		if status, _, _ := c.call("DELETE", "/api/v1/sessions/"+items[0].(map[string]any)["id"].(string), admin, nil); status != 204 {
+			t.Fatalf("revoking: %d", status)
+		}
+		if resp, _ := h.do(req{path: "/api/authz/forward-auth", header: traefik("https://app.example.com/"), cookies: []*http.Cookie{sess}}); resp.StatusCode == http.StatusOK {
+			t.Fatal("a revoked session still passes forward auth")
+		}
+
+		// Tokens made through the API hold no more than their maker.
+		limited := c.token("invite script", []string{"users:read", "tokens:write"}, identity.DefaultAPITokenLifetime)
+		if status, p, _ := c.call("POST", "/api/v1/tokens", limited, map[string]any{"name": "escalated", "scopes": []string{"users:write"}}); status != 403 {
+			t.Fatalf("a token granting more than it holds: %d %v", status, p)
+		}
+		status, made, _ := c.call("POST", "/api/v1/tokens", limited, map[string]any{"name": "reader too", "scopes": []string{"users:read"}, "expires_in_days": 7})
+		value, _ := made["token"].(string)
+		if status != 201 || !strings.HasPrefix(value, identity.APITokenPrefix) || made["expires_at"] == nil {
+			t.Fatalf("making a token: %d %v", status, made)
+		}
+		if status, _, _ := c.call("GET", "/api/v1/users/alice", value, nil); status != 200 {
+			t.Fatalf("the new token: %d", status)
+		}
+		_, listed, _ := c.call("GET", "/api/v1/tokens", admin, nil)
+		if strings.Contains(fmt.Sprint(listed), value) {
+			t.Fatal("a token listing shows a token's value")
+		}
+		if status, _, _ := c.call("DELETE", "/api/v1/tokens/"+made["id"].(string), admin, nil); status != 204 {
+			t.Fatalf("revoking a token: %d", status)
+		}
+		if status, _, _ := c.call("GET", "/api/v1/users/alice", value, nil); status != 401 {
+			t.Fatalf("a revoked token: %d", status)
+		}
+
+		// An expired token, and the rest of the API's edges.
+		brief := c.token("brief", nil, time.Millisecond)
+		waitFor(t, "the brief token to expire", func() bool {
+			status, _, _ := c.call("GET", "/api/v1/users", brief, nil)
+			return status == 401
+		})
+		if status, _, _ := c.call("GET", "/api/v1/nothing-here", admin, nil); status != 404 {
+			t.Fatalf("an unknown endpoint: %d", status)
+		}
+		if status, _, _ := c.call("DELETE", "/api/v1/users/erin", admin, nil); status != 204 {
+			t.Fatalf("deleting a user: %d", status)
+		}
+		if !strings.Contains(h.log.String(), `"actor":"token:terraform"`) {
+			t.Fatal("API changes are not audited under the token's name")
+		}
+	})
+}
+
+// Wrong tokens are throttled per address like wrong passwords.
+func TestAdminAPIThrottlesWrongTokens(t *testing.T) {
+	h := start(t, testConfig(backends[0].url(t)))
+	c := newAPIClient(t, h)
+	good := c.token("ops", nil, identity.DefaultAPITokenLifetime)
+	throttled := false
+	for range 30 {
+		if status, _, hd := c.call("GET", "/api/v1/users", "gatehouse_guess", nil); status == 429 && hd.Get("Retry-After") != "" {
+			throttled = true
+			break
+		}
+	}
+	if !throttled {
+		t.Fatal("30 wrong tokens from one address were not throttled")
+	}
+	if status, _, _ := c.call("GET", "/api/v1/users", good, nil); status != 429 {
+		t.Fatalf("once throttled, the address waits even with a good token: %d", status)
+	}
+}
