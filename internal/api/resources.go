@@ -486,3 +486,83 @@ func (h *Handler) deleteToken(w http.ResponseWriter, r *http.Request, c caller) 
 	}
 	w.WriteHeader(http.StatusNoContent)
 }
+
+// Credential is one way a user signs in, as the API shows it.
+type Credential struct {
+	ID     string `json:"id"`
+	Kind   string `json:"kind"`
+	Detail string `json:"detail"`
+}
+
+func (h *Handler) listCredentials(w http.ResponseWriter, r *http.Request, _ caller) {
+	creds, err := h.Directory.Credentials(r.Context(), r.PathValue("username"))
+	if err != nil {
+		h.fail(w, err)
+		return
+	}
+	out := Page[Credential]{Items: []Credential{}}
+	for _, c := range creds {
+		out.Items = append(out.Items, Credential{ID: c.ID, Kind: c.Kind, Detail: c.Detail})
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// removeCredential removes one credential by its exact id, ending the user's sessions
+// (an admin removing a lost key); the last way to sign in is refused.
+func (h *Handler) removeCredential(w http.ResponseWriter, r *http.Request, c caller) {
+	if err := h.Directory.RemoveCredential(r.Context(), c.actor(), r.PathValue("username"), r.PathValue("id"), true); err != nil {
+		h.fail(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// Event is an audit event as the API shows it.
+type Event struct {
+	ID     int64     `json:"id"`
+	At     time.Time `json:"at"`
+	Kind   string    `json:"kind"`
+	Actor  string    `json:"actor"`
+	Target string    `json:"target"`
+	Detail string    `json:"detail"`
+}
+
+func (h *Handler) listEvents(w http.ResponseWriter, r *http.Request, _ caller) {
+	q := r.URL.Query()
+	eq := store.EventQuery{Kind: q.Get("kind"), Actor: q.Get("actor"), Target: q.Get("target")}
+	after, limit, err := pageParams(r)
+	if err == nil && after != "" {
+		if eq.BeforeID, err = strconv.ParseInt(after, 10, 64); err != nil || eq.BeforeID < 1 {
+			err = invalid{"cursor", "pass next_cursor from the previous page as it was"}
+		}
+	}
+	for _, bound := range []struct {
+		name string
+		to   *time.Time
+	}{{"since", &eq.Since}, {"until", &eq.Until}} {
+		if v := q.Get(bound.name); v != "" && err == nil {
+			if *bound.to, err = time.Parse(time.RFC3339, v); err != nil {
+				err = invalid{bound.name, "give a time like 2026-12-01T09:00:00Z (RFC 3339)"}
+			}
+		}
+	}
+	if err != nil {
+		h.fail(w, err)
+		return
+	}
+	eq.Limit = limit + 1
+	events, err := h.Store.FindEvents(r.Context(), eq)
+	if err != nil {
+		h.fail(w, err)
+		return
+	}
+	out := Page[Event]{Items: []Event{}}
+	if len(events) > limit {
+		events = events[:limit]
+		out.NextCursor = cursor(strconv.FormatInt(events[len(events)-1].ID, 10))
+	}
+	for _, e := range events {
+		out.Items = append(out.Items, Event{ID: e.ID, At: e.At, Kind: e.Kind, Actor: e.Actor, Target: e.Target, Detail: e.Detail})
+	}
+	writeJSON(w, http.StatusOK, out)
+}

@@ -302,3 +302,62 @@ func TestAdminAPIThrottlesWrongTokens(t *testing.T) {
 		t.Fatalf("once throttled, the address waits even with a good token: %d", status)
 	}
 }
+
+// Credentials are listed and removed by exact id (never the last way to sign in), and
+// the audit log is read with exact filters and paging.
+func TestAdminAPICredentialsAndAudit(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, dbURL string) {
+		h := start(t, testConfig(dbURL))
+		h.addUser("root", "Home Server Admins")
+		h.addUser("fay", "Allow Login Users")
+		c := newAPIClient(t, h)
+		admin := c.token("ops", identity.APIScopes, identity.DefaultAPITokenLifetime)
+		status, creds, _ := c.call("GET", "/api/v1/users/fay/credentials", admin, nil)
+		items, _ := creds["items"].([]any)
+		if status != 200 || len(items) != 1 || items[0].(map[string]any)["id"] != "password" {
+			t.Fatalf("fay's credentials: %d %v", status, creds)
+		}
+		if status, p, _ := c.call("DELETE", "/api/v1/users/fay/credentials/password", admin, nil); status != 409 || !strings.Contains(p["detail"].(string), "only way") {
+			t.Fatalf("removing the last credential: %d %v", status, p)
+		}
+		if status, _, _ := c.call("DELETE", "/api/v1/users/fay/credentials/pass", admin, nil); status != 404 {
+			t.Fatalf("a credential id that is only a prefix: %d", status)
+		}
+
+		for range 3 {
+			c.call("PATCH", "/api/v1/users/fay", admin, map[string]any{"disabled": true})
+			c.call("PATCH", "/api/v1/users/fay", admin, map[string]any{"disabled": false})
+		}
+		var kinds []string
+		next := ""
+		for pages := 0; pages < 10; pages++ {
+			path := "/api/v1/audit?limit=2&target=fay&actor=token%3Aops"
+			if next != "" {
+				path += "&cursor=" + url.QueryEscape(next)
+			}
+			status, page, _ := c.call("GET", path, admin, nil)
+			if status != 200 {
+				t.Fatalf("audit page: %d %v", status, page)
+			}
+			for _, it := range page["items"].([]any) {
+				kinds = append(kinds, it.(map[string]any)["kind"].(string))
+			}
+			if next, _ = page["next_cursor"].(string); next == "" {
+				break
+			}
+		}
+		if strings.Join(kinds, ",") != "user.enabled,user.disabled,user.enabled,user.disabled,user.enabled,user.disabled" {
+			t.Fatalf("fay's audit events by the token: %v", kinds)
+		}
+		if status, _, _ := c.call("GET", "/api/v1/audit?kind=user.created&since=2000-01-01T00:00:00Z", admin, nil); status != 200 {
+			t.Fatalf("audit by kind and time: %d", status)
+		}
+		if status, p, _ := c.call("GET", "/api/v1/audit?since=yesterday", admin, nil); status != 422 || p["errors"] == nil {
+			t.Fatalf("a bad time: %d %v", status, p)
+		}
+		reader := c.token("reader", nil, identity.DefaultAPITokenLifetime)
+		if status, _, _ := c.call("GET", "/api/v1/audit", reader, nil); status != 403 {
+			t.Fatalf("the audit log without audit:read: %d", status)
+		}
+	})
+}

@@ -160,6 +160,15 @@ type Event struct {
 	Detail string // short free text, never secrets
 }
 
+// EventQuery selects audit events: each field given must match exactly; Since and
+// Until bound the time (Until exclusive); BeforeID continues a listing (newest first).
+type EventQuery struct {
+	Kind, Actor, Target string
+	Since, Until        time.Time
+	BeforeID            int64
+	Limit               int
+}
+
 // ChangeKind says what a Change invalidates in other replicas' caches.
 type ChangeKind string
 
@@ -273,6 +282,7 @@ type Store interface {
 	// Audit events and the change feed.
 	AppendEvent(ctx context.Context, e Event) error
 	ListEvents(ctx context.Context, limit int) ([]Event, error)
+	FindEvents(ctx context.Context, q EventQuery) ([]Event, error)
 	PruneEvents(ctx context.Context, keep int) (int, error)
 	AppendChange(ctx context.Context, kind ChangeKind, subject string) error
 	// ChangesSince returns changes with an id above after, oldest first.

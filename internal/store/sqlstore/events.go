@@ -2,6 +2,8 @@ package sqlstore
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"time"
 
 	"github.com/gatehouse-id/gatehouse/internal/store"
@@ -19,7 +21,38 @@ func (s *Store) AppendEvent(ctx context.Context, e store.Event) error {
 
 // ListEvents returns the newest events first.
 func (s *Store) ListEvents(ctx context.Context, limit int) ([]store.Event, error) {
-	rows, err := s.conn().query(ctx, "SELECT id, at, kind, actor, target, detail FROM events ORDER BY id DESC LIMIT $1", limit)
+	return s.FindEvents(ctx, store.EventQuery{Limit: limit})
+}
+
+// FindEvents returns the events that match q, newest first: every field given must
+// match exactly, times bound at (since inclusive, until exclusive), and BeforeID pages.
+func (s *Store) FindEvents(ctx context.Context, q store.EventQuery) ([]store.Event, error) {
+	where, args := []string{"1 = 1"}, []any{}
+	add := func(cond string, v any) {
+		args = append(args, v)
+		where = append(where, fmt.Sprintf(cond, len(args)))
+	}
+	if q.Kind != "" {
+		add("kind = $%d", q.Kind)
+	}
+	if q.Actor != "" {
+		add("actor = $%d", q.Actor)
+	}
+	if q.Target != "" {
+		add("target = $%d", q.Target)
+	}
+	if !q.Since.IsZero() {
+		add("at >= $%d", toDB(q.Since))
+	}
+	if !q.Until.IsZero() {
+		add("at < $%d", toDB(q.Until))
+	}
+	if q.BeforeID > 0 {
+		add("id < $%d", q.BeforeID)
+	}
+	args = append(args, q.Limit)
+	rows, err := s.conn().query(ctx, fmt.Sprintf("SELECT id, at, kind, actor, target, detail FROM events WHERE %s ORDER BY id DESC LIMIT $%d",
+		strings.Join(where, " AND "), len(args)), args...)
 	if err != nil {
 		return nil, s.mapErr(err, "listing events")
 	}
