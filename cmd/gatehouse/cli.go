@@ -6,9 +6,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -73,15 +77,53 @@ func (c *cli) openStore() (config.Config, store.Store, func(), error) {
 	if err != nil {
 		return cfg, nil, nil, err
 	}
+	// Only serve and migrate make a database: a command pointed at the wrong place
+	// must say so, not create an empty one that no server reads.
+	where := c.databaseNamed(cfg)
+	if path, ok := cfg.SQLitePath(); ok {
+		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+			return cfg, nil, nil, fmt.Errorf("no Gatehouse database at %s: %s", where, notCreated)
+		}
+	}
 	st, err := server.OpenStore(&cfg)
 	if err != nil {
 		return cfg, nil, nil, err
+	}
+	if v, _, err := st.SchemaVersion(c.ctx); err == nil && v == 0 {
+		st.Close()
+		return cfg, nil, nil, fmt.Errorf("the database at %s is empty, not a Gatehouse database: %s", where, notCreated)
 	}
 	if _, err := st.Migrate(c.ctx); err != nil {
 		st.Close()
 		return cfg, nil, nil, err
 	}
 	return cfg, st, func() { st.Close() }, nil
+}
+
+// notCreated says what to do when a command finds no database where it looked.
+const notCreated = "this command does not create one. Point it at the server's database with --config FILE " +
+	"(the server's config) or GATEHOUSE_DATABASE_URL, or create it with `gatehouse migrate` (or by starting `gatehouse serve` there)"
+
+// databaseNamed names the database cfg points at, and where that came from, for
+// errors a person reads.
+func (c *cli) databaseNamed(cfg config.Config) string {
+	what := cfg.Database.URL
+	if path, ok := cfg.SQLitePath(); ok {
+		if abs, err := filepath.Abs(path); err == nil {
+			what = abs
+		}
+	} else if u, err := url.Parse(what); err == nil {
+		u.User = nil // never print a password
+		what = u.Redacted()
+	}
+	from := "the built-in default database.url"
+	switch {
+	case c.configPath != "":
+		from = "database.url from " + c.configPath
+	case slices.ContainsFunc(c.env, func(kv string) bool { return strings.HasPrefix(kv, "GATEHOUSE_DATABASE_URL=") }):
+		from = "GATEHOUSE_DATABASE_URL"
+	}
+	return what + " (" + from + ")"
 }
 
 // exactly checks the number of positional arguments.

@@ -3,7 +3,10 @@ package e2e
 import (
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -38,6 +41,15 @@ func TestCLI(t *testing.T) {
 				}
 			}
 
+			// Only serve and migrate create a database: pointed at nothing, a command
+			// says where it looked and what to do, and creates nothing.
+			fail(1, "does not create one", "", "user", "list")
+			if backend.name == "sqlite" {
+				if _, err := os.Stat(strings.TrimPrefix(envValue(env, "GATEHOUSE_DATABASE_URL"), "sqlite:")); !errors.Is(err, fs.ErrNotExist) {
+					t.Fatalf("a refused command left a database file: %v", err)
+				}
+			}
+			run("", "migrate")
 			run("", "group", "add", "Allow Login Users")
 			run("", "group", "add", "admins", "--parent", "Allow Login Users")
 			run("", "group", "add", "Family")
@@ -180,4 +192,14 @@ func TestServeCheckConfig(t *testing.T) {
 	if !strings.Contains(ref, "`GATEHOUSE_SESSION_LIFETIME`") {
 		t.Fatalf("config reference: %q", ref)
 	}
+}
+
+// envValue is the value of key in env.
+func envValue(env []string, key string) string {
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, key+"="); ok {
+			return v
+		}
+	}
+	return ""
 }
