@@ -128,6 +128,10 @@ type NewUser struct {
 }
 
 func (h *Handler) createUser(w http.ResponseWriter, r *http.Request, c caller) {
+	h.idempotent(w, r, c, func(w http.ResponseWriter, r *http.Request) { h.createUserOnce(w, r, c) })
+}
+
+func (h *Handler) createUserOnce(w http.ResponseWriter, r *http.Request, c caller) {
 	var in NewUser
 	err := decode(w, r, &in)
 	if err == nil {

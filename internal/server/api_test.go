@@ -361,3 +361,39 @@ func TestAdminAPICredentialsAndAudit(t *testing.T) {
 		}
 	})
 }
+
+// A create sent again with the same Idempotency-Key (a retry after a lost answer) gets
+// the first answer, not a conflict; the key with another request is refused.
+func TestAdminAPIIdempotentCreate(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, dbURL string) {
+		h := start(t, testConfig(dbURL))
+		c := newAPIClient(t, h)
+		admin := c.token("invites", identity.APIScopes, identity.DefaultAPITokenLifetime)
+		body := map[string]any{"username": "gran", "groups": []string{"Allow Login Users"}}
+		status, first, hd := c.call("POST", "/api/v1/users", admin, body, "Idempotency-Key", "4f9e1c2a-gran")
+		if status != 201 {
+			t.Fatalf("first create: %d %v", status, first)
+		}
+		status, again, hd2 := c.call("POST", "/api/v1/users", admin, body, "Idempotency-Key", "4f9e1c2a-gran")
+		if status != 201 || again["id"] != first["id"] || hd2.Get("Location") != hd.Get("Location") || hd2.Get("Idempotent-Replayed") != "true" {
+			t.Fatalf("the repeat: %d %v", status, again)
+		}
+		if status, p, _ := c.call("POST", "/api/v1/users", admin, map[string]any{"username": "grandpa"}, "Idempotency-Key", "4f9e1c2a-gran"); status != 422 {
+			t.Fatalf("the key with another request: %d %v", status, p)
+		}
+		if status, _, _ := c.call("POST", "/api/v1/users", admin, body); status != 409 {
+			t.Fatalf("the same create without a key: %d, want 409", status)
+		}
+		// A refused create frees its key: the corrected retry may use it.
+		if status, _, _ := c.call("POST", "/api/v1/users", admin, map[string]any{"username": "bad name!"}, "Idempotency-Key", "k2"); status != 422 {
+			t.Fatalf("a refused create: %d", status)
+		}
+		if status, _, _ := c.call("POST", "/api/v1/users", admin, map[string]any{"username": "bad name!"}, "Idempotency-Key", "k2"); status != 422 {
+			t.Fatalf("the refused create again: %d", status)
+		}
+		users, _ := h.app.Store.ListUsers(context.Background())
+		if len(users) != 1 {
+			t.Fatalf("%d users after repeats, want 1", len(users))
+		}
+	})
+}

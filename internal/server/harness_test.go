@@ -65,11 +65,17 @@ const testServerSecret = "test-server-key-0123456789abcdef0123456789abcdef"
 
 // harness is one Gatehouse on a real loopback HTTP server.
 type harness struct {
-	t   *testing.T
-	app *App
-	srv *httptest.Server
-	log *bytes.Buffer
+	t      *testing.T
+	app    *App
+	srv    *httptest.Server
+	log    *bytes.Buffer
+	stopBG func()
 }
+
+// quiet stops the app's background work (the change feed, last-seen writes,
+// housekeeping), so that from then on only requests send queries: what tests that
+// count queries need, however fast the machine is.
+func (h *harness) quiet() { h.stopBG() }
 
 func start(t *testing.T, cfg config.Config) *harness {
 	t.Helper()
@@ -100,8 +106,8 @@ func startOn(t *testing.T, srv *httptest.Server, cfg config.Config) *harness {
 	h := &harness{t: t, app: app, log: logs, srv: srv}
 	h.srv.Config = app.HTTPServer()
 	h.srv.Start()
-	stop := app.StartBackground(context.Background())
-	t.Cleanup(func() { h.srv.Close(); stop(); app.Store.Close() })
+	h.stopBG = sync.OnceFunc(app.StartBackground(context.Background()))
+	t.Cleanup(func() { h.srv.Close(); h.stopBG(); app.Store.Close() })
 	return h
 }
 
@@ -259,7 +265,7 @@ func tableRows(t *testing.T, s store.Store) map[string]int {
 	t.Helper()
 	db := s.(*sqlstore.Store).DB()
 	out := map[string]int{}
-	for _, table := range []string{"gatehouse_schema", "users", "usergroups", "memberships", "sessions", "setup_tokens", "settings", "events", "changes", "leases", "totp_secrets", "recovery_codes", "passkeys", "spent_challenges", "oidc_keys", "oidc_tokens", "oidc_consents", "oidc_logouts", "throttle", "api_tokens"} {
+	for _, table := range []string{"gatehouse_schema", "users", "usergroups", "memberships", "sessions", "setup_tokens", "settings", "events", "changes", "leases", "totp_secrets", "recovery_codes", "passkeys", "spent_challenges", "oidc_keys", "oidc_tokens", "oidc_consents", "oidc_logouts", "throttle", "api_tokens", "api_idempotency"} {
 		var n int
 		if err := db.QueryRow("SELECT COUNT(*) FROM " + table).Scan(&n); err != nil {
 			t.Fatalf("counting %s: %v", table, err)

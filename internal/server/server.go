@@ -407,7 +407,8 @@ const housekeepingEvery = 10 * time.Minute
 
 // housekeeping bounds every table that grows: expired sessions, change-feed rows older
 // than an hour, audit events beyond database.keep_audit_events, spent WebAuthn
-// challenges, expired OpenID Connect tokens and ended throttle windows; it also rotates and retires the OpenID
+// challenges, expired OpenID Connect tokens, ended throttle windows and day-old API
+// idempotency keys; it also rotates and retires the OpenID
 // Connect signing keys. One replica at a time does it, under the "housekeeping" lease.
 func (a *App) housekeeping(ctx context.Context) {
 	holder := sqlstore.NewID()
@@ -435,7 +436,8 @@ func (a *App) housekeeping(ctx context.Context) {
 		_, err5 := a.Store.DeleteExpiredOIDCTokens(ctx, now)
 		err6 := a.OIDC.MaintainKeys(ctx)
 		_, err7 := a.regulator.Sweep(ctx)
-		if err := errors.Join(err1, err2, err3, err4, err5, err6, err7); err != nil && ctx.Err() == nil {
+		_, err8 := a.Store.DeleteOldIdempotency(ctx, now.Add(-api.IdempotencyRetention))
+		if err := errors.Join(err1, err2, err3, err4, err5, err6, err7, err8); err != nil && ctx.Err() == nil {
 			a.Log.Warn("housekeeping failed; it runs again in 10 minutes", "error", err.Error())
 		}
 		select {

@@ -150,6 +150,15 @@ type APIToken struct {
 	LastUsedIP string
 }
 
+// IdempotentRecord is the first answer to a request sent with an Idempotency-Key;
+// Status 0 means it is still being answered.
+type IdempotentRecord struct {
+	RequestHash string
+	Status      int
+	Headers     string // JSON: the answer's Location and ETag
+	Body        string
+}
+
 // Event is an audit record: a denied access decision, an admin's change, a login.
 type Event struct {
 	ID     int64
@@ -343,6 +352,12 @@ type Store interface {
 	ListAPITokens(ctx context.Context) ([]APIToken, error)
 	DeleteAPIToken(ctx context.Context, id string) error
 	TouchAPIToken(ctx context.Context, id string, at time.Time, ip string) error
+	// StartIdempotent claims a token's idempotency key (true), or returns the record
+	// another request made of it; a claim older than stale is taken over.
+	StartIdempotent(ctx context.Context, tokenID, key, reqHash string, now, stale time.Time) (IdempotentRecord, bool, error)
+	FinishIdempotent(ctx context.Context, tokenID, key string, rec IdempotentRecord) error
+	AbandonIdempotent(ctx context.Context, tokenID, key string) error
+	DeleteOldIdempotency(ctx context.Context, before time.Time) (int, error)
 
 	// AddOIDCLogout, ClaimOIDCLogouts and DeleteOIDCLogout keep the back-channel
 	// logouts owed to apps (see OIDCLogout); a claim is exclusive until its backoff.

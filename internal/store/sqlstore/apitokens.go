@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"context"
+	"database/sql"
 	"time"
 
 	"github.com/gatehouse-id/gatehouse/internal/store"
@@ -63,4 +64,46 @@ func (s *Store) ListUsersAfter(ctx context.Context, after string, limit int) ([]
 		return nil, s.mapErr(err, "listing users")
 	}
 	return collect(rows, scanUser)
+}
+
+// StartIdempotent claims an idempotency key for a request (reqHash identifies it). It
+// returns started when this call claimed it, or the record already there: finished
+// (Status set), or in progress (Status 0) — one claimed before stale is taken over.
+func (s *Store) StartIdempotent(ctx context.Context, tokenID, key, reqHash string, now, stale time.Time) (store.IdempotentRecord, bool, error) {
+	var rec store.IdempotentRecord
+	started := false
+	err := s.inTx(ctx, func(c counted, _ *sql.Tx) error {
+		n, err := c.execAffected(ctx, `INSERT INTO api_idempotency (token_id, key, request_hash, created_at) VALUES ($1, $2, $3, $4)
+			ON CONFLICT (token_id, key) DO UPDATE SET request_hash = excluded.request_hash, created_at = excluded.created_at
+			WHERE api_idempotency.status = 0 AND api_idempotency.created_at < $5`, tokenID, key, reqHash, toDB(now), toDB(stale))
+		if err != nil {
+			return err
+		}
+		if started = n == 1; started {
+			rec.RequestHash = reqHash
+			return nil
+		}
+		return c.queryRow(ctx, "SELECT request_hash, status, headers, body FROM api_idempotency WHERE token_id = $1 AND key = $2", tokenID, key).
+			Scan(&rec.RequestHash, &rec.Status, &rec.Headers, &rec.Body)
+	})
+	return rec, started, s.mapErr(err, "idempotency key")
+}
+
+// FinishIdempotent records the answer to a claimed key.
+func (s *Store) FinishIdempotent(ctx context.Context, tokenID, key string, rec store.IdempotentRecord) error {
+	_, err := s.conn().exec(ctx, "UPDATE api_idempotency SET status = $1, headers = $2, body = $3 WHERE token_id = $4 AND key = $5",
+		rec.Status, rec.Headers, rec.Body, tokenID, key)
+	return s.mapErr(err, "idempotency key")
+}
+
+// AbandonIdempotent frees a claimed key whose request failed, so a retry can run.
+func (s *Store) AbandonIdempotent(ctx context.Context, tokenID, key string) error {
+	_, err := s.conn().exec(ctx, "DELETE FROM api_idempotency WHERE token_id = $1 AND key = $2 AND status = 0", tokenID, key)
+	return s.mapErr(err, "idempotency key")
+}
+
+// DeleteOldIdempotency sweeps keys claimed before before.
+func (s *Store) DeleteOldIdempotency(ctx context.Context, before time.Time) (int, error) {
+	n, err := s.conn().execAffected(ctx, "DELETE FROM api_idempotency WHERE created_at < $1", toDB(before))
+	return n, s.mapErr(err, "idempotency keys")
 }
