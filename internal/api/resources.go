@@ -55,14 +55,18 @@ func (h *Handler) users(r *http.Request, us []store.User) ([]User, error) {
 	for _, g := range groups {
 		names[g.ID] = g.Name
 	}
+	userIDs := make([]string, len(us))
+	for i, u := range us {
+		userIDs[i] = u.ID
+	}
+	memberships, err := h.Store.GroupIDsOfUsers(r.Context(), userIDs)
+	if err != nil {
+		return nil, err
+	}
 	out := make([]User, 0, len(us))
 	for _, u := range us {
-		ids, err := h.Store.UserGroupIDs(r.Context(), u.ID)
-		if err != nil {
-			return nil, err
-		}
 		in := []string{}
-		for _, id := range ids {
+		for _, id := range memberships[u.ID] {
 			in = append(in, names[id])
 		}
 		slices.Sort(in)
@@ -271,7 +275,7 @@ func (h *Handler) groupMembers(w http.ResponseWriter, r *http.Request, _ caller)
 		}
 	}
 	out := Members{Group: g.Name, Items: []Member{}}
-	seen := map[string]bool{}
+	direct, seen, all := map[string]bool{}, map[string]bool{}, []string{}
 	for i, gid := range groups {
 		ids, err := h.Store.GroupMemberIDs(ctx, gid)
 		if err != nil {
@@ -279,16 +283,23 @@ func (h *Handler) groupMembers(w http.ResponseWriter, r *http.Request, _ caller)
 			return
 		}
 		for _, id := range ids {
-			if seen[id] {
-				continue
+			if i == 0 {
+				direct[id] = true
 			}
-			seen[id] = true
-			u, err := h.Store.UserByID(ctx, id)
-			if err != nil {
-				h.fail(w, err)
-				return
+			if !seen[id] {
+				seen[id] = true
+				all = append(all, id)
 			}
-			out.Items = append(out.Items, Member{ID: u.ID, Username: u.Username, Disabled: u.Disabled, Direct: i == 0})
+		}
+	}
+	for chunk := range slices.Chunk(all, 1000) {
+		users, err := h.Store.UsersByIDs(ctx, chunk)
+		if err != nil {
+			h.fail(w, err)
+			return
+		}
+		for _, u := range users {
+			out.Items = append(out.Items, Member{ID: u.ID, Username: u.Username, Disabled: u.Disabled, Direct: direct[u.ID]})
 		}
 	}
 	slices.SortFunc(out.Items, func(a, b Member) int { return strings.Compare(a.Username, b.Username) })

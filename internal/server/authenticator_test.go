@@ -74,7 +74,7 @@ func clientData(typ, challenge, origin string) []byte {
 }
 
 // options pulls the WebAuthn options and the signed state out of a page's passkey form.
-func passkeyForm(t *testing.T, page, mode string) (options map[string]any, state string) {
+func passkeyForm(t testing.TB, page, mode string) (options map[string]any, state string) {
 	t.Helper()
 	m := regexp.MustCompile(`data-passkey="` + mode + `" data-options="([^"]*)"[^>]*>(?s:.*?)name="passkey_state" value="([^"]*)"`).FindStringSubmatch(page)
 	if m == nil {
@@ -88,7 +88,7 @@ func passkeyForm(t *testing.T, page, mode string) (options map[string]any, state
 }
 
 // register answers a page's registration options, as navigator.credentials.create.
-func (k *softKey) register(t *testing.T, page string) (credential, state string) {
+func (k *softKey) register(t testing.TB, page string) (credential, state string) {
 	t.Helper()
 	opts, state := passkeyForm(t, page, "create")
 	user := opts["user"].(map[string]any)

@@ -2,13 +2,20 @@ package server
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"os"
 	"testing"
+	"time"
 
 	"github.com/gatehouse-id/gatehouse/internal/config"
 	"github.com/gatehouse-id/gatehouse/internal/forwardauth"
 	"github.com/gatehouse-id/gatehouse/internal/session"
+	"github.com/gatehouse-id/gatehouse/internal/store"
+	"github.com/gatehouse-id/gatehouse/internal/testenv"
 )
 
 // BenchmarkForwardAuthCachedSession is the hot path without the network: a Traefik
@@ -74,3 +81,104 @@ type discardWriter struct {
 func (w *discardWriter) Header() http.Header         { return w.h }
 func (w *discardWriter) Write(b []byte) (int, error) { return len(b), nil }
 func (w *discardWriter) WriteHeader(code int)        { w.code = code }
+
+// benchAPI starts Gatehouse on dbURL with users users, the first members of one group
+// "Big", and an API token that may read them.
+func benchAPI(b *testing.B, dbURL string, users, members int) (*apiClient, string) {
+	h := start(b, testConfig(dbURL))
+	ctx := context.Background()
+	g, err := h.app.Directory().AddGroup(ctx, "bench", "Big", "")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for i := range users {
+		u, err := h.app.Store.CreateUser(ctx, store.User{Username: fmt.Sprintf("user%05d", i)})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if i < members {
+			if err := h.app.Store.AddMember(ctx, g.ID, u.ID); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	c := &apiClient{h: h}
+	token, _, err := h.app.Directory().CreateAPIToken(ctx, "bench", nil, "bench", nil, time.Hour)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return c, token
+}
+
+// BenchmarkAPIListUsers lists 10,000 users through the API, 100 to a page: one
+// operation is the whole listing (TEST_GATEHOUSE_POSTGRES_URL runs it on PostgreSQL).
+func BenchmarkAPIListUsers(b *testing.B) {
+	for _, be := range benchBackends(b) {
+		b.Run(be.name, func(b *testing.B) {
+			c, token := benchAPI(b, be.url(b), 10_000, 0)
+			b.ResetTimer()
+			for b.Loop() {
+				n, next := 0, ""
+				for {
+					path := "/api/v1/users?limit=100"
+					if next != "" {
+						path += "&cursor=" + url.QueryEscape(next)
+					}
+					page := c.get(b, path, token)
+					n += len(page["items"].([]any))
+					if next, _ = page["next_cursor"].(string); next == "" {
+						break
+					}
+				}
+				if n != 10_000 {
+					b.Fatalf("listed %d users", n)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkAPIGroupMembers reads a 1,000-member group through the API.
+func BenchmarkAPIGroupMembers(b *testing.B) {
+	for _, be := range benchBackends(b) {
+		b.Run(be.name, func(b *testing.B) {
+			c, token := benchAPI(b, be.url(b), 1_000, 1_000)
+			b.ResetTimer()
+			for b.Loop() {
+				if page := c.get(b, "/api/v1/groups/Big/members", token); len(page["items"].([]any)) != 1_000 {
+					b.Fatal("not 1,000 members")
+				}
+			}
+		})
+	}
+}
+
+// benchBackend names a database and makes a fresh one for each run.
+type benchBackend struct {
+	name string
+	url  func(b *testing.B) string
+}
+
+func benchBackends(*testing.B) []benchBackend {
+	out := []benchBackend{{"sqlite", func(b *testing.B) string { return "sqlite:" + b.TempDir() + "/gh.db" }}}
+	if os.Getenv(testenv.PostgresURLEnv) != "" {
+		out = append(out, benchBackend{"postgres", func(b *testing.B) string { return testenv.PostgresURL(b) }})
+	}
+	return out
+}
+
+// get is an API GET for benchmarks: no contract check, just the decoded body.
+func (c *apiClient) get(b *testing.B, path, token string) map[string]any {
+	r, _ := http.NewRequest(http.MethodGet, c.h.srv.URL+path, nil)
+	r.Header.Set("Authorization", "Bearer "+token)
+	resp, err := client.Do(r)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer resp.Body.Close()
+	out := map[string]any{}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode != 200 {
+		b.Fatalf("%s: %d %v", path, resp.StatusCode, err)
+	}
+	return out
+}

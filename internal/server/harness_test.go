@@ -65,7 +65,7 @@ const testServerSecret = "test-server-key-0123456789abcdef0123456789abcdef"
 
 // harness is one Gatehouse on a real loopback HTTP server.
 type harness struct {
-	t      *testing.T
+	t      testing.TB
 	app    *App
 	srv    *httptest.Server
 	log    *bytes.Buffer
@@ -77,7 +77,7 @@ type harness struct {
 // count queries need, however fast the machine is.
 func (h *harness) quiet() { h.stopBG() }
 
-func start(t *testing.T, cfg config.Config) *harness {
+func start(t testing.TB, cfg config.Config) *harness {
 	t.Helper()
 	return startOn(t, httptest.NewUnstartedServer(nil), cfg)
 }
@@ -92,7 +92,7 @@ func startSelf(t *testing.T, cfg config.Config) *harness {
 	return startOn(t, srv, cfg)
 }
 
-func startOn(t *testing.T, srv *httptest.Server, cfg config.Config) *harness {
+func startOn(t testing.TB, srv *httptest.Server, cfg config.Config) *harness {
 	t.Helper()
 	if err := cfg.Validate(); err != nil {
 		t.Fatalf("test config invalid: %v", err)

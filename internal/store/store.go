@@ -256,6 +256,9 @@ type Store interface {
 	UserGroupIDs(ctx context.Context, userID string) ([]string, error)
 	// GroupMemberIDs returns the user ids of a group's direct members.
 	GroupMemberIDs(ctx context.Context, groupID string) ([]string, error)
+	// GroupIDsOfUsers and UsersByIDs read many at once (at most 1000 ids).
+	GroupIDsOfUsers(ctx context.Context, userIDs []string) (map[string][]string, error)
+	UsersByIDs(ctx context.Context, ids []string) ([]User, error)
 	// SyncConfigGroups makes the config-declared groups exist with the given parents
 	// (by name) and marks them read-only; groups no longer declared become data again.
 	SyncConfigGroups(ctx context.Context, parents map[string]string) error

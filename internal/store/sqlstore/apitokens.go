@@ -3,6 +3,8 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"fmt"
+	"strings"
 	"time"
 
 	"github.com/gatehouse-id/gatehouse/internal/store"
@@ -106,4 +108,48 @@ func (s *Store) AbandonIdempotent(ctx context.Context, tokenID, key string) erro
 func (s *Store) DeleteOldIdempotency(ctx context.Context, before time.Time) (int, error) {
 	n, err := s.conn().execAffected(ctx, "DELETE FROM api_idempotency WHERE created_at < $1", toDB(before))
 	return n, s.mapErr(err, "idempotency keys")
+}
+
+// placeholders makes "$1, $2, …" for n arguments and the arguments themselves.
+func placeholders(ids []string) (string, []any) {
+	marks, args := make([]string, len(ids)), make([]any, len(ids))
+	for i, id := range ids {
+		marks[i], args[i] = fmt.Sprintf("$%d", i+1), id
+	}
+	return strings.Join(marks, ", "), args
+}
+
+// GroupIDsOfUsers returns the direct group ids of each of the users, in one query: a
+// page of a user listing costs one more statement, not one per user.
+func (s *Store) GroupIDsOfUsers(ctx context.Context, userIDs []string) (map[string][]string, error) {
+	out := map[string][]string{}
+	if len(userIDs) == 0 {
+		return out, nil
+	}
+	marks, args := placeholders(userIDs)
+	rows, err := s.conn().query(ctx, "SELECT user_id, group_id FROM memberships WHERE user_id IN ("+marks+") ORDER BY group_id", args...)
+	if err != nil {
+		return nil, s.mapErr(err, "groups of users")
+	}
+	pairs, err := collect(rows, func(r scanner) ([2]string, error) {
+		var p [2]string
+		return p, r.Scan(&p[0], &p[1])
+	})
+	for _, p := range pairs {
+		out[p[0]] = append(out[p[0]], p[1])
+	}
+	return out, err
+}
+
+// UsersByIDs returns the users with these ids (those that exist), in one query.
+func (s *Store) UsersByIDs(ctx context.Context, ids []string) ([]store.User, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	marks, args := placeholders(ids)
+	rows, err := s.conn().query(ctx, "SELECT "+userColumns+" FROM users WHERE id IN ("+marks+") ORDER BY username", args...)
+	if err != nil {
+		return nil, s.mapErr(err, "users")
+	}
+	return collect(rows, scanUser)
 }
