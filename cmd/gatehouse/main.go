@@ -37,6 +37,8 @@ Usage:
   gatehouse session list [--user USERNAME] | revoke SESSION_ID... | revoke --user USERNAME
   gatehouse token create NAME [--scope S]... [--expires 90d|never] | list | revoke ID|NAME
   gatehouse oidc hash-secret --secret-stdin | keys | rotate-keys
+  gatehouse backup FILE                              a consistent copy of the SQLite database, while the server runs
+  gatehouse restore FILE [--force]                   put a backup in place (the server stopped); the old file is kept
   gatehouse key export                               print the server secret an older Gatehouse stored in the database
   gatehouse config reference                         print the config reference (Markdown)
   gatehouse healthcheck [--url URL]                  exit 0 when the local server is ready
@@ -87,6 +89,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return c.session(rest)
 	case "token":
 		return c.token(rest)
+	case "backup":
+		return c.backup(rest)
+	case "restore":
+		return c.restore(rest)
 	case "config":
 		return c.config(rest)
 	case "healthcheck":

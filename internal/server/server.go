@@ -27,6 +27,7 @@ import (
 	"github.com/gatehouse-id/gatehouse/internal/oidc"
 	"github.com/gatehouse-id/gatehouse/internal/session"
 	"github.com/gatehouse-id/gatehouse/internal/store"
+	"github.com/gatehouse-id/gatehouse/internal/store/sqlite"
 	"github.com/gatehouse-id/gatehouse/internal/store/sqlstore"
 	"github.com/gatehouse-id/gatehouse/internal/web"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -361,7 +362,7 @@ func (a *App) serve(ctx context.Context, srv *http.Server, errc <-chan error) er
 // waits. It outlives ctx's cancellation so that Serve can drain requests first.
 func (a *App) StartBackground(ctx context.Context) (stop func()) {
 	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	runs := []func(context.Context){a.Sessions.Run, a.audit.Run, a.housekeeping, a.logouts}
+	runs := []func(context.Context){a.Sessions.Run, a.audit.Run, a.housekeeping, a.logouts, a.checkpoints}
 	done := make(chan struct{}, len(runs))
 	for _, run := range runs {
 		go func() { run(bg); done <- struct{}{} }()
@@ -398,6 +399,33 @@ func (a *App) logouts(ctx context.Context) {
 			a.Log.Warn("looking for back-channel logouts failed; trying again every 2 s", "error", err.Error())
 		}
 		failing = err != nil
+	}
+}
+
+// checkpointEvery is how often an SQLite database's write-ahead log is copied into the
+// main file: a small installation may never fill the log to SQLite's own threshold.
+const checkpointEvery = time.Minute
+
+// checkpoints keeps an SQLite file close to everything committed (PostgreSQL: nothing).
+func (a *App) checkpoints(ctx context.Context) {
+	if _, ok := a.Config().SQLitePath(); !ok {
+		return
+	}
+	db, ok := a.Store.(interface{ DB() *sql.DB })
+	if !ok {
+		return
+	}
+	t := time.NewTicker(checkpointEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := sqlite.Checkpoint(ctx, db.DB()); err != nil && ctx.Err() == nil {
+				a.Log.Warn("checkpointing the SQLite write-ahead log failed; it is tried again in a minute", "error", err.Error())
+			}
+		}
 	}
 }
 
