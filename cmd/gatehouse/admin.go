@@ -24,6 +24,12 @@ func (c *cli) admin(args []string, noun, subs string, define func(*flag.FlagSet)
 	sub = args[0]
 	fs := c.flags(noun + " " + sub)
 	define(fs)
+	if sub == "-h" || sub == "--help" {
+		fs := c.flags(noun)
+		define(fs)
+		h := helpOf(fs).(helpShown)
+		return "", nil, nil, nil, nil, helpShown{fmt.Sprintf("gatehouse %s SUBCOMMAND: one of %s\n", noun, subs) + h.text}
+	}
 	if pos, err = parse(fs, args[1:]); err != nil {
 		return "", nil, nil, nil, nil, err
 	}

@@ -12,7 +12,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -46,8 +45,10 @@ func (c *cli) flags(name string) *flag.FlagSet {
 func parse(fs *flag.FlagSet, args []string) ([]string, error) {
 	var positional []string
 	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, usagef("%s: %v", fs.Name(), err)
+		if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
+			return nil, helpOf(fs)
+		} else if err != nil {
+			return nil, usagef("%s: %v (see gatehouse %s --help)", fs.Name(), err, fs.Name())
 		}
 		if fs.NArg() == 0 {
 			return positional, nil
@@ -57,8 +58,31 @@ func parse(fs *flag.FlagSet, args []string) ([]string, error) {
 	}
 }
 
+// loadConfig reads the config named by --config, else by GATEHOUSE_CONFIG, else the
+// first file of config.SearchPath that exists; with none, the built-in defaults.
 func (c *cli) loadConfig() (config.Config, error) {
+	if c.configPath == "" {
+		c.configPath = envValue(c.env, config.ConfigEnv)
+	}
+	if c.configPath == "" {
+		for _, p := range config.SearchPath {
+			if _, err := os.Stat(p); err == nil {
+				c.configPath = p
+				break
+			}
+		}
+	}
 	return config.Load(c.configPath, c.env)
+}
+
+// envValue is the value of key in env, or "".
+func envValue(env []string, key string) string {
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, key+"="); ok {
+			return v
+		}
+	}
+	return ""
 }
 
 // open loads the config and opens the migrated store, for the admin commands.
@@ -120,7 +144,7 @@ func (c *cli) databaseNamed(cfg config.Config) string {
 	switch {
 	case c.configPath != "":
 		from = "database.url from " + c.configPath
-	case slices.ContainsFunc(c.env, func(kv string) bool { return strings.HasPrefix(kv, "GATEHOUSE_DATABASE_URL=") }):
+	case envValue(c.env, "GATEHOUSE_DATABASE_URL") != "":
 		from = "GATEHOUSE_DATABASE_URL"
 	}
 	return what + " (" + from + ")"
@@ -251,4 +275,19 @@ func (c *cli) healthcheck(args []string) error {
 	}
 	fmt.Fprintln(c.stdout, "ready")
 	return nil
+}
+
+// helpShown is a --help that was answered: exit 0, nothing more to say.
+type helpShown struct{ text string }
+
+func (h helpShown) Error() string { return h.text }
+
+// helpOf lists a command's flags, for --help.
+func helpOf(fs *flag.FlagSet) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "Usage of gatehouse %s (flags may come before, between or after the arguments):\n", fs.Name())
+	fs.SetOutput(&b)
+	fs.PrintDefaults()
+	fs.SetOutput(io.Discard)
+	return helpShown{b.String()}
 }

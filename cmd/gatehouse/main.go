@@ -10,7 +10,12 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
+	"slices"
+	"strings"
 	"syscall"
+
+	"github.com/gatehouse-id/gatehouse/internal/config"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -44,8 +49,11 @@ Usage:
   gatehouse healthcheck [--url URL]                  exit 0 when the local server is ready
   gatehouse version
 
-Every command takes --config FILE; every config key can also be set with an
-environment variable GATEHOUSE_SECTION_KEY (see the README's config reference).
+Every command takes --config FILE (before or after the command); without it the
+config is GATEHOUSE_CONFIG, else ./gatehouse.yaml, else /etc/gatehouse/gatehouse.yaml,
+else the built-in defaults. Every config key can also be set with an environment
+variable GATEHOUSE_SECTION_KEY (see the README's config reference). Every command
+takes --help.
 `
 
 func main() {
@@ -64,45 +72,107 @@ func main() {
 	}
 }
 
+// commands are the subcommands, for suggestions.
+var commands = []string{"serve", "migrate", "user", "group", "oidc", "key", "session", "token", "backup", "restore", "config", "healthcheck", "version", "help"}
+
 // run executes one command line; main's only job is the process around it.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, env []string) error {
+	c := &cli{ctx: ctx, stdin: stdin, stdout: stdout, stderr: stderr, env: env}
+	// Global flags may come before the command, as with git, docker and kubectl.
+	for len(args) > 0 && strings.HasPrefix(args[0], "-") && !slices.Contains([]string{"-h", "--help", "--version"}, args[0]) {
+		name, value, hasValue := strings.Cut(strings.TrimLeft(args[0], "-"), "=")
+		if name != "config" {
+			return usagef("unknown flag %s before the command: only --config FILE may come first", args[0])
+		}
+		if !hasValue {
+			if len(args) < 2 {
+				return usagef("--config needs a file")
+			}
+			value, args = args[1], args[1:]
+		}
+		c.configPath, args = value, args[1:]
+	}
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return usagef("name a command")
 	}
 	cmd, rest := args[0], args[1:]
-	c := &cli{ctx: ctx, stdin: stdin, stdout: stdout, stderr: stderr, env: env}
+	if c.configPath != "" {
+		rest = append(rest, "--config", c.configPath) // after the subcommand, which comes first
+	}
+	var err error
 	switch cmd {
 	case "serve":
-		return c.serve(rest)
+		err = c.serve(rest)
 	case "migrate":
-		return c.migrate(rest)
+		err = c.migrate(rest)
 	case "user":
-		return c.user(rest)
+		err = c.user(rest)
 	case "group":
-		return c.group(rest)
+		err = c.group(rest)
 	case "oidc":
-		return c.oidcCmd(rest)
+		err = c.oidcCmd(rest)
 	case "key":
-		return c.key(rest)
+		err = c.key(rest)
 	case "session":
-		return c.session(rest)
+		err = c.session(rest)
 	case "token":
-		return c.token(rest)
+		err = c.token(rest)
 	case "backup":
-		return c.backup(rest)
+		err = c.backup(rest)
 	case "restore":
-		return c.restore(rest)
+		err = c.restore(rest)
 	case "config":
-		return c.config(rest)
+		err = c.config(rest)
 	case "healthcheck":
-		return c.healthcheck(rest)
+		err = c.healthcheck(rest)
 	case "version", "--version":
-		fmt.Fprintf(stdout, "gatehouse %s\n", version)
-		return nil
+		fmt.Fprintf(stdout, "gatehouse %s\n", buildVersion())
 	case "help", "--help", "-h":
 		fmt.Fprint(stdout, usage)
+	default:
+		if near := config.Nearest(cmd, commands); near != "" {
+			return usagef("unknown command %q: did you mean %q?", cmd, near)
+		}
+		return usagef("unknown command %q", cmd)
+	}
+	var help helpShown
+	if errors.As(err, &help) {
+		fmt.Fprint(stdout, help.text)
 		return nil
 	}
-	return usagef("unknown command %q", cmd)
+	return err
+}
+
+// buildVersion is the version stamped at link time, else the module version and VCS
+// revision Go records in the binary.
+func buildVersion() string {
+	info, ok := debug.ReadBuildInfo()
+	if version != "dev" || !ok {
+		return version
+	}
+	v := info.Main.Version
+	var rev, modified string
+	for _, s := range info.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			if s.Value == "true" {
+				modified = "+modified"
+			}
+		}
+	}
+	if len(rev) > 12 {
+		rev = rev[:12]
+	}
+	switch {
+	case v != "" && v != "(devel)" && rev != "":
+		return v + " (" + rev + modified + ")"
+	case v != "" && v != "(devel)":
+		return v
+	case rev != "":
+		return "dev (" + rev + modified + ")"
+	}
+	return version
 }

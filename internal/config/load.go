@@ -16,6 +16,24 @@ import (
 // EnvPrefix starts every environment variable that overrides a config key.
 const EnvPrefix = "GATEHOUSE_"
 
+// ConfigEnv names the config file when no --config is given; it is not a config key.
+const ConfigEnv = "GATEHOUSE_CONFIG"
+
+// SearchPath is where a command looks for its config file when neither --config nor
+// GATEHOUSE_CONFIG names one, in order; with none found the built-in defaults apply.
+var SearchPath = []string{"gatehouse.yaml", "/etc/gatehouse/gatehouse.yaml"}
+
+// Nearest returns the entry of known closest to got, or "" when none is close.
+func Nearest(got string, known []string) string {
+	best, bestDist := "", 3
+	for _, k := range known {
+		if d := editDistance(got, k); d < bestDist {
+			best, bestDist = k, d
+		}
+	}
+	return best
+}
+
 // Load reads the YAML file at path (none when path is ""), applies the GATEHOUSE_*
 // variables in env over it, and validates the result. Every problem found is reported,
 // each naming its key, variable or line.
@@ -191,13 +209,7 @@ func tagsOf(t reflect.Type) []string {
 
 // suggest names the known key closest to a misspelt one, and lists them all.
 func suggest(got string, known []string) string {
-	best, bestDist := "", 3
-	for _, k := range known {
-		if d := editDistance(got, k); d < bestDist {
-			best, bestDist = k, d
-		}
-	}
-	if best != "" {
+	if best := Nearest(got, known); best != "" {
 		return fmt.Sprintf(" (did you mean %q?)", best)
 	}
 	return fmt.Sprintf(" (known keys here: %s)", strings.Join(known, ", "))
@@ -273,7 +285,7 @@ func applyEnv(cfg *Config, env []string) error {
 	var errs []error
 	for _, kv := range env {
 		name, val, _ := strings.Cut(kv, "=")
-		if !strings.HasPrefix(name, EnvPrefix) || kubernetesServiceEnv(name) {
+		if !strings.HasPrefix(name, EnvPrefix) || kubernetesServiceEnv(name) || name == ConfigEnv {
 			continue
 		}
 		leaf, ok := byEnv[name]

@@ -203,3 +203,43 @@ func envValue(env []string, key string) string {
 	}
 	return ""
 }
+
+// The CLI finds its config as people expect: --config before or after the command,
+// GATEHOUSE_CONFIG, ./gatehouse.yaml; --help lists a command's flags; a typo gets a
+// suggestion.
+func TestCLIFindsItsConfig(t *testing.T) {
+	dir := t.TempDir()
+	other := t.TempDir()
+	cfg := filepath.Join(dir, "gatehouse.yaml")
+	writeFile(t, cfg, fmt.Sprintf("database:\n  url: %q\n", "sqlite:"+filepath.Join(dir, "gh.db")))
+	env := cleanEnv()
+	ok(t, dir, env, "", "migrate", "--config", cfg)
+	ok(t, dir, env, "", "group", "add", "Family", "--config", cfg)
+	for name, c := range map[string]struct {
+		dir  string
+		env  []string
+		args []string
+	}{
+		"--config before the command": {other, env, []string{"--config", cfg, "group", "list"}},
+		"--config=FILE before":        {other, env, []string{"--config=" + cfg, "group", "list"}},
+		"--config after":              {other, env, []string{"group", "list", "--config", cfg}},
+		"GATEHOUSE_CONFIG":            {other, append(cleanEnv(), "GATEHOUSE_CONFIG="+cfg), []string{"group", "list"}},
+		"./gatehouse.yaml":            {dir, env, []string{"group", "list"}},
+	} {
+		if out := ok(t, c.dir, c.env, "", c.args...); !strings.Contains(out, "Family") {
+			t.Errorf("%s: %q", name, out)
+		}
+	}
+	if r := gh(t, other, env, "", "serve", "--help"); r.code != 0 || !strings.Contains(r.stdout, "-check-config") {
+		t.Errorf("serve --help: exit %d %q", r.code, r.stdout)
+	}
+	if r := gh(t, other, env, "", "user", "--help"); r.code != 0 || !strings.Contains(r.stdout, "-password-stdin") || !strings.Contains(r.stdout, "set-email") {
+		t.Errorf("user --help: exit %d %q", r.code, r.stdout)
+	}
+	if r := gh(t, other, env, "", "sesion", "list"); r.code != 2 || !strings.Contains(r.stderr, `did you mean "session"`) {
+		t.Errorf("a typo: exit %d %q", r.code, r.stderr)
+	}
+	if r := gh(t, other, env, "", "--config", filepath.Join(other, "missing.yaml"), "user", "list"); r.code == 0 || !strings.Contains(r.stderr, "missing.yaml") {
+		t.Errorf("a missing config file: exit %d %q", r.code, r.stderr)
+	}
+}
