@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"os"
 	"time"
 
 	"github.com/gatehouse-id/gatehouse/internal/config"
@@ -24,6 +25,13 @@ func (c *cli) serve(args []string) error {
 	}
 	if *check {
 		fmt.Fprintf(c.stdout, "config is valid: %d access rule(s), database %s\n", len(cfg.Access.Rules), dbKind(&cfg))
+		groups, why := c.existingGroups(cfg)
+		if why != "" {
+			fmt.Fprintf(c.stdout, "groups in the database not checked: %s\n", why)
+		}
+		for _, w := range config.Lint(&cfg, groups) {
+			fmt.Fprintf(c.stdout, "warning: %s\n", w)
+		}
 		return nil
 	}
 	log, level := server.NewLogger(&cfg, c.stderr)
@@ -85,4 +93,28 @@ func serveDebug(addr string, log *slog.Logger) {
 	if err := http.ListenAndServe(addr, mux); err != nil {
 		log.Error("server.debug_address: the profiler could not listen", "address", addr, "error", err.Error())
 	}
+}
+
+// existingGroups lists the groups of the database cfg names, without creating or
+// migrating anything; with no database to read it says why (and the config's own
+// groups are still checked).
+func (c *cli) existingGroups(cfg config.Config) ([]string, string) {
+	if path, ok := cfg.SQLitePath(); ok {
+		if _, err := os.Stat(path); err != nil {
+			return []string{}, "there is no database yet at " + path
+		}
+	}
+	st, err := server.OpenStore(&cfg)
+	if err != nil {
+		return []string{}, err.Error()
+	}
+	defer st.Close()
+	if v, _, err := st.SchemaVersion(c.ctx); err != nil || v == 0 {
+		return []string{}, "the database has no Gatehouse schema yet"
+	}
+	names, err := server.GroupNames(c.ctx, st)
+	if err != nil {
+		return []string{}, err.Error()
+	}
+	return names, ""
 }

@@ -218,7 +218,35 @@ func (a *App) syncGroups(ctx context.Context, cfg config.Config) error {
 	if err := a.Store.SyncConfigGroups(ctx, parents); err != nil {
 		return fmt.Errorf("creating the groups declared in config: %w", err)
 	}
-	return a.Store.AppendChange(ctx, store.ChangeAll, "")
+	if err := a.Store.AppendChange(ctx, store.ChangeAll, ""); err != nil {
+		return err
+	}
+	a.lint(ctx, &cfg)
+	return nil
+}
+
+// lint logs what in cfg cannot work (config.Lint), against the groups that exist.
+func (a *App) lint(ctx context.Context, cfg *config.Config) {
+	names, err := GroupNames(ctx, a.Store)
+	if err != nil {
+		a.Log.Warn("checking the config against the database's groups failed", "error", err.Error())
+	}
+	for _, w := range config.Lint(cfg, names) {
+		a.Log.Warn("config: "+w.Message, "key", w.Key)
+	}
+}
+
+// GroupNames lists the names of every group in the store.
+func GroupNames(ctx context.Context, st store.Store) ([]string, error) {
+	groups, err := st.ListGroups(ctx)
+	if err != nil {
+		return nil, err
+	}
+	names := []string{}
+	for _, g := range groups {
+		names = append(names, g.Name)
+	}
+	return names, nil
 }
 
 // ready is 200 when the database answers and carries this binary's schema. A database
@@ -486,7 +514,33 @@ func (a *App) PrintSetupLink(ctx context.Context, w io.Writer) error {
 	a.Log.Info("no admin exists yet: a one-time setup link was printed", "valid_for", web.SetupLinkLifetime.String())
 	fmt.Fprintf(w, "\n  Gatehouse has no admin yet. Open this one-time link within %s to create one:\n\n    %s\n\n",
 		"24 hours", link)
+	if why := a.whyNoAdmin(ctx); why != "" {
+		fmt.Fprintf(w, "  %s\n\n", why)
+		a.Log.Warn(why)
+	}
 	return nil
+}
+
+// whyNoAdmin explains a setup link printed although users exist: usually the admin
+// groups in the config are not the groups the admins are in.
+func (a *App) whyNoAdmin(ctx context.Context) string {
+	users, err := a.Store.ListUsers(ctx)
+	if err != nil || len(users) == 0 {
+		return ""
+	}
+	groups, err := a.Store.ListGroups(ctx)
+	if err != nil {
+		return ""
+	}
+	var withMembers []string
+	for _, g := range groups {
+		if ids, err := a.Store.GroupMemberIDs(ctx, g.ID); err == nil && len(ids) > 0 {
+			withMembers = append(withMembers, fmt.Sprintf("%q (%d)", g.Name, len(ids)))
+		}
+	}
+	return fmt.Sprintf("There are %d users, but none is an enabled member of access.admin_groups %q. Groups with members: %s. "+
+		"Add an admin to one of the admin groups (gatehouse group members add), or name their group in access.admin_groups.",
+		len(users), a.Config().Access.AdminGroups, strings.Join(withMembers, ", "))
 }
 
 // poolOf returns the store's connection pool, for the pool metrics.

@@ -229,3 +229,22 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// A setup link printed although users exist says why: the admins are in a group that
+// access.admin_groups does not name.
+func TestSetupLinkSaysWhyThereIsNoAdmin(t *testing.T) {
+	h := start(t, testConfig(backends[0].url(t)))
+	ctx := context.Background()
+	if _, err := h.app.Directory().AddGroup(ctx, "test", "admins", ""); err != nil {
+		t.Fatal(err)
+	}
+	h.addUser("root", "admins")
+	var out bytes.Buffer
+	if err := h.app.PrintSetupLink(ctx, &out); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "/setup?token=") || !strings.Contains(out.String(), `none is an enabled member of access.admin_groups ["Home Server Admins"]`) ||
+		!strings.Contains(out.String(), `"admins" (1)`) {
+		t.Fatalf("setup link output:\n%s", out.String())
+	}
+}

@@ -188,6 +188,33 @@ func TestServeCheckConfig(t *testing.T) {
 	if !strings.Contains(out, "config is valid: 3 access rule(s)") {
 		t.Fatalf("example config: %q", out)
 	}
+	// Valid but unable to work: a typo'd group and a host the cookie never reaches are
+	// named, with their keys, against the groups in the database too.
+	lint := filepath.Join(dir, "lint.yaml")
+	writeFile(t, lint, fmt.Sprintf(`database:
+  url: %q
+server:
+  public_url: "https://auth.example.com"
+session:
+  cookie_domain: example.com
+access:
+  admin_groups: [admins]
+  rules:
+    - hosts: [photos.example.com]
+      groups: [Famliy]
+    - hosts: [wiki.example.org]
+      public: true
+`, "sqlite:"+filepath.Join(dir, "lint.db")))
+	ok(t, dir, cleanEnv(), "", "migrate", "--config", lint)
+	ok(t, dir, cleanEnv(), "", "group", "add", "Family", "--config", lint)
+	out = ok(t, dir, cleanEnv(), "", "serve", "--config", lint, "--check-config")
+	for _, want := range []string{`warning: access.rules[0].groups[0]: group "Famliy" does not exist (did you mean "Family"?)`,
+		`warning: access.rules[1].hosts[0]: "wiki.example.org" is outside session.cookie_domain`,
+		`warning: access.admin_groups[0]: group "admins" does not exist`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("--check-config lacks %q:\n%s", want, out)
+		}
+	}
 	ref := ok(t, dir, cleanEnv(), "", "config", "reference")
 	if !strings.Contains(ref, "`GATEHOUSE_SESSION_LIFETIME`") {
 		t.Fatalf("config reference: %q", ref)
