@@ -158,6 +158,16 @@ func newApp(ctx context.Context, st store.Store, cfg config.Config, log *slog.Lo
 	admin.Routes(mux)
 	mux.Handle("/api/authz/forward-auth", fa.Serve(forwardauth.ForwardAuth))
 	mux.Handle("/api/authz/auth-request", fa.Serve(forwardauth.AuthRequest))
+	// Authelia's legacy endpoint: nginx asks it without rd and wants 401; Traefik and
+	// Caddy ask it with ?rd=(the portal) and want a redirect to sign in.
+	verifyRedirect, verifyStatus := fa.Serve(forwardauth.ForwardAuth), fa.Serve(forwardauth.AuthRequest)
+	mux.HandleFunc("/api/verify", func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Has("rd") {
+			verifyRedirect.ServeHTTP(w, r)
+			return
+		}
+		verifyStatus.ServeHTTP(w, r)
+	})
 	mux.Handle(forwardauth.ExtAuthzPrefix+"/", fa.Serve(forwardauth.ExtAuthz))
 	mux.Handle(forwardauth.ExtAuthzPrefix, fa.Serve(forwardauth.ExtAuthz))
 	mux.Handle("/outpost.goauthentik.io/auth/traefik", fa.Serve(forwardauth.ForwardAuth))
@@ -341,7 +351,7 @@ func (a *App) instrument(next http.Handler) http.Handler {
 
 // forwardAuthPath reports whether a path is one of the forward-auth endpoints.
 func forwardAuthPath(p string) bool {
-	return strings.HasPrefix(p, "/api/authz/") || strings.HasPrefix(p, "/outpost.goauthentik.io/auth/")
+	return strings.HasPrefix(p, "/api/authz/") || strings.HasPrefix(p, "/outpost.goauthentik.io/auth/") || p == "/api/verify"
 }
 
 // HTTPServer returns the http.Server Gatehouse runs with: bounded header size (a 100 KiB

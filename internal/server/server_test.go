@@ -248,3 +248,23 @@ func TestSetupLinkSaysWhyThereIsNoAdmin(t *testing.T) {
 		t.Fatalf("setup link output:\n%s", out.String())
 	}
 }
+
+// Authelia's legacy /api/verify answers as its callers expect: nginx (no rd) gets 401
+// for an anonymous visit, Traefik and Caddy (?rd=) a redirect to sign in; a signed-in
+// person passes either way.
+func TestAutheliaVerifyEndpoint(t *testing.T) {
+	h := start(t, testConfig(backends[0].url(t)))
+	h.addUser("alice", "Allow Login Users")
+	_, sess := h.login("alice", "correct horse alice", "")
+	nginx := http.Header{"X-Original-Url": {"https://app.example.com/photos"}, "X-Original-Method": {"GET"}}
+	if resp, _ := h.do(req{path: "/api/verify", header: nginx}); resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("/api/verify from nginx, anonymous: %d, want 401", resp.StatusCode)
+	}
+	if resp, _ := h.do(req{path: "/api/verify?rd=https://auth.example.com/", header: traefik("https://app.example.com/photos")}); resp.StatusCode != http.StatusFound ||
+		!strings.Contains(resp.Header.Get("Location"), "/login?rd=") {
+		t.Fatalf("/api/verify?rd= anonymous: %d to %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	if resp, _ := h.do(req{path: "/api/verify", header: nginx, cookies: []*http.Cookie{sess}}); resp.StatusCode != http.StatusOK || resp.Header.Get("Remote-User") != "alice" {
+		t.Fatalf("/api/verify signed in: %d %q", resp.StatusCode, resp.Header.Get("Remote-User"))
+	}
+}

@@ -25,8 +25,16 @@ func StepUpURL(publicURL, returnTo string) string {
 
 func (s *Server) home(w http.ResponseWriter, r *http.Request) {
 	p := s.current(r)
-	if p == nil {
+	rd := s.safeRD(r.URL.Query().Get("rd")) // the portal's root takes rd, as Authelia's does
+	switch {
+	case p == nil && rd != "":
+		http.Redirect(w, r, LoginURL("", rd), http.StatusFound)
+		return
+	case p == nil:
 		http.Redirect(w, r, "/login", http.StatusFound)
+		return
+	case rd != "":
+		http.Redirect(w, r, rd, http.StatusFound)
 		return
 	}
 	s.render(w, http.StatusOK, "home.html", page{Title: "Signed in", User: p, CSRF: s.csrfToken(w, r)})

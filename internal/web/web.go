@@ -99,6 +99,7 @@ func (s *Server) Routes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /setup", s.setupPage)
 	mux.HandleFunc("POST /setup", s.setup)
 	mux.Handle("GET /static/", http.FileServerFS(staticFiles))
+	s.dropInRoutes(mux)
 }
 
 // page is what every template gets.

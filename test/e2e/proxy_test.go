@@ -223,14 +223,21 @@ func withMoreSites(t *testing.T, config, blockStart, appHost, appUpstream string
 // the file its errors go to.
 func nginxCommand(t *testing.T, proxyPort, ghPort, upPort int, more ...site) (*exec.Cmd, string) {
 	t.Helper()
-	nginx := testenv.Tool(t, "nginx", "nginx")
-	dir := t.TempDir()
-	os.Chmod(dir, 0o777) // nginx workers run as nobody when started by root
 	site := fromExample(t, "nginx.conf",
 		"listen 80;", fmt.Sprintf("listen 127.0.0.1:%d;", proxyPort),
 		"127.0.0.1:9000", fmt.Sprintf("127.0.0.1:%d", ghPort))
 	site = withMoreSites(t, site, "# An app behind Gatehouse.", "app.example.com", "127.0.0.1:8080", more)
 	site = strings.ReplaceAll(site, "127.0.0.1:8080", fmt.Sprintf("127.0.0.1:%d", upPort))
+	return nginxWith(t, site)
+}
+
+// nginxWith prepares Debian's nginx serving the server blocks of site from a folder of
+// its own, and names the file its errors go to.
+func nginxWith(t *testing.T, site string) (*exec.Cmd, string) {
+	t.Helper()
+	nginx := testenv.Tool(t, "nginx", "nginx")
+	dir := t.TempDir()
+	os.Chmod(dir, 0o777) // nginx workers run as nobody when started by root
 	writeFile(t, filepath.Join(dir, "site.conf"), site)
 	writeFile(t, filepath.Join(dir, "nginx.conf"), fmt.Sprintf(`pid %[1]s/nginx.pid;
 worker_processes 1;
