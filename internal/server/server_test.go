@@ -268,3 +268,14 @@ func TestAutheliaVerifyEndpoint(t *testing.T) {
 		t.Fatalf("/api/verify signed in: %d %q", resp.StatusCode, resp.Header.Get("Remote-User"))
 	}
 }
+
+// Signing out leaves an audit event (and so a log line), like signing in.
+func TestSignOutIsAudited(t *testing.T) {
+	o := &oidcHarness{harness: start(t, testConfig(backends[0].url(t)))}
+	o.addUser("alice", "Allow Login Users")
+	_, sess := o.login("alice", "correct horse alice", "")
+	o.logoutForm(sess)
+	waitFor(t, "the sign-out's audit line", func() bool {
+		return strings.Contains(o.log.String(), `"kind":"logout","actor":"alice","target":"alice"`)
+	})
+}

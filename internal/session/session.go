@@ -84,10 +84,12 @@ type Manager struct {
 	seenMu sync.Mutex
 	seen   map[string]time.Time // token hash → last seen, written out in batches
 
-	lastChange int64
-	applied    map[int64]bool
-	fed        atomic.Int64 // lastChange, for readers outside the feed goroutine
-	active     atomic.Int64
+	lastChange   int64
+	feedFailures int       // polls failed in a row (the feed goroutine's alone)
+	feedWarned   time.Time // when the last of them was logged
+	applied      map[int64]bool
+	fed          atomic.Int64 // lastChange, for readers outside the feed goroutine
+	active       atomic.Int64
 }
 
 type groupTree struct {

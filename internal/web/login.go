@@ -190,6 +190,7 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
 	if !s.parseForm(w, r) {
 		return
 	}
+	who := s.current(r)
 	if err := s.endBrowserSessions(r); err != nil {
 		s.Log.Error("logout: revoking the session failed", "error", err.Error())
 		s.message(w, http.StatusServiceUnavailable, "Sign-out failed",
@@ -197,6 +198,9 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	http.SetCookie(w, s.sessionCookie("", -1))
+	if who != nil {
+		s.Audit(store.Event{Kind: "logout", Actor: who.Username, Target: who.Username, Detail: "from " + s.clientIP(r)})
+	}
 	if rd := s.safeRD(r.PostFormValue("rd")); rd != "" {
 		http.Redirect(w, r, rd, http.StatusSeeOther)
 		return
