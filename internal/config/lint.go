@@ -17,7 +17,9 @@ func (w Warning) String() string { return w.Key + ": " + w.Message }
 
 // Lint finds what cannot work in c. groups are the group names that exist (declared
 // here and, when the database could be read, created as data); nil skips those checks.
-func Lint(c *Config, groups []string) []Warning {
+// people says whether the database has users: before the first one, the setup link
+// creates the first admin group, so its absence is no mistake yet.
+func Lint(c *Config, groups []string, people bool) []Warning {
 	var out []Warning
 	known := append(slices.Clone(groups), declaredGroups(c)...)
 	group := func(key, name, effect string) {
@@ -31,7 +33,9 @@ func Lint(c *Config, groups []string) []Warning {
 		out = append(out, Warning{key, fmt.Sprintf("group %q does not exist%s: %s; create it (gatehouse group add, or under groups:) or fix the name", name, hint, effect)})
 	}
 	for i, name := range c.Access.AdminGroups {
-		group(fmt.Sprintf("access.admin_groups[%d]", i), name, "nobody is an admin through it")
+		if people {
+			group(fmt.Sprintf("access.admin_groups[%d]", i), name, "nobody is an admin through it")
+		}
 	}
 	domain := strings.ToLower(strings.TrimPrefix(c.Session.CookieDomain, "."))
 	for i, r := range c.Access.Rules {

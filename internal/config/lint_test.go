@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -18,7 +19,7 @@ func TestLintFindsWhatCannotWork(t *testing.T) {
 	}
 	c.OIDC.Clients = []Client{{ID: "grafana", Groups: []string{"Grafana Users"}}}
 	got := map[string]string{}
-	for _, w := range Lint(&c, []string{"Home Server Admins", "Allow Login Users"}) {
+	for _, w := range Lint(&c, []string{"Home Server Admins", "Allow Login Users"}, true) {
 		got[w.Key] = w.Message
 	}
 	for key, says := range map[string]string{
@@ -33,7 +34,14 @@ func TestLintFindsWhatCannotWork(t *testing.T) {
 	if len(got) != 3 {
 		t.Errorf("warnings %v, want exactly those three", got)
 	}
-	if w := Lint(&c, nil); len(w) != 1 { // without the database's groups only the host is judged
+	c.Access.AdminGroups = []string{"admins"} // made by the setup link, before anyone exists
+	if w := Lint(&c, []string{}, false); len(w) != 4 || strings.Contains(fmt.Sprint(w), "admin_groups") {
+		t.Errorf("before the first user: %v", w)
+	}
+	if w := Lint(&c, []string{}, true); !strings.Contains(fmt.Sprint(w), "access.admin_groups[0]") {
+		t.Errorf("with users, an admin group that does not exist: %v", w)
+	}
+	if w := Lint(&c, nil, true); len(w) != 1 { // without the database's groups only the host is judged
 		t.Errorf("without groups: %v", w)
 	}
 }

@@ -241,7 +241,8 @@ func (a *App) lint(ctx context.Context, cfg *config.Config) {
 	if err != nil {
 		a.Log.Warn("checking the config against the database's groups failed", "error", err.Error())
 	}
-	for _, w := range config.Lint(cfg, names) {
+	users, _ := a.Store.ListUsersAfter(ctx, "", 1)
+	for _, w := range config.Lint(cfg, names, len(users) > 0) {
 		a.Log.Warn("config: "+w.Message, "key", w.Key)
 	}
 }

@@ -207,6 +207,7 @@ access:
 `, "sqlite:"+filepath.Join(dir, "lint.db")))
 	ok(t, dir, cleanEnv(), "", "migrate", "--config", lint)
 	ok(t, dir, cleanEnv(), "", "group", "add", "Family", "--config", lint)
+	ok(t, dir, cleanEnv(), "", "user", "add", "bob", "--no-password", "--group", "Family", "--config", lint)
 	out = ok(t, dir, cleanEnv(), "", "serve", "--config", lint, "--check-config")
 	for _, want := range []string{`warning: access.rules[0].groups[0]: group "Famliy" does not exist (did you mean "Family"?)`,
 		`warning: access.rules[1].hosts[0]: "wiki.example.org" is outside session.cookie_domain`,
