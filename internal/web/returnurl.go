@@ -33,7 +33,14 @@ func SafeReturnURL(raw string, domains []string) (string, bool) {
 		if !strings.HasPrefix(raw, "/") || strings.HasPrefix(raw, "//") {
 			return "", false
 		}
-		return u.RequestURI() + fragment(u), true
+		// Judge what the browser gets: a path whose encoded slash survives only in the
+		// raw form ("/%2Fevil.com" beside a byte that makes Go drop the raw form) comes
+		// out as "//evil.com", which a browser reads as another host.
+		out := u.RequestURI() + fragment(u)
+		if strings.HasPrefix(out, "//") || strings.HasPrefix(out, "/\\") {
+			return "", false
+		}
+		return out, true
 	}
 	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
 		return "", false

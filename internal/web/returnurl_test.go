@@ -32,6 +32,7 @@ func TestSafeReturnURL(t *testing.T) {
 		"https:evil.com", "https:/evil.com", "http://[::1]/", "https://app.example.com\t.evil.com/", "https://app.example.com./",
 		" /x", "/x y", "ftp://app.example.com/", "https:///app.example.com", "//app.example.com/",
 		"https://" + strings.Repeat("a", 5000) + ".example.com/", "https://evil.com%23.example.com/", "\x00https://app.example.com",
+		"/%2Fevil.com/\x8e", "/%2Fm%20e\x8e/8me//8m%20e\x8e/_lhtt\xf0t/8m%20", // the fuzzer's find: re-encoded as //evil.com
 	}
 	for _, in := range refused {
 		if got, accepted := SafeReturnURL(in, domains); accepted {
