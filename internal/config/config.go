@@ -29,7 +29,7 @@ type Config struct {
 // Server is where Gatehouse listens and how it is reached.
 type Server struct {
 	Address         string   `yaml:"address" doc:"Address to listen on, host:port."`
-	PublicURL       string   `yaml:"public_url" doc:"Base URL of Gatehouse's own pages as browsers reach them; login redirects point here. https:// makes cookies Secure."`
+	PublicURL       string   `yaml:"public_url" doc:"Base URL of Gatehouse's own pages as browsers reach them; login redirects point here. https:// makes cookies Secure. Left unset it follows server.address (http://localhost:PORT)."`
 	Secret          string   `yaml:"secret" secret:"true" doc:"The server key (at least 32 characters): it seals signing keys and authenticator-app secrets and signs what pages carry. Required with PostgreSQL, the same for every replica (GATEHOUSE_SERVER_SECRET_FILE from a Secret). Empty with SQLite: a key file gatehouse.key is made beside the database at first start; back it up with the database."`
 	RedirectDomains []string `yaml:"redirect_domains" doc:"Extra domains a post-login return URL (rd) may point into, besides session.cookie_domain and the public_url host. Subdomains are included."`
 	DrainTime       Duration `yaml:"drain_time" doc:"On SIGTERM, how long in-flight requests get to finish before Gatehouse exits."`

@@ -124,7 +124,9 @@ func TestErrorsNameTheKey(t *testing.T) {
 		{"group name with a pipe", "groups:\n  - name: \"a|b\"\n", nil, []string{`groups[0].name: group name "a|b" contains`}},
 		{"undeclared parent", "groups:\n  - name: a\n    parent: b\n", nil, []string{`groups[0].parent: "b" is not a declared group`}},
 		{"parent loop", "groups:\n  - name: a\n    parent: b\n  - name: b\n    parent: a\n", nil, []string{"is its own ancestor"}},
-		{"bad duration", "session:\n  lifetime: forever\n", nil, []string{`"forever" is not a duration`}},
+		{"bad duration", "session:\n  lifetime: forever\n", nil, []string{`line 2: session.lifetime: "forever" is not a duration`}},
+		{"a word for a list", "access:\n  rules:\n    - hosts: app.example.com\n      public: true\n", nil, []string{`line 3: access.rules[0].hosts must be a list, not "app.example.com"`}},
+		{"a word for a switch", "access:\n  rules:\n    - hosts: [a.example.com]\n      public: yes please\n", nil, []string{`line 4: access.rules[0].public must be true or false, not "yes please"`}},
 		{"lifetime too short", "session:\n  lifetime: 1s\n", nil, []string{"session.lifetime: 1s is outside 1m to 366d"}},
 		{"cookie domain outside public url", "server:\n  public_url: https://auth.example.com\nsession:\n  cookie_domain: example.org\n", nil, []string{`session.cookie_domain: "example.org" does not contain the public_url host`}},
 		{"public url with path", "server:\n  public_url: https://auth.example.com/gh\n", nil, []string{"server.public_url"}},
@@ -256,4 +258,19 @@ func FuzzLoad(f *testing.F) {
 			_ = cfg.Validate()
 		}
 	})
+}
+
+// With server.public_url left at its default, it follows server.address, so the setup
+// link and login redirects name the port Gatehouse listens on.
+func TestPublicURLFollowsTheAddress(t *testing.T) {
+	for addr, want := range map[string]string{":8080": "http://localhost:8080", "127.0.0.1:9100": "http://127.0.0.1:9100", ":9000": "http://localhost:9000"} {
+		cfg, err := Load("", []string{"GATEHOUSE_SERVER_ADDRESS=" + addr})
+		if err != nil || cfg.Server.PublicURL != want {
+			t.Errorf("address %s: public_url %q (%v), want %q", addr, cfg.Server.PublicURL, err, want)
+		}
+	}
+	cfg, err := Load("", []string{"GATEHOUSE_SERVER_ADDRESS=:8080", "GATEHOUSE_SERVER_PUBLIC_URL=https://auth.example.com"})
+	if err != nil || cfg.Server.PublicURL != "https://auth.example.com" {
+		t.Errorf("an explicit public_url is kept: %q %v", cfg.Server.PublicURL, err)
+	}
 }

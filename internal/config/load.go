@@ -4,6 +4,7 @@ import (
 	"encoding"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"reflect"
 	"slices"
@@ -59,6 +60,7 @@ func load(path string, data []byte, env []string) (Config, error) {
 	if err := applyEnv(&cfg, env); err != nil {
 		return cfg, fmt.Errorf("config: %w", err)
 	}
+	derivePublicURL(&cfg)
 	if err := cfg.Validate(); err != nil {
 		where := "config"
 		if path != "" {
@@ -67,6 +69,24 @@ func load(path string, data []byte, env []string) (Config, error) {
 		return cfg, fmt.Errorf("%s: %w", where, indent(err))
 	}
 	return cfg, nil
+}
+
+// derivePublicURL follows server.address when server.public_url was left at its
+// default: with address ":8080" the printed setup link and the login redirects must
+// say port 8080, not 9000.
+func derivePublicURL(c *Config) {
+	d := Default()
+	if c.Server.PublicURL != d.Server.PublicURL || c.Server.Address == d.Server.Address {
+		return
+	}
+	host, port, err := net.SplitHostPort(c.Server.Address)
+	if err != nil || port == "" {
+		return
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "localhost"
+	}
+	c.Server.PublicURL = "http://" + net.JoinHostPort(host, port)
 }
 
 // indent puts each joined error on its own line under the heading.
@@ -173,7 +193,29 @@ func checkKeys(n *yaml.Node, t reflect.Type, path string, index []int, files *[]
 		}
 		return errors.Join(errs...)
 	}
-	return nil
+	return checkValue(n, t, path)
+}
+
+// checkValue decodes one leaf on its own, so that a value of the wrong type is
+// reported with its key and line, not as the decoder's message about Go types.
+func checkValue(n *yaml.Node, t reflect.Type, path string) error {
+	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
+		return nil
+	}
+	err := n.Decode(reflect.New(t).Interface())
+	if err == nil {
+		return nil
+	}
+	want := map[reflect.Kind]string{reflect.Bool: "true or false", reflect.Int: "a whole number", reflect.Slice: "a list",
+		reflect.String: "text", reflect.Map: "a mapping of keys"}[t.Kind()]
+	var te *yaml.TypeError
+	switch {
+	case t == durationType && !errors.As(err, &te):
+		return fmt.Errorf("line %d: %s: %v", n.Line, path, err) // Duration says what it wants
+	case want != "":
+		return fmt.Errorf("line %d: %s must be %s, not %q", n.Line, path, want, n.Value)
+	}
+	return fmt.Errorf("line %d: %s: %v", n.Line, path, err)
 }
 
 func orRoot(path string) string {
