@@ -199,11 +199,7 @@ func (h *Handler) patchUser(w http.ResponseWriter, r *http.Request, c caller) {
 }
 
 func (h *Handler) deleteUser(w http.ResponseWriter, r *http.Request, c caller) {
-	if err := h.Directory.DeleteUser(r.Context(), c.actor(), r.PathValue("username")); err != nil {
-		h.fail(w, err)
-		return
-	}
-	w.WriteHeader(http.StatusNoContent)
+	h.done(w, h.Directory.DeleteUser(r.Context(), c.actor(), r.PathValue("username")))
 }
 
 // Group is a group as the API shows one.
@@ -312,19 +308,11 @@ func (h *Handler) addMember(w http.ResponseWriter, r *http.Request, c caller) {
 	if err == nil && !slices.Contains(members, strings.ToLower(u)) { // PUT: already a member is done
 		err = h.Directory.AddMembers(r.Context(), c.actor(), g, []string{u})
 	}
-	if err != nil {
-		h.fail(w, err)
-		return
-	}
-	w.WriteHeader(http.StatusNoContent)
+	h.done(w, err)
 }
 
 func (h *Handler) removeMember(w http.ResponseWriter, r *http.Request, c caller) {
-	if err := h.Directory.RemoveMembers(r.Context(), c.actor(), r.PathValue("name"), []string{r.PathValue("username")}); err != nil {
-		h.fail(w, err)
-		return
-	}
-	w.WriteHeader(http.StatusNoContent)
+	h.done(w, h.Directory.RemoveMembers(r.Context(), c.actor(), r.PathValue("name"), []string{r.PathValue("username")}))
 }
 
 // directMembers lists a group's direct members' usernames, lower-cased.
@@ -398,14 +386,10 @@ func (h *Handler) revokeSession(w http.ResponseWriter, r *http.Request, c caller
 	if err == nil {
 		err = h.Directory.RevokeSession(r.Context(), c.actor(), s)
 	}
-	if err != nil {
-		h.fail(w, err)
-		return
-	}
-	if h.Forget != nil {
+	if err == nil && h.Forget != nil {
 		h.Forget(s.TokenHash)
 	}
-	w.WriteHeader(http.StatusNoContent)
+	h.done(w, err)
 }
 
 // Token is an API token as listings show it: never its value.
@@ -495,11 +479,7 @@ func (h *Handler) deleteToken(w http.ResponseWriter, r *http.Request, c caller) 
 	if err == nil {
 		err = h.Directory.RevokeAPIToken(r.Context(), c.actor(), id)
 	}
-	if err != nil {
-		h.fail(w, err)
-		return
-	}
-	w.WriteHeader(http.StatusNoContent)
+	h.done(w, err)
 }
 
 // Credential is one way a user signs in, as the API shows it.
@@ -525,11 +505,7 @@ func (h *Handler) listCredentials(w http.ResponseWriter, r *http.Request, _ call
 // removeCredential removes one credential by its exact id, ending the user's sessions
 // (an admin removing a lost key); the last way to sign in is refused.
 func (h *Handler) removeCredential(w http.ResponseWriter, r *http.Request, c caller) {
-	if err := h.Directory.RemoveCredential(r.Context(), c.actor(), r.PathValue("username"), r.PathValue("id"), true); err != nil {
-		h.fail(w, err)
-		return
-	}
-	w.WriteHeader(http.StatusNoContent)
+	h.done(w, h.Directory.RemoveCredential(r.Context(), c.actor(), r.PathValue("username"), r.PathValue("id"), true))
 }
 
 // Event is an audit event as the API shows it.
@@ -580,4 +556,13 @@ func (h *Handler) listEvents(w http.ResponseWriter, r *http.Request, _ caller) {
 		out.Items = append(out.Items, Event{ID: e.ID, At: e.At, Kind: e.Kind, Actor: e.Actor, Target: e.Target, Detail: e.Detail})
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// done answers a change that returns nothing: 204, or the error.
+func (h *Handler) done(w http.ResponseWriter, err error) {
+	if err != nil {
+		h.fail(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
 }
