@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gatehouse-id/gatehouse/internal/testenv"
 )
 
 func TestSetupLinkCreatesTheFirstAdmin(t *testing.T) {
@@ -219,15 +221,10 @@ func TestBadForwardedHeadersName(t *testing.T) {
 	}
 }
 
+// waitFor polls cond until it holds, for at most 10 s (testenv.WaitFor).
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testenv.WaitFor(t, 10*time.Second, what, cond)
 }
 
 // A setup link printed although users exist says why: the admins are in a group that

@@ -19,6 +19,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/gatehouse-id/gatehouse/internal/testenv"
 )
 
 // binary is the gatehouse binary built once for all tests.
@@ -310,15 +312,8 @@ func writeFile(t *testing.T, path, body string) {
 
 var regexpRD = regexp.MustCompile(`name="rd" value="([^"]*)"`)
 
-// waitFor polls cond until it holds, failing the test after limit (a bound on a hang,
-// not a measure of speed: conditions here are met in well under a second).
+// waitFor polls cond until it holds (testenv.WaitFor).
 func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up after %s waiting for %s", limit, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testenv.WaitFor(t, limit, what, cond)
 }
