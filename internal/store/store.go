@@ -150,6 +150,20 @@ type APIToken struct {
 	LastUsedIP string
 }
 
+// AppPassword is a credential a person made for one client (a CalDAV app, a phone,
+// a script): forward auth accepts it as HTTP Basic or Bearer on rules that opt in, for
+// the hosts it names only. Only Hash, the SHA-256 of the secret, is stored.
+type AppPassword struct {
+	ID         string
+	UserID     string
+	Name       string
+	Hash       string
+	Hosts      string // space-separated host patterns: exact, or "*.example.com"
+	CreatedAt  time.Time
+	ExpiresAt  time.Time // zero: never
+	LastUsedAt time.Time
+}
+
 // IdempotentRecord is the first answer to a request sent with an Idempotency-Key;
 // Status 0 means it is still being answered.
 type IdempotentRecord struct {
@@ -165,8 +179,14 @@ type Event struct {
 	At     time.Time
 	Kind   string // e.g. "login.failed", "user.disabled"
 	Actor  string // who did it: a username, "cli", or "anonymous"
-	Target string // what it was done to: a username, a group, a host
+	Target string // what it was done to, by name: a username, a group, a host
 	Detail string // short free text, never secrets
+	// TargetID is the id of what Target names, when it has one (a user's, a group's):
+	// names can be reused, ids cannot.
+	TargetID string
+	// Fields are the event's data, for machines (the JSON log, webhooks); Detail says
+	// the same for people.
+	Fields map[string]string
 }
 
 // EventQuery selects audit events: each field given must match exactly; Since and
@@ -222,17 +242,12 @@ type SetupResult struct {
 	Group Group
 }
 
-// Store is everything Gatehouse asks of its database. Every method is safe for
-// concurrent use. Lookups that lead to a change take exact ids or names.
-type Store interface {
-	Throttles
+// The role interfaces below split Store by what it keeps, so that a package asks for
+// the part it uses: the web pages get AccountReader and cannot write at all, and a
+// service's constructor says which tables it touches.
 
-	// InTx runs fn with a Store whose statements are one transaction, committed when
-	// fn returns nil; inside it LockDirectory serializes guarded directory changes.
-	InTx(ctx context.Context, fn func(Store) error) error
-	LockDirectory(ctx context.Context) error
-
-	// Users.
+// Users keeps people.
+type Users interface {
 	CreateUser(ctx context.Context, u User) (User, error)
 	UserByID(ctx context.Context, id string) (User, error)
 	// UserByUsername matches the username exactly, except for letter case, which the
@@ -240,11 +255,15 @@ type Store interface {
 	UserByUsername(ctx context.Context, username string) (User, error)
 	ListUsers(ctx context.Context) ([]User, error)
 	ListUsersAfter(ctx context.Context, after string, limit int) ([]User, error) // a page, by username
+	// UsersByIDs reads many at once (at most 1000 ids).
+	UsersByIDs(ctx context.Context, ids []string) ([]User, error)
 	UpdateUser(ctx context.Context, id string, upd UserUpdate) (User, error)
 	SetPasswordHash(ctx context.Context, id, hash string) error
 	DeleteUser(ctx context.Context, id string) error
+}
 
-	// Groups.
+// Groups keeps groups, their tree and their members.
+type Groups interface {
 	CreateGroup(ctx context.Context, g Group) (Group, error)
 	GroupByName(ctx context.Context, name string) (Group, error)
 	ListGroups(ctx context.Context) ([]Group, error)
@@ -256,88 +275,120 @@ type Store interface {
 	UserGroupIDs(ctx context.Context, userID string) ([]string, error)
 	// GroupMemberIDs returns the user ids of a group's direct members.
 	GroupMemberIDs(ctx context.Context, groupID string) ([]string, error)
-	// GroupIDsOfUsers and UsersByIDs read many at once (at most 1000 ids).
+	// GroupIDsOfUsers reads the direct groups of many users at once (at most 1000).
 	GroupIDsOfUsers(ctx context.Context, userIDs []string) (map[string][]string, error)
-	UsersByIDs(ctx context.Context, ids []string) ([]User, error)
 	// SyncConfigGroups makes the config-declared groups exist with the given parents
 	// (by name) and marks them read-only; groups no longer declared become data again.
 	SyncConfigGroups(ctx context.Context, parents map[string]string) error
+}
 
-	// Sessions.
-	CreateSession(ctx context.Context, s Session) error
+// SessionReader reads sign-ins.
+type SessionReader interface {
 	SessionByTokenHash(ctx context.Context, tokenHash string) (Session, error)
 	SessionByID(ctx context.Context, id string) (Session, error)
 	SessionsBySID(ctx context.Context, sid string) ([]Session, error)   // expired ones too
 	ListSessions(ctx context.Context, userID string) ([]Session, error) // userID "" = all
+	CountActiveSessions(ctx context.Context, now time.Time) (int, error)
+}
+
+// Sessions keeps sign-ins.
+type Sessions interface {
+	SessionReader
+	CreateSession(ctx context.Context, s Session) error
 	DeleteSession(ctx context.Context, id string) error
 	DeleteUserSessions(ctx context.Context, userID string) (int, error)
 	// TouchSessions records last-seen times in one batch (token hash → time).
 	TouchSessions(ctx context.Context, seen map[string]time.Time) error
 	DeleteExpiredSessions(ctx context.Context, now time.Time) (int, error)
-	CountActiveSessions(ctx context.Context, now time.Time) (int, error)
+}
 
-	// First-admin setup.
+// Setup keeps the one-time links that create the first admin.
+type Setup interface {
 	CreateSetupToken(ctx context.Context, tokenHash string, expires time.Time) error
 	// CompleteSetup atomically consumes a valid setup token, creates the first admin and
 	// puts them in the admin group (created when missing), then deletes all setup tokens.
 	CompleteSetup(ctx context.Context, tokenHash string, now time.Time, u User, adminGroup string) (SetupResult, error)
 	// SetupTokenValid reports whether an unexpired setup token with this hash exists.
 	SetupTokenValid(ctx context.Context, tokenHash string, now time.Time) (bool, error)
+}
 
-	// Settings holds small shared values every replica must agree on. EnsureSetting
-	// stores value under key unless the key exists, and returns the stored value;
-	// Setting reads one (ErrNotFound when absent); DeleteSetting removes one.
+// Settings holds small shared values every replica must agree on. EnsureSetting
+// stores value under key unless the key exists, and returns the stored value;
+// Setting reads one (ErrNotFound when absent); DeleteSetting removes one.
+type Settings interface {
 	EnsureSetting(ctx context.Context, key, value string) (string, error)
 	Setting(ctx context.Context, key string) (string, error)
 	DeleteSetting(ctx context.Context, key string) error
+}
 
-	// Audit events and the change feed.
+// Events keeps the audit log and the change feed replicas poll.
+type Events interface {
 	AppendEvent(ctx context.Context, e Event) error
 	ListEvents(ctx context.Context, limit int) ([]Event, error)
 	FindEvents(ctx context.Context, q EventQuery) ([]Event, error)
 	PruneEvents(ctx context.Context, keep int) (int, error)
+	// ClaimUnloggedEvents marks up to limit events not yet logged as logged and
+	// returns them, oldest first; no two calls get the same event.
+	ClaimUnloggedEvents(ctx context.Context, now time.Time, limit int) ([]Event, error)
 	AppendChange(ctx context.Context, kind ChangeKind, subject string) error
 	// ChangesSince returns changes with an id above after, oldest first.
 	ChangesSince(ctx context.Context, after int64) ([]Change, error)
 	LatestChangeID(ctx context.Context) (int64, error)
 	PruneChanges(ctx context.Context, before time.Time) (int, error)
+}
 
-	// Second factors. SetTOTP replaces a user's TOTP secret (sealed by the caller);
-	// TOTP returns it with the last accepted step (ErrNotFound when none);
-	// TOTPSecrets lists every user's stored secret, and ReplaceTOTPSecret swaps one
-	// stored value for another only if it is still old (sealing values on upgrade
-	// without losing a re-enrolment that happens meanwhile). UseTOTPStep records step as used if it
-	// is newer than the last one and reports whether it was (one statement, so two
-	// replicas cannot both accept one code).
+// FactorReader reads a person's credentials besides the password.
+type FactorReader interface {
+	TOTP(ctx context.Context, userID string) (secret string, lastStep int64, err error)
+	UnusedRecoveryCodes(ctx context.Context, userID string) (int, error)
+	Passkeys(ctx context.Context, userID string) ([]Passkey, error)
+	PasskeyByCredentialID(ctx context.Context, credentialID string) (Passkey, error)
+	AppPasswords(ctx context.Context, userID string) ([]AppPassword, error) // by name
+	AppPasswordByHash(ctx context.Context, hash string) (AppPassword, error)
+}
+
+// Factors keeps second factors, passkeys and app passwords. SetTOTP replaces a user's
+// TOTP secret (sealed by the caller); TOTP returns it with the last accepted step
+// (ErrNotFound when none); TOTPSecrets lists every user's stored secret, and
+// ReplaceTOTPSecret swaps one stored value for another only if it is still old (sealing
+// values on upgrade without losing a re-enrolment that happens meanwhile). UseTOTPStep
+// records step as used if it is newer than the last one and reports whether it was
+// (one statement, so two replicas cannot both accept one code). SetRecoveryCodes
+// replaces a user's recovery codes with these hashes; UseRecoveryCode spends an unused
+// one and reports whether it was there. PasskeyByCredentialID finds the passkey a
+// passwordless sign-in answered with; UsePasskey stores the record after a sign-in
+// (its sign count moves) and the time. Rename and delete take the owner too, so nobody
+// touches another's key. SpendChallenge records a WebAuthn challenge as answered until
+// expires and reports whether it was new; a second answer to one challenge is a replay.
+type Factors interface {
+	FactorReader
 	SetTOTP(ctx context.Context, userID, secret string) error
 	TOTPSecrets(ctx context.Context) (map[string]string, error)
 	ReplaceTOTPSecret(ctx context.Context, userID, old, replacement string) (bool, error)
-	TOTP(ctx context.Context, userID string) (secret string, lastStep int64, err error)
 	UseTOTPStep(ctx context.Context, userID string, step int64) (bool, error)
 	DeleteTOTP(ctx context.Context, userID string) error
-	// SetRecoveryCodes replaces a user's recovery codes with these hashes;
-	// UseRecoveryCode spends an unused one and reports whether it was there.
 	SetRecoveryCodes(ctx context.Context, userID string, hashes []string) error
 	UseRecoveryCode(ctx context.Context, userID, hash string) (bool, error)
-	UnusedRecoveryCodes(ctx context.Context, userID string) (int, error)
 
-	// Passkeys. PasskeyByCredentialID finds the passkey a passwordless sign-in answered
-	// with; UsePasskey stores the record after a sign-in (its sign count moves) and the
-	// time. Rename and delete take the owner too, so nobody touches another's key.
 	AddPasskey(ctx context.Context, p Passkey) (Passkey, error)
-	Passkeys(ctx context.Context, userID string) ([]Passkey, error)
-	PasskeyByCredentialID(ctx context.Context, credentialID string) (Passkey, error)
 	UsePasskey(ctx context.Context, id, data string, at time.Time) error
 	RenamePasskey(ctx context.Context, userID, id, name string) error
 	DeletePasskey(ctx context.Context, userID, id string) error
-	// SpendChallenge records a WebAuthn challenge as answered until expires and reports
-	// whether it was new; a second answer to one challenge is a replay.
 	SpendChallenge(ctx context.Context, hash string, expires time.Time) (bool, error)
 	DeleteSpentChallenges(ctx context.Context, now time.Time) (int, error)
 
-	// OpenID Connect. UseOIDCToken spends an unexpired, unspent token in one statement
-	// and reports whether this call did (so two replicas never both redeem a code).
-	// RevokeOIDCFamily deletes every token of a grant.
+	CreateAppPassword(ctx context.Context, p AppPassword) (AppPassword, error)
+	// DeleteAppPassword removes one by its exact id and owner, and returns it.
+	DeleteAppPassword(ctx context.Context, userID, id string) (AppPassword, error)
+	// TouchAppPasswords records last-use times in one batch (hash → time).
+	TouchAppPasswords(ctx context.Context, used map[string]time.Time) error
+}
+
+// OIDC keeps the OpenID Connect provider's keys, tokens, consents and owed logouts.
+// UseOIDCToken spends an unexpired, unspent token in one statement and reports whether
+// this call did (so two replicas never both redeem a code). RevokeOIDCFamily deletes
+// every token of a grant.
+type OIDC interface {
 	AddOIDCKey(ctx context.Context, k OIDCKey) error
 	OIDCKeys(ctx context.Context) ([]OIDCKey, error) // newest first
 	DeleteOIDCKey(ctx context.Context, id string) error
@@ -349,19 +400,9 @@ type Store interface {
 	DecideOIDCToken(ctx context.Context, hash, userID, data string) error
 	DeleteOIDCToken(ctx context.Context, hash string) error
 	RevokeOIDCFamily(ctx context.Context, family string) (int, error)
-	// API tokens.
-	CreateAPIToken(ctx context.Context, t APIToken) (APIToken, error)
-	APITokenByHash(ctx context.Context, hash string) (APIToken, error)
-	ListAPITokens(ctx context.Context) ([]APIToken, error)
-	DeleteAPIToken(ctx context.Context, id string) error
-	TouchAPIToken(ctx context.Context, id string, at time.Time, ip string) error
-	// StartIdempotent claims a token's idempotency key (true), or returns the record
-	// another request made of it; a claim older than stale is taken over.
-	StartIdempotent(ctx context.Context, tokenID, key, reqHash string, now, stale time.Time) (IdempotentRecord, bool, error)
-	FinishIdempotent(ctx context.Context, tokenID, key string, rec IdempotentRecord) error
-	AbandonIdempotent(ctx context.Context, tokenID, key string) error
-	DeleteOldIdempotency(ctx context.Context, before time.Time) (int, error)
-
+	// UserOIDCTokens lists the unexpired tokens issued to a user (every kind), for
+	// listing their grants.
+	UserOIDCTokens(ctx context.Context, userID string, now time.Time) ([]OIDCToken, error)
 	// AddOIDCLogout, ClaimOIDCLogouts and DeleteOIDCLogout keep the back-channel
 	// logouts owed to apps (see OIDCLogout); a claim is exclusive until its backoff.
 	AddOIDCLogout(ctx context.Context, l OIDCLogout) error
@@ -373,13 +414,32 @@ type Store interface {
 	DeleteExpiredOIDCTokens(ctx context.Context, now time.Time) (int, error)
 	OIDCConsent(ctx context.Context, userID, clientID string) (scope string, err error)
 	SetOIDCConsent(ctx context.Context, userID, clientID, scope string) error
+}
 
-	// Leases: TakeLease grants (or renews) the named lease to holder for ttl when it is
-	// free, expired, or already holder's, and reports whether holder has it now.
+// APITokens keeps the admin API's tokens and its idempotency keys. StartIdempotent
+// claims a token's idempotency key (true), or returns the record another request made
+// of it; a claim older than stale is taken over.
+type APITokens interface {
+	CreateAPIToken(ctx context.Context, t APIToken) (APIToken, error)
+	APITokenByHash(ctx context.Context, hash string) (APIToken, error)
+	ListAPITokens(ctx context.Context) ([]APIToken, error)
+	DeleteAPIToken(ctx context.Context, id string) error
+	TouchAPIToken(ctx context.Context, id string, at time.Time, ip string) error
+	StartIdempotent(ctx context.Context, tokenID, key, reqHash string, now, stale time.Time) (IdempotentRecord, bool, error)
+	FinishIdempotent(ctx context.Context, tokenID, key string, rec IdempotentRecord) error
+	AbandonIdempotent(ctx context.Context, tokenID, key string) error
+	DeleteOldIdempotency(ctx context.Context, before time.Time) (int, error)
+}
+
+// Leases: TakeLease grants (or renews) the named lease to holder for ttl when it is
+// free, expired, or already holder's, and reports whether holder has it now.
+type Leases interface {
 	TakeLease(ctx context.Context, name, holder string, ttl time.Duration) (bool, error)
 	ReleaseLease(ctx context.Context, name, holder string) error
+}
 
-	// Schema and health.
+// Schema is the database itself: migrations and health.
+type Schema interface {
 	// Migrate applies pending migrations and returns the versions it applied.
 	Migrate(ctx context.Context) ([]int, error)
 	// PendingMigrations lists the versions Migrate would apply, changing nothing.
@@ -390,4 +450,36 @@ type Store interface {
 	// QueryCount returns how many statements this Store has sent since it was opened.
 	QueryCount() uint64
 	Close() error
+}
+
+// AccountReader is what the sign-in and account pages may read; they have no store
+// to write with, so every change they ask for goes through a service.
+type AccountReader interface {
+	UserByID(ctx context.Context, id string) (User, error)
+	UserByUsername(ctx context.Context, username string) (User, error)
+	SessionReader
+	FactorReader
+	SetupTokenValid(ctx context.Context, tokenHash string, now time.Time) (bool, error)
+}
+
+// Store is everything Gatehouse asks of its database. Every method is safe for
+// concurrent use. Lookups that lead to a change take exact ids or names.
+type Store interface {
+	Throttles
+	Users
+	Groups
+	Sessions
+	Setup
+	Settings
+	Events
+	Factors
+	OIDC
+	APITokens
+	Leases
+	Schema
+
+	// InTx runs fn with a Store whose statements are one transaction, committed when
+	// fn returns nil; inside it LockDirectory serializes guarded directory changes.
+	InTx(ctx context.Context, fn func(Store) error) error
+	LockDirectory(ctx context.Context) error
 }

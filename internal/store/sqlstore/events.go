@@ -1,8 +1,13 @@
 package sqlstore
 
 import (
+	"cmp"
 	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -14,9 +19,55 @@ func (s *Store) AppendEvent(ctx context.Context, e store.Event) error {
 	if e.At.IsZero() {
 		e.At = time.Now()
 	}
-	_, err := s.conn().exec(ctx, "INSERT INTO events (at, kind, actor, target, detail) VALUES ($1, $2, $3, $4, $5)",
-		toDB(e.At), e.Kind, e.Actor, e.Target, e.Detail)
+	fields := ""
+	if len(e.Fields) > 0 {
+		b, err := json.Marshal(e.Fields)
+		if err != nil {
+			return err
+		}
+		fields = string(b)
+	}
+	_, err := s.conn().exec(ctx, "INSERT INTO events (at, kind, actor, target, detail, target_id, fields, logged_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 0)",
+		toDB(e.At), e.Kind, e.Actor, e.Target, e.Detail, e.TargetID, fields)
 	return s.mapErr(err, "audit event")
+}
+
+const eventColumns = "id, at, kind, actor, target, detail, target_id, fields"
+
+func scanEvent(r scanner) (store.Event, error) {
+	var e store.Event
+	var at int64
+	var fields string
+	err := r.Scan(&e.ID, &at, &e.Kind, &e.Actor, &e.Target, &e.Detail, &e.TargetID, &fields)
+	e.At = fromDB(at)
+	if err == nil && fields != "" {
+		err = json.Unmarshal([]byte(fields), &e.Fields)
+	}
+	return e, err
+}
+
+// ClaimUnloggedEvents marks up to limit events not yet logged as logged at now, and
+// returns them, oldest first. One statement: two replicas never both claim an event,
+// and an event another transaction has not committed yet is not there to claim, so
+// none is skipped (ids are handed out before commit, which rules out a cursor).
+func (s *Store) ClaimUnloggedEvents(ctx context.Context, now time.Time, limit int) ([]store.Event, error) {
+	// A read first: most polls find nothing, and on SQLite an UPDATE takes the write
+	// lock even when it changes no row.
+	var pending int64
+	switch err := s.conn().queryRow(ctx, "SELECT id FROM events WHERE logged_at = 0 LIMIT 1").Scan(&pending); {
+	case errors.Is(err, sql.ErrNoRows):
+		return nil, nil
+	case err != nil:
+		return nil, s.mapErr(err, "reading audit events to log")
+	}
+	rows, err := s.conn().query(ctx, "UPDATE events SET logged_at = $1 WHERE id IN (SELECT id FROM events WHERE logged_at = 0 ORDER BY id LIMIT $2) AND logged_at = 0 RETURNING "+eventColumns,
+		toDB(now), limit)
+	if err != nil {
+		return nil, s.mapErr(err, "claiming audit events to log")
+	}
+	out, err := collect(rows, scanEvent)
+	slices.SortFunc(out, func(a, b store.Event) int { return cmp.Compare(a.ID, b.ID) })
+	return out, err
 }
 
 // ListEvents returns the newest events first.
@@ -51,18 +102,12 @@ func (s *Store) FindEvents(ctx context.Context, q store.EventQuery) ([]store.Eve
 		add("id < $%d", q.BeforeID)
 	}
 	args = append(args, q.Limit)
-	rows, err := s.conn().query(ctx, fmt.Sprintf("SELECT id, at, kind, actor, target, detail FROM events WHERE %s ORDER BY id DESC LIMIT $%d",
+	rows, err := s.conn().query(ctx, fmt.Sprintf("SELECT "+eventColumns+" FROM events WHERE %s ORDER BY id DESC LIMIT $%d",
 		strings.Join(where, " AND "), len(args)), args...)
 	if err != nil {
 		return nil, s.mapErr(err, "listing events")
 	}
-	return collect(rows, func(r scanner) (store.Event, error) {
-		var e store.Event
-		var at int64
-		err := r.Scan(&e.ID, &at, &e.Kind, &e.Actor, &e.Target, &e.Detail)
-		e.At = fromDB(at)
-		return e, err
-	})
+	return collect(rows, scanEvent)
 }
 
 // PruneEvents keeps the newest keep events and deletes the rest: the audit log is

@@ -48,12 +48,26 @@ func (s *Store) AddOIDCToken(ctx context.Context, t store.OIDCToken) error {
 
 // OIDCToken finds a token by its hash, expired or not (callers check).
 func (s *Store) OIDCToken(ctx context.Context, hash string) (store.OIDCToken, error) {
+	t, err := scanOIDCToken(s.conn().queryRow(ctx, "SELECT "+oidcTokenColumns+" FROM oidc_tokens WHERE hash = $1", hash))
+	return t, s.mapErr(err, "OIDC token")
+}
+
+func scanOIDCToken(r scanner) (store.OIDCToken, error) {
 	var t store.OIDCToken
 	var created, expires, used int64
-	err := s.conn().queryRow(ctx, "SELECT "+oidcTokenColumns+" FROM oidc_tokens WHERE hash = $1", hash).
-		Scan(&t.Hash, &t.Kind, &t.ClientID, &t.UserID, &t.Family, &t.Scope, &t.Data, &created, &expires, &used)
+	err := r.Scan(&t.Hash, &t.Kind, &t.ClientID, &t.UserID, &t.Family, &t.Scope, &t.Data, &created, &expires, &used)
 	t.CreatedAt, t.ExpiresAt, t.UsedAt = fromDB(created), fromDB(expires), fromDB(used)
-	return t, s.mapErr(err, "OIDC token")
+	return t, err
+}
+
+// UserOIDCTokens lists the unexpired tokens issued to a user, oldest first.
+func (s *Store) UserOIDCTokens(ctx context.Context, userID string, now time.Time) ([]store.OIDCToken, error) {
+	rows, err := s.conn().query(ctx, "SELECT "+oidcTokenColumns+" FROM oidc_tokens WHERE user_id = $1 AND expires_at > $2 ORDER BY created_at, hash",
+		userID, toDB(now))
+	if err != nil {
+		return nil, s.mapErr(err, "OpenID Connect tokens of user")
+	}
+	return collect(rows, scanOIDCToken)
 }
 
 // UseOIDCToken spends a token that is unexpired and unspent.

@@ -52,6 +52,8 @@ func Run(t *testing.T, open Backend) {
 		"ConcurrentTouches": testConcurrentTouches,
 		"OIDCLogouts":       testOIDCLogouts,
 		"Transactions":      testTransactions,
+		"EventOutbox":       testEventOutbox,
+		"AppPasswords":      testAppPasswords,
 	}
 	names := make([]string, 0, len(tests))
 	for name := range tests {
@@ -931,4 +933,90 @@ func testTransactions(t *testing.T, s store.Store) {
 	if err := s.LockDirectory(ctx); err == nil {
 		t.Fatal("LockDirectory outside InTx must fail")
 	}
+}
+
+// The events table is the JSON log's outbox: an event is claimed once, with its data,
+// by whichever of several concurrent claimers gets it, and never twice.
+func testEventOutbox(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	noErr(t, s.AppendEvent(ctx, store.Event{Kind: "group.member_added", Actor: "cli", Target: "alice", TargetID: "u1",
+		Fields: map[string]string{"group": "Family"}}))
+	got := must(s.ClaimUnloggedEvents(ctx, time.Now(), 10))(t)
+	if len(got) != 1 || got[0].TargetID != "u1" || got[0].Fields["group"] != "Family" || got[0].ID == 0 {
+		t.Fatalf("claimed %+v", got)
+	}
+	if again := must(s.ClaimUnloggedEvents(ctx, time.Now(), 10))(t); len(again) != 0 {
+		t.Fatalf("claimed a logged event again: %+v", again)
+	}
+	const n = 200
+	for i := range n {
+		noErr(t, s.AppendEvent(ctx, store.Event{Kind: "test", Target: fmt.Sprint(i)}))
+	}
+	var mu sync.Mutex
+	seen := map[int64]int{}
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for {
+				batch, err := s.ClaimUnloggedEvents(ctx, time.Now(), 7)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if len(batch) == 0 {
+					return
+				}
+				mu.Lock()
+				for i, e := range batch {
+					seen[e.ID]++
+					if i > 0 && batch[i-1].ID >= e.ID {
+						t.Errorf("a batch out of order: %d before %d", batch[i-1].ID, e.ID)
+					}
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if len(seen) != n {
+		t.Fatalf("four claimers got %d of %d events", len(seen), n)
+	}
+	for id, times := range seen {
+		if times != 1 {
+			t.Fatalf("event %d claimed %d times", id, times)
+		}
+	}
+	if evs := must(s.ListEvents(ctx, 1))(t); evs[0].Fields != nil || evs[0].Kind != "test" {
+		t.Fatalf("an event without fields reads back as %+v", evs[0])
+	}
+}
+
+// App passwords are found by hash, listed by owner, deleted by exact id and owner only,
+// and a name is unique per person, not across people.
+func testAppPasswords(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	alice := must(s.CreateUser(ctx, store.User{Username: "alice"}))(t)
+	bob := must(s.CreateUser(ctx, store.User{Username: "bob"}))(t)
+	p := must(s.CreateAppPassword(ctx, store.AppPassword{UserID: alice.ID, Name: "phone", Hash: "h1", Hosts: "dav.example.com"}))(t)
+	must(s.CreateAppPassword(ctx, store.AppPassword{UserID: bob.ID, Name: "phone", Hash: "h2", Hosts: "dav.example.com"}))(t)
+	_, err := s.CreateAppPassword(ctx, store.AppPassword{UserID: alice.ID, Name: "phone", Hash: "h3", Hosts: "x.example.com"})
+	wantErr(t, err, store.ErrConflict)
+	if got := must(s.AppPasswordByHash(ctx, "h1"))(t); got.ID != p.ID || got.Hosts != "dav.example.com" || got.UserID != alice.ID {
+		t.Fatalf("by hash: %+v", got)
+	}
+	_, err = s.DeleteAppPassword(ctx, bob.ID, p.ID)
+	wantErr(t, err, store.ErrNotFound)
+	used := time.Now().UTC().Truncate(time.Microsecond)
+	noErr(t, s.TouchAppPasswords(ctx, map[string]time.Time{"h1": used}))
+	if got := must(s.AppPasswords(ctx, alice.ID))(t); len(got) != 1 || !got[0].LastUsedAt.Equal(used) {
+		t.Fatalf("alice's app passwords: %+v", got)
+	}
+	if gone := must(s.DeleteAppPassword(ctx, alice.ID, p.ID))(t); gone.Hash != "h1" {
+		t.Fatalf("deleted %+v", gone)
+	}
+	_, err = s.AppPasswordByHash(ctx, "h1")
+	wantErr(t, err, store.ErrNotFound)
+	noErr(t, s.DeleteUser(ctx, bob.ID))
+	_, err = s.AppPasswordByHash(ctx, "h2")
+	wantErr(t, err, store.ErrNotFound)
 }
