@@ -91,7 +91,7 @@ func (c *cli) open() (*identity.Directory, store.Store, func(), error) {
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	d := &identity.Directory{Store: st, Hasher: identity.NewHasher(1), AdminGroups: func() []string { return cfg.Access.AdminGroups }}
+	d := identity.NewDirectory(st, identity.NewHasher(1), func() []string { return cfg.Access.AdminGroups })
 	return d, st, closeStore, nil
 }
 

@@ -7,7 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/gatehouse-id/gatehouse/internal/config"
 	"github.com/gatehouse-id/gatehouse/internal/identity"
 	"github.com/gatehouse-id/gatehouse/internal/store"
 )
@@ -32,13 +31,9 @@ func (c *cli) token(args []string) error {
 		if err := exactly(1, pos, "token create NAME [--scope S]... [--expires 90d|never]"); err != nil {
 			return err
 		}
-		lifetime := time.Duration(0)
-		if *expires != "never" {
-			d, err := config.ParseDuration(*expires)
-			if err != nil || d <= 0 {
-				return usagef("--expires %q: give a duration such as 90d or 12h, or never", *expires)
-			}
-			lifetime = d.D()
+		lifetime, err := parseLifetime(*expires)
+		if err != nil {
+			return err
 		}
 		value, t, err := dir.CreateAPIToken(ctx, actor, nil, pos[0], scopes, lifetime)
 		if err != nil {
@@ -80,9 +75,4 @@ func (c *cli) token(args []string) error {
 	return nil
 }
 
-func expiry(t store.APIToken) string {
-	if t.ExpiresAt.IsZero() {
-		return "never expires"
-	}
-	return "expires " + t.ExpiresAt.Format(time.DateTime)
-}
+func expiry(t store.APIToken) string { return expiresText(t.ExpiresAt) }

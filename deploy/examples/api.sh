@@ -1,7 +1,7 @@
 #!/bin/sh
 # The admin API from a shell. GATEHOUSE is the server's URL; TOKEN is an API token from
 #   gatehouse token create automation --scope users:read --scope users:write \
-#     --scope groups:read --scope groups:write
+#     --scope groups:read --scope groups:write --scope credentials:write
 set -eu
 api() { curl -sS --fail-with-body -H "Authorization: Bearer $TOKEN" "$@"; }
 
@@ -18,3 +18,8 @@ api "$GATEHOUSE/api/v1/groups/Family/members?effective=true" | jq -r '.items[].u
 etag=$(api -o /dev/null -D - "$GATEHOUSE/api/v1/users/grandma" | tr -d '\r' | sed -n 's/^[Ee][Tt]ag: //p')
 api -X PATCH "$GATEHOUSE/api/v1/users/grandma" -H "If-Match: $etag" -H 'Content-Type: application/json' \
   -d '{"display_name": "Granny"}'
+
+# An app password for Grandma's phone calendar, good for the CalDAV host only (a rule
+# there has allow_app_passwords: true). Its secret is in this answer and nowhere else.
+api -X POST "$GATEHOUSE/api/v1/users/grandma/app-passwords" -H 'Content-Type: application/json' \
+  -d '{"name": "phone calendar", "hosts": ["dav.example.com"]}' | jq -r .password

@@ -53,6 +53,9 @@ type Identity struct {
 	Username  string
 	Groups    []string // effective groups, parents included
 	TwoFactor bool     // the session was signed in with a second factor
+	// AppPasswordHosts is set when the request presented an app password instead of
+	// a session: the host patterns it was made for (see HostMatches).
+	AppPasswordHosts []string
 }
 
 // Decision is a Result with the rule that produced it (-1 when no rule matched) and
@@ -64,6 +67,9 @@ type Decision struct {
 	Reason string
 	// Reading is the reading of the request path that gave the strictest decision.
 	Reading Reading
+	// AppPasswords says the deciding rule accepts app passwords, so a client without
+	// credentials may be asked for HTTP Basic ones.
+	AppPasswords bool
 }
 
 // Policy is a compiled, immutable set of rules. Swap a new one in to reload.
@@ -83,19 +89,20 @@ type Policy struct {
 }
 
 type rule struct {
-	paths      []string
-	lowerPaths []string // paths in lower case, for folded readings
-	groups     map[string]bool
-	public     bool
-	deny       bool
-	twoFactor  bool
+	paths        []string
+	lowerPaths   []string // paths in lower case, for folded readings
+	groups       map[string]bool
+	public       bool
+	deny         bool
+	twoFactor    bool
+	appPasswords bool
 }
 
 // NewPolicy compiles validated access config.
 func NewPolicy(a config.Access) *Policy {
 	p := &Policy{adminGroups: set(a.AdminGroups), exact: map[string][]int{}, wildcard: map[string][]int{}}
 	for i, r := range a.Rules {
-		compiled := rule{paths: r.Paths, groups: set(r.Groups), public: r.Public, deny: r.Deny, twoFactor: r.TwoFactor}
+		compiled := rule{paths: r.Paths, groups: set(r.Groups), public: r.Public, deny: r.Deny, twoFactor: r.TwoFactor, appPasswords: r.AllowAppPasswords}
 		for _, path := range r.Paths {
 			lower := strings.ToLower(path)
 			compiled.lowerPaths = append(compiled.lowerPaths, lower)
@@ -167,7 +174,17 @@ func (p *Policy) decideReading(host string, reading Reading, who *Identity) Deci
 	idx := p.firstMatch(host, reading)
 	d := p.decide(idx, who)
 	d.Reading = reading
-	if d.Result == Allow && idx >= 0 && p.rules[idx].twoFactor && !who.TwoFactor {
+	d.AppPasswords = idx >= 0 && p.rules[idx].appPasswords
+	switch {
+	case d.Result != Allow || idx >= 0 && p.rules[idx].public:
+	case who.AppPasswordHosts != nil && !d.AppPasswords:
+		// Not a session: an app password opens only what opted in, admins' included.
+		d.Result, d.Reason = NeedLogin, "this rule does not accept app passwords (allow_app_passwords)"
+	case who.AppPasswordHosts != nil && !HostMatches(who.AppPasswordHosts, host):
+		d.Result, d.Reason = Deny, "the app password was not made for this host"
+	case who.AppPasswordHosts != nil && p.rules[idx].twoFactor:
+		d.Result, d.Reason = Deny, "the rule requires a second factor, which an app password is not"
+	case idx >= 0 && p.rules[idx].twoFactor && !who.TwoFactor:
 		d.Result, d.Reason = NeedSecondFactor, "the rule requires a second factor"
 	}
 	return d
@@ -244,6 +261,21 @@ func (r *rule) matchesPath(reading Reading) bool {
 				return true
 			}
 		} else if path == p || strings.HasPrefix(path, p+"/") {
+			return true
+		}
+	}
+	return false
+}
+
+// HostMatches reports whether host (lower case, no port) is one of patterns: exact
+// names, or "*.example.com" for every subdomain (not the bare domain), as in rules.
+func HostMatches(patterns []string, host string) bool {
+	for _, p := range patterns {
+		if suffix, ok := strings.CutPrefix(p, "*"); ok {
+			if len(host) > len(suffix) && strings.HasSuffix(host, suffix) {
+				return true
+			}
+		} else if p == host {
 			return true
 		}
 	}

@@ -63,6 +63,11 @@ func (h *Handler) Routes(mux *http.ServeMux) {
 		{"DELETE /api/v1/users/{username}", "users:write", h.deleteUser},
 		{"GET /api/v1/users/{username}/credentials", "credentials:read", h.listCredentials},
 		{"DELETE /api/v1/users/{username}/credentials/{id}", "credentials:write", h.removeCredential},
+		{"GET /api/v1/users/{username}/app-passwords", "credentials:read", h.listAppPasswords},
+		{"POST /api/v1/users/{username}/app-passwords", "credentials:write", h.createAppPassword},
+		{"DELETE /api/v1/users/{username}/app-passwords/{id}", "credentials:write", h.deleteAppPassword},
+		{"GET /api/v1/users/{username}/grants", "sessions:read", h.listGrants},
+		{"DELETE /api/v1/users/{username}/grants/{id}", "sessions:revoke", h.revokeGrant},
 		{"GET /api/v1/groups", "groups:read", h.listGroups},
 		{"GET /api/v1/groups/{name}/members", "groups:read", h.groupMembers},
 		{"PUT /api/v1/groups/{name}/members/{username}", "groups:write", h.addMember},
@@ -164,6 +169,7 @@ func (h *Handler) fail(w http.ResponseWriter, err error) {
 	var se *http.MaxBytesError
 	var bad invalid
 	var unreadable malformed
+	var refused *identity.FieldError
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		problem(w, http.StatusNotFound, "Not found", err.Error())
@@ -179,6 +185,8 @@ func (h *Handler) fail(w http.ResponseWriter, err error) {
 		problem(w, http.StatusBadRequest, "Unreadable request", unreadable.Error(), FieldProblem(unreadable))
 	case errors.As(err, &bad):
 		problem(w, http.StatusUnprocessableEntity, "Invalid request", bad.Error(), FieldProblem(bad))
+	case errors.As(err, &refused):
+		problem(w, http.StatusUnprocessableEntity, "Invalid request", refused.Field+": "+refused.Detail, FieldProblem{refused.Field, refused.Detail})
 	default:
 		h.failed(w, err)
 	}
@@ -250,6 +258,20 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 type Page[T any] struct {
 	Items      []T    `json:"items"`
 	NextCursor string `json:"next_cursor,omitempty"`
+}
+
+// listed answers a whole listing (one page, no cursor): every item of all, shown.
+// A failed read is an error answer, never an empty page.
+func listed[S, T any](h *Handler, w http.ResponseWriter, all []S, err error, show func(S) T) {
+	if err != nil {
+		h.fail(w, err)
+		return
+	}
+	out := Page[T]{Items: make([]T, 0, len(all))}
+	for _, item := range all {
+		out.Items = append(out.Items, show(item))
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 // pageParams reads ?limit= (1–1000, default 100) and ?cursor=.

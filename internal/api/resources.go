@@ -419,15 +419,7 @@ func showToken(t store.APIToken) Token {
 
 func (h *Handler) listTokens(w http.ResponseWriter, r *http.Request, _ caller) {
 	all, err := h.Store.ListAPITokens(r.Context())
-	if err != nil {
-		h.fail(w, err)
-		return
-	}
-	out := Page[Token]{Items: []Token{}}
-	for _, t := range all {
-		out.Items = append(out.Items, showToken(t))
-	}
-	writeJSON(w, http.StatusOK, out)
+	listed(h, w, all, err, showToken)
 }
 
 // NewToken is the body of a token creation. ExpiresInDays 0 is the default (90);
@@ -491,15 +483,7 @@ type Credential struct {
 
 func (h *Handler) listCredentials(w http.ResponseWriter, r *http.Request, _ caller) {
 	creds, err := h.Directory.Credentials(r.Context(), r.PathValue("username"))
-	if err != nil {
-		h.fail(w, err)
-		return
-	}
-	out := Page[Credential]{Items: []Credential{}}
-	for _, c := range creds {
-		out.Items = append(out.Items, Credential{ID: c.ID, Kind: c.Kind, Detail: c.Detail})
-	}
-	writeJSON(w, http.StatusOK, out)
+	listed(h, w, creds, err, func(c identity.Credential) Credential { return Credential{ID: c.ID, Kind: c.Kind, Detail: c.Detail} })
 }
 
 // removeCredential removes one credential by its exact id, ending the user's sessions

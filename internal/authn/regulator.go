@@ -121,6 +121,7 @@ const (
 	setupLinkPerNetwork          = 10
 	passkeyPerNetwork            = 100
 	apiTokenPerNetwork           = 20
+	appPasswordPerNetwork        = 30
 )
 
 // PasswordLimits are the limits of a password sign-in to username from network;
@@ -194,4 +195,12 @@ func PasskeyLimits(network string) []Limit {
 // script with a typo and an attacker alike.
 func APITokenLimits(network string) []Limit {
 	return []Limit{{"apitoken|net:" + network, apiTokenPerNetwork}}
+}
+
+// AppPasswordLimits are the limits of sending wrong app passwords to forward auth
+// from one address. As with API tokens only wrong ones count (the secret is 160
+// random bits); the budget is a little larger because a phone or a calendar app keeps
+// retrying a password that was revoked.
+func AppPasswordLimits(network string) []Limit {
+	return []Limit{{"apppassword|net:" + network, appPasswordPerNetwork}}
 }

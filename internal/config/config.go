@@ -73,6 +73,8 @@ type Rule struct {
 	Deny   bool     `yaml:"deny" doc:"Nobody passes but admin groups."`
 	// TwoFactor asks for a second factor on top of group membership.
 	TwoFactor bool `yaml:"two_factor" doc:"With groups: only sessions signed in with a second factor pass (admins too); others are asked to step up, not signed out."`
+	// AllowAppPasswords lets clients that cannot sign in through a browser pass.
+	AllowAppPasswords bool `yaml:"allow_app_passwords" doc:"Also accept app passwords (HTTP Basic with the username, or Bearer) made for these hosts, for clients that cannot sign in through a browser: CalDAV and WebDAV apps, phones, scripts. The person must still pass groups (admins too); two_factor rules refuse them."`
 }
 
 // GroupDecl declares a group in config.

@@ -136,6 +136,12 @@ func (c *Config) Validate() error {
 		if r.TwoFactor && len(r.Groups) == 0 {
 			bad(key+".two_factor", "goes with groups: [...] (a public or deny rule asks nobody to sign in)")
 		}
+		if r.AllowAppPasswords && len(r.Groups) == 0 {
+			bad(key+".allow_app_passwords", "goes with groups: [...] (a public rule needs no password, and a deny rule lets none pass)")
+		}
+		if r.AllowAppPasswords && r.TwoFactor {
+			bad(key+".allow_app_passwords", "cannot go with two_factor: true: an app password is one factor; split the hosts into two rules")
+		}
 	}
 
 	declared := map[string]string{}

@@ -1,24 +1,31 @@
 package forwardauth
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"iter"
 	"log/slog"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/gatehouse-id/gatehouse/internal/access"
+	"github.com/gatehouse-id/gatehouse/internal/authn"
+	"github.com/gatehouse-id/gatehouse/internal/identity"
 	"github.com/gatehouse-id/gatehouse/internal/metrics"
 	"github.com/gatehouse-id/gatehouse/internal/session"
 	"github.com/gatehouse-id/gatehouse/internal/store"
 )
 
-// Sessions resolves a cookie value to who is logged in; (nil, nil) means nobody.
+// Sessions resolves a cookie value, or an app password, to who is asking; (nil, nil)
+// means nobody.
 type Sessions interface {
 	Lookup(ctx context.Context, token string) (*session.Principal, error)
+	// LookupAppPassword takes the hash of the secret (identity.HashAppPassword).
+	LookupAppPassword(ctx context.Context, hash string) (*session.Principal, error)
 }
 
 // Handler answers forward-auth checks. Its fields are read on every request; the
@@ -34,6 +41,10 @@ type Handler struct {
 	Metrics   *metrics.Metrics
 	Audit     func(store.Event)
 	Log       *slog.Logger
+	// Regulator counts wrong app passwords per client network; ClientAddress says
+	// which address the original request came from.
+	Regulator     *authn.Regulator
+	ClientAddress func(*http.Request) string
 
 	denials denialLimiter
 }
@@ -75,6 +86,14 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, d Dialect) strin
 		return "bad_request"
 	}
 	who, err := h.principal(r)
+	var wait time.Duration
+	if who == nil && err == nil {
+		who, wait, err = h.appPassword(r)
+	}
+	if wait > 0 {
+		h.tooManyWrong(w, d, wait)
+		return "throttled"
+	}
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) {
 			h.Metrics.RequestTimeouts.Inc()
@@ -85,7 +104,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, d Dialect) strin
 	}
 	var id *access.Identity
 	if who != nil {
-		id = &access.Identity{Username: who.Username, Groups: who.Groups, TwoFactor: who.TwoFactor}
+		id = &access.Identity{Username: who.Username, Groups: who.Groups, TwoFactor: who.TwoFactor, AppPasswordHosts: who.AppPasswordHosts}
 	}
 	dec := h.Policy().Decide(access.Request{Host: orig.HostName(), Path: orig.Path}, id)
 	switch dec.Result {
@@ -93,7 +112,15 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, d Dialect) strin
 		writeIdentityHeaders(w.Header(), who)
 		w.WriteHeader(http.StatusOK)
 	case access.NeedLogin:
-		h.sendTo(w, r, d, orig, h.LoginURL(orig.URL()), "login required")
+		if dec.AppPasswords {
+			// A CalDAV app or a script cannot follow a login page: offer it Basic too.
+			w.Header().Add("WWW-Authenticate", `Basic realm="gatehouse", charset="UTF-8"`)
+		}
+		why := "login required"
+		if who != nil { // an app password where the rule takes none
+			why = dec.Reason
+		}
+		h.sendTo(w, r, d, orig, h.LoginURL(orig.URL()), why)
 	case access.NeedSecondFactor:
 		h.sendTo(w, r, d, orig, h.StepUpURL(orig.URL()), "a second factor is required")
 	default:
@@ -135,24 +162,152 @@ func CookieValues(h http.Header, name string) iter.Seq[string] {
 	}
 }
 
-// sendTo sends browsers to a Gatehouse page (login, step-up) and tells API clients 401.
-// nginx cannot forward a redirect from auth_request, so its dialect always answers 401
-// and carries the page's URL in Location for `auth_request_set`.
+// sendTo sends browsers' page loads to a Gatehouse page (login, step-up) and tells
+// everything else 401. nginx cannot forward a redirect from auth_request, so its
+// dialect always answers 401, with the page's URL in Location for `auth_request_set`
+// only for a page load: the snippet redirects when there is one, and otherwise passes
+// the 401 and its challenge to the API client, CalDAV app or script that asked.
 func (h *Handler) sendTo(w http.ResponseWriter, r *http.Request, d Dialect, orig Original, login, why string) {
+	pageLoad := IsBrowser(r) && (orig.Method == http.MethodGet || orig.Method == http.MethodHead)
 	switch {
 	case d == AuthRequest:
-		w.Header().Set("Location", login)
+		if pageLoad {
+			w.Header().Set("Location", login)
+		} else {
+			w.Header().Add("WWW-Authenticate", `Cookie realm="gatehouse"`)
+		}
 		http.Error(w, "gatehouse: "+why, http.StatusUnauthorized)
-	case IsBrowser(r) && (orig.Method == http.MethodGet || orig.Method == http.MethodHead):
+	case pageLoad:
 		// Not http.Redirect: its HTML body costs a tenth of an anonymous check's CPU,
 		// and the proxy hands the browser our Location, not our body.
 		w.Header().Set("Location", login)
 		w.WriteHeader(http.StatusFound)
 	default:
-		w.Header().Set("WWW-Authenticate", `Cookie realm="gatehouse"`)
+		w.Header().Add("WWW-Authenticate", `Cookie realm="gatehouse"`)
 		http.Error(w, "gatehouse: "+why, http.StatusUnauthorized)
 	}
 }
+
+// appPassword resolves the app password a request carries, if any. Only wrong ones
+// are throttled, per client network: a valid one always passes, so a phone still
+// syncing with a revoked password does not lock its household's other devices out.
+// wait > 0 means this network sent too many wrong ones and must wait that long.
+func (h *Handler) appPassword(r *http.Request) (p *session.Principal, wait time.Duration, err error) {
+	var buf [basicMax]byte
+	user, secret, ok := appPasswordIn(r.Header, &buf)
+	if !ok {
+		return nil, 0, nil
+	}
+	p, err = h.Sessions.LookupAppPassword(r.Context(), identity.HashAppPassword(secret))
+	if p != nil && (len(user) == 0 || strings.EqualFold(string(user), p.Username)) || err != nil {
+		return p, 0, err
+	}
+	if h.Regulator == nil {
+		return nil, 0, nil
+	}
+	limits := authn.AppPasswordLimits(authn.Network(h.ClientAddress(r)))
+	if wait, err = h.Regulator.Wait(r.Context(), limits...); err != nil || wait > 0 {
+		return nil, wait, err
+	}
+	return nil, 0, h.Regulator.Fail(r.Context(), limits...)
+}
+
+// tooManyWrong answers a network that sent too many wrong app passwords. nginx turns
+// any auth answer but 2xx, 401 and 403 into a 500 of its own, so its dialect gets 401.
+func (h *Handler) tooManyWrong(w http.ResponseWriter, d Dialect, wait time.Duration) {
+	w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
+	status := http.StatusTooManyRequests
+	if d == AuthRequest {
+		status = http.StatusUnauthorized
+	}
+	http.Error(w, "gatehouse: too many wrong app passwords from this network; wait and check the client's password", status)
+}
+
+// basicMax bounds a decoded Basic credential: a username and an app password fit
+// with room to spare, and anything longer is not an app password.
+const basicMax = 192
+
+// AppPasswordOf returns the app password in an Authorization header: HTTP Basic
+// (with the username it was given with) or Bearer (user ""). ok is false when there
+// is none — no header, another scheme, or credentials that are not an app password
+// (the app's own Basic login, say), which forward auth leaves to the app.
+func AppPasswordOf(h http.Header) (user, secret string, ok bool) {
+	var buf [basicMax]byte
+	u, s, ok := appPasswordIn(h, &buf)
+	return string(u), string(s), ok
+}
+
+// appPasswordIn is AppPasswordOf decoding into buf, so that the hot path copies
+// nothing onto the heap; user and secret point into buf or the header.
+func appPasswordIn(h http.Header, buf *[basicMax]byte) (user, secret []byte, ok bool) {
+	v := h.Get("Authorization")
+	scheme, rest, _ := strings.Cut(v, " ")
+	rest = strings.TrimSpace(rest)
+	switch {
+	case strings.EqualFold(scheme, "Bearer"):
+		if !identity.AppPasswordShape(rest) {
+			return nil, nil, false
+		}
+		n := copy(buf[:], rest)
+		return nil, buf[:n], true
+	case strings.EqualFold(scheme, "Basic"):
+		n, ok := decodeBase64(buf[:], rest)
+		if !ok {
+			return nil, nil, false
+		}
+		i := bytes.IndexByte(buf[:n], ':')
+		if i <= 0 || !identity.AppPasswordShape(buf[i+1:n]) {
+			return nil, nil, false
+		}
+		return buf[:i], buf[i+1 : n], true
+	}
+	return nil, nil, false
+}
+
+// decodeBase64 decodes standard, padded base64 from s into dst, reporting false for
+// anything malformed or too long for dst. encoding/base64 would need s as a []byte,
+// a copy on the heap for every check.
+func decodeBase64(dst []byte, s string) (int, bool) {
+	if len(s)%4 != 0 || len(s)/4*3 > len(dst) {
+		return 0, false
+	}
+	n := 0
+	for i := 0; i < len(s); i += 4 {
+		var quad [4]byte
+		pad := 0
+		for j := range 4 {
+			c := s[i+j]
+			switch {
+			case c == '=' && i+4 == len(s) && j >= 2 && (j == 3 || s[i+3] == '='):
+				pad++
+				continue
+			case pad > 0:
+				return 0, false
+			}
+			v := base64Values[c]
+			if v == 0xff {
+				return 0, false
+			}
+			quad[j] = v
+		}
+		dst[n] = quad[0]<<2 | quad[1]>>4
+		dst[n+1] = quad[1]<<4 | quad[2]>>2
+		dst[n+2] = quad[2]<<6 | quad[3]
+		n += 3 - pad
+	}
+	return n, true
+}
+
+// base64Values maps a character of the standard alphabet to its value, others to 0xff.
+var base64Values = func() (t [256]byte) {
+	for i := range t {
+		t[i] = 0xff
+	}
+	for i, c := range "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/" {
+		t[c] = byte(i)
+	}
+	return t
+}()
 
 // IsBrowser reports whether the original request came from a person's browser page
 // load, which can follow a redirect to a login page, rather than from an API client or

@@ -97,7 +97,7 @@ func (d *Directory) CreateAPIToken(ctx context.Context, maker string, makerScope
 		if !t.ExpiresAt.IsZero() {
 			expires = "expires " + t.ExpiresAt.Format(time.RFC3339)
 		}
-		return d.audit(ctx, "token.created", maker, name, t.Scopes+"; "+expires)
+		return d.audit(ctx, "token.created", maker, name, t.ID, t.Scopes+"; "+expires)
 	})
 	if err != nil {
 		return "", t, err
@@ -119,6 +119,6 @@ func (d *Directory) RevokeAPIToken(ctx context.Context, actor, idOrName string) 
 		if err := d.Store.DeleteAPIToken(ctx, all[i].ID); err != nil {
 			return err
 		}
-		return d.audit(ctx, "token.revoked", actor, all[i].Name, "")
+		return d.audit(ctx, "token.revoked", actor, all[i].Name, all[i].ID, "")
 	})
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"slices"
 	"strings"
 	"time"
@@ -27,17 +26,37 @@ type Directory struct {
 	Store       store.Store
 	Hasher      *Hasher
 	AdminGroups func() []string // current access.admin_groups
-	// Log, when set, gets every committed audit event as a line, as the server's
-	// other events get one.
-	Log *slog.Logger
+	// Applied, when set, gets each change-feed row a change wrote, once committed: the
+	// server drops what it invalidates from its own cache at once, instead of at its
+	// next poll of the feed (which is how the other replicas learn of it).
+	Applied func(store.Change)
 
-	events *[]store.Event // inside write: the audit events to log once committed
+	changes *[]store.Change // inside write: the change-feed rows to apply once committed
 }
 
-// write runs fn on a Directory whose store is one transaction, and logs the audit
-// events fn recorded once it has committed. guarded takes the directory lock first.
+// change appends a change-feed row in the current write.
+func (d *Directory) change(ctx context.Context, kind store.ChangeKind, subject string) error {
+	if err := d.Store.AppendChange(ctx, kind, subject); err != nil {
+		return err
+	}
+	if d.changes != nil {
+		*d.changes = append(*d.changes, store.Change{Kind: kind, Subject: subject})
+	}
+	return nil
+}
+
+// NewDirectory is the directory service the server and the CLI both use: the same
+// validation, guards and transactions whichever of them a change comes from.
+// adminGroups returns the current access.admin_groups.
+func NewDirectory(st store.Store, hasher *Hasher, adminGroups func() []string) *Directory {
+	return &Directory{Store: st, Hasher: hasher, AdminGroups: adminGroups}
+}
+
+// write runs fn on a Directory whose store is one transaction, and applies the
+// change-feed rows fn wrote to this replica once it has committed. guarded takes the
+// directory lock first.
 func (d *Directory) write(ctx context.Context, guarded bool, fn func(tx *Directory) error) error {
-	if d.events != nil { // already inside a write
+	if d.changes != nil { // already inside a write
 		if guarded {
 			if err := d.Store.LockDirectory(ctx); err != nil {
 				return err
@@ -45,10 +64,11 @@ func (d *Directory) write(ctx context.Context, guarded bool, fn func(tx *Directo
 		}
 		return fn(d)
 	}
-	var events []store.Event
+	var changes []store.Change
 	err := d.Store.InTx(ctx, func(s store.Store) error {
+		changes = changes[:0]
 		tx := *d
-		tx.Store, tx.events = s, &events
+		tx.Store, tx.changes = s, &changes
 		if guarded {
 			if err := s.LockDirectory(ctx); err != nil {
 				return err
@@ -56,9 +76,9 @@ func (d *Directory) write(ctx context.Context, guarded bool, fn func(tx *Directo
 		}
 		return fn(&tx)
 	})
-	if err == nil && d.Log != nil {
-		for _, e := range events {
-			d.Log.Info("audit", "kind", e.Kind, "actor", e.Actor, "target", e.Target, "detail", e.Detail)
+	if err == nil && d.Applied != nil {
+		for _, c := range changes {
+			d.Applied(c)
 		}
 	}
 	return err
@@ -104,7 +124,7 @@ func (d *Directory) AddUser(ctx context.Context, actor string, nu NewUser) (stor
 				return err
 			}
 		}
-		return d.audit(ctx, "user.created", actor, u.Username, "groups: "+strings.Join(nu.Groups, ", "))
+		return d.auditUser(ctx, "user.created", actor, u, "groups: "+strings.Join(nu.Groups, ", "))
 	})
 	return u, err
 }
@@ -134,7 +154,7 @@ func (d *Directory) SetPassword(ctx context.Context, actor, username, password s
 		if err := d.endSessions(ctx, u.ID); err != nil {
 			return err
 		}
-		return d.audit(ctx, "user.password_set", actor, u.Username, "")
+		return d.auditUser(ctx, "user.password_set", actor, u, "")
 	})
 }
 
@@ -161,7 +181,7 @@ func (d *Directory) SetDisabled(ctx context.Context, actor, username string, dis
 		if disabled {
 			kind = "user.disabled"
 		}
-		return d.audit(ctx, kind, actor, u.Username, "")
+		return d.auditUser(ctx, kind, actor, u, "")
 	})
 }
 
@@ -181,10 +201,10 @@ func (d *Directory) DeleteUser(ctx context.Context, actor, username string) erro
 		if err := d.Store.DeleteUser(ctx, u.ID); err != nil {
 			return err
 		}
-		if err := d.Store.AppendChange(ctx, store.ChangeUser, u.ID); err != nil {
+		if err := d.change(ctx, store.ChangeUser, u.ID); err != nil {
 			return err
 		}
-		return d.audit(ctx, "user.deleted", actor, u.Username, "")
+		return d.auditUser(ctx, "user.deleted", actor, u, "")
 	})
 }
 
@@ -216,10 +236,10 @@ func (d *Directory) ChangeOwnProfile(ctx context.Context, userID, email, display
 		if _, err := d.Store.UpdateUser(ctx, u.ID, upd); err != nil {
 			return err
 		}
-		if err := d.Store.AppendChange(ctx, store.ChangeUser, u.ID); err != nil {
+		if err := d.change(ctx, store.ChangeUser, u.ID); err != nil {
 			return err
 		}
-		return d.audit(ctx, "user.profile_changed", u.Username, u.Username, "")
+		return d.auditUser(ctx, "user.profile_changed", u.Username, u, "")
 	})
 	return pending, err
 }
@@ -239,10 +259,10 @@ func (d *Directory) SetEmail(ctx context.Context, actor, username, email string)
 		if _, err := d.Store.UpdateUser(ctx, u.ID, store.UserUpdate{Email: &email, EmailPending: &none}); err != nil {
 			return err
 		}
-		if err := d.Store.AppendChange(ctx, store.ChangeUser, u.ID); err != nil {
+		if err := d.change(ctx, store.ChangeUser, u.ID); err != nil {
 			return err
 		}
-		return d.audit(ctx, "user.email_set", actor, u.Username, email)
+		return d.auditUser(ctx, "user.email_set", actor, u, email)
 	})
 }
 
@@ -354,7 +374,7 @@ func (d *Directory) RemoveCredential(ctx context.Context, actor, username, id st
 		if err != nil {
 			return err
 		}
-		return d.audit(ctx, "credential.removed", actor, u.Username, gone.Kind+" "+gone.Detail)
+		return d.auditUser(ctx, "credential.removed", actor, u, gone.Kind+" "+gone.Detail, "credential_id", gone.ID, "credential_kind", gone.Kind)
 	})
 }
 
@@ -375,7 +395,7 @@ func (d *Directory) ResetSecondFactors(ctx context.Context, actor, username stri
 		if err := d.endSessions(ctx, u.ID); err != nil {
 			return err
 		}
-		return d.audit(ctx, "mfa.reset", actor, u.Username, "")
+		return d.auditUser(ctx, "mfa.reset", actor, u, "")
 	})
 }
 
@@ -397,7 +417,7 @@ func (d *Directory) AddGroup(ctx context.Context, actor, name, parent string) (s
 		if g, err = d.Store.CreateGroup(ctx, g); err != nil {
 			return err
 		}
-		return d.audit(ctx, "group.created", actor, name, "parent: "+parent)
+		return d.audit(ctx, "group.created", actor, name, g.ID, "parent: "+parent)
 	})
 	return g, err
 }
@@ -419,10 +439,10 @@ func (d *Directory) DeleteGroup(ctx context.Context, actor, name string) error {
 		if err := d.Store.DeleteGroup(ctx, g.ID); err != nil {
 			return err
 		}
-		if err := d.Store.AppendChange(ctx, store.ChangeAll, ""); err != nil {
+		if err := d.change(ctx, store.ChangeAll, ""); err != nil {
 			return err
 		}
-		return d.audit(ctx, "group.deleted", actor, name, "")
+		return d.audit(ctx, "group.deleted", actor, name, g.ID, "")
 	})
 }
 
@@ -437,10 +457,10 @@ func (d *Directory) AddMembers(ctx context.Context, actor, group string, usernam
 			if err := d.Store.AddMember(ctx, g.ID, u.ID); err != nil {
 				return err
 			}
-			if err := d.Store.AppendChange(ctx, store.ChangeUser, u.ID); err != nil {
+			if err := d.change(ctx, store.ChangeUser, u.ID); err != nil {
 				return err
 			}
-			if err := d.audit(ctx, "group.member_added", actor, u.Username, "group: "+g.Name); err != nil {
+			if err := d.auditUser(ctx, "group.member_added", actor, u, "group: "+g.Name, "group", g.Name, "group_id", g.ID); err != nil {
 				return err
 			}
 		}
@@ -476,10 +496,10 @@ func (d *Directory) RemoveMembers(ctx context.Context, actor, group string, user
 			if err := d.Store.RemoveMember(ctx, g.ID, u.ID); err != nil {
 				return err
 			}
-			if err := d.Store.AppendChange(ctx, store.ChangeUser, u.ID); err != nil {
+			if err := d.change(ctx, store.ChangeUser, u.ID); err != nil {
 				return err
 			}
-			if err := d.audit(ctx, "group.member_removed", actor, u.Username, "group: "+g.Name); err != nil {
+			if err := d.auditUser(ctx, "group.member_removed", actor, u, "group: "+g.Name, "group", g.Name, "group_id", g.ID); err != nil {
 				return err
 			}
 		}
@@ -609,7 +629,7 @@ func (d *Directory) endAllSessions(ctx context.Context, userID string) (int, err
 	if _, err := d.Store.RevokeUserOIDCTokens(ctx, userID); err != nil {
 		return n, err
 	}
-	return n, d.Store.AppendChange(ctx, store.ChangeUser, userID)
+	return n, d.change(ctx, store.ChangeUser, userID)
 }
 
 // EndOIDCGrants ends every OpenID Connect grant of a user (exact id), as a password
@@ -620,7 +640,7 @@ func (d *Directory) EndOIDCGrants(ctx context.Context, actor, userID string) err
 		if err != nil || n == 0 {
 			return err
 		}
-		return d.audit(ctx, "oidc.grants_revoked", actor, d.username(ctx, userID), fmt.Sprintf("%d tokens", n))
+		return d.audit(ctx, "oidc.grants_revoked", actor, d.username(ctx, userID), userID, fmt.Sprintf("%d tokens", n))
 	})
 }
 
@@ -631,10 +651,10 @@ func (d *Directory) RevokeSession(ctx context.Context, actor string, s store.Ses
 		if err := d.Store.DeleteSession(ctx, s.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
 			return err
 		}
-		if err := d.Store.AppendChange(ctx, store.ChangeSession, s.TokenHash); err != nil {
+		if err := d.change(ctx, store.ChangeSession, s.TokenHash); err != nil {
 			return err
 		}
-		return d.audit(ctx, "session.revoked", actor, d.username(ctx, s.UserID), "session "+s.ID)
+		return d.audit(ctx, "session.revoked", actor, d.username(ctx, s.UserID), s.UserID, "session "+s.ID)
 	})
 }
 
@@ -650,7 +670,7 @@ func (d *Directory) RevokeUserSessions(ctx context.Context, actor, username stri
 		if n, err = d.endAllSessions(ctx, u.ID); err != nil {
 			return err
 		}
-		return d.audit(ctx, "session.revoked", actor, u.Username, fmt.Sprintf("all %d sessions", n))
+		return d.auditUser(ctx, "session.revoked", actor, u, fmt.Sprintf("all %d sessions", n))
 	})
 	return n, err
 }
@@ -665,15 +685,22 @@ func (d *Directory) username(ctx context.Context, id string) string {
 }
 
 // audit records an event in the change's transaction, to be logged once it commits.
-func (d *Directory) audit(ctx context.Context, kind, actor, target, detail string) error {
-	e := store.Event{Kind: kind, Actor: actor, Target: target, Detail: detail}
-	if err := d.Store.AppendEvent(ctx, e); err != nil {
-		return err
+func (d *Directory) audit(ctx context.Context, kind, actor, target, targetID, detail string) error {
+	return d.Store.AppendEvent(ctx, store.Event{Kind: kind, Actor: actor, Target: target, TargetID: targetID, Detail: detail})
+}
+
+// auditUser records an event about a user, by name and id, with fields given as
+// name, value pairs. The event is the change's record in the same transaction, and
+// the outbox the JSON log (and webhooks) read once it commits.
+func (d *Directory) auditUser(ctx context.Context, kind, actor string, u store.User, detail string, fields ...string) error {
+	e := store.Event{Kind: kind, Actor: actor, Target: u.Username, TargetID: u.ID, Detail: detail}
+	for i := 0; i+1 < len(fields); i += 2 {
+		if e.Fields == nil {
+			e.Fields = map[string]string{}
+		}
+		e.Fields[fields[i]] = fields[i+1]
 	}
-	if d.events != nil {
-		*d.events = append(*d.events, e)
-	}
-	return nil
+	return d.Store.AppendEvent(ctx, e)
 }
 
 func quoteAll(items []string) []string {
@@ -720,10 +747,10 @@ func (d *Directory) ChangeUser(ctx context.Context, actor, username string, ifUp
 			if _, err := d.Store.UpdateUser(ctx, u.ID, store.UserUpdate{DisplayName: c.DisplayName}); err != nil {
 				return err
 			}
-			if err := d.Store.AppendChange(ctx, store.ChangeUser, u.ID); err != nil {
+			if err := d.change(ctx, store.ChangeUser, u.ID); err != nil {
 				return err
 			}
-			if err := d.audit(ctx, "user.name_set", actor, u.Username, *c.DisplayName); err != nil {
+			if err := d.auditUser(ctx, "user.name_set", actor, u, *c.DisplayName); err != nil {
 				return err
 			}
 		}

@@ -39,7 +39,7 @@ func (d *Directory) ChangeOwnPassword(ctx context.Context, userID, keep, passwor
 		if _, err := d.Store.RevokeUserOIDCTokens(ctx, u.ID); err != nil {
 			return err
 		}
-		return d.audit(ctx, "user.password_changed", u.Username, u.Username, fmt.Sprintf("%d other sessions signed out", len(ended)))
+		return d.auditUser(ctx, "user.password_changed", u.Username, u, fmt.Sprintf("%d other sessions signed out", len(ended)))
 	})
 	return ended, err
 }
@@ -58,7 +58,7 @@ func (d *Directory) endSessionsBut(ctx context.Context, u store.User, keep strin
 		if err := d.Store.DeleteSession(ctx, s.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
 			return nil, err
 		}
-		if err := d.Store.AppendChange(ctx, store.ChangeSession, s.TokenHash); err != nil {
+		if err := d.change(ctx, store.ChangeSession, s.TokenHash); err != nil {
 			return nil, err
 		}
 		ended = append(ended, s)
@@ -84,10 +84,10 @@ func (d *Directory) EnrolTOTP(ctx context.Context, userID, sealedSecret string, 
 		if err := d.Store.SetRecoveryCodes(ctx, u.ID, recoveryHashes); err != nil {
 			return err
 		}
-		if err := d.audit(ctx, "credential.added", u.Username, u.Username, "authenticator app"); err != nil {
+		if err := d.auditUser(ctx, "credential.added", u.Username, u, "authenticator app"); err != nil {
 			return err
 		}
-		return d.audit(ctx, "mfa.recovery_codes_created", u.Username, u.Username, "")
+		return d.auditUser(ctx, "mfa.recovery_codes_created", u.Username, u, "")
 	})
 }
 
@@ -101,7 +101,7 @@ func (d *Directory) ReplaceRecoveryCodes(ctx context.Context, userID string, has
 		if err := d.Store.SetRecoveryCodes(ctx, u.ID, hashes); err != nil {
 			return err
 		}
-		return d.audit(ctx, "mfa.recovery_codes_regenerated", u.Username, u.Username, "")
+		return d.auditUser(ctx, "mfa.recovery_codes_regenerated", u.Username, u, "")
 	})
 }
 
@@ -116,7 +116,7 @@ func (d *Directory) AddOwnPasskey(ctx context.Context, k store.Passkey) (store.P
 		if k, err = d.Store.AddPasskey(ctx, k); err != nil {
 			return err
 		}
-		return d.audit(ctx, "credential.added", u.Username, u.Username, fmt.Sprintf("passkey %q", k.Name))
+		return d.auditUser(ctx, "credential.added", u.Username, u, fmt.Sprintf("passkey %q", k.Name))
 	})
 	return k, err
 }

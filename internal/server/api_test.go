@@ -12,10 +12,12 @@ import (
 	"testing"
 	"time"
 
+	gooidc "github.com/coreos/go-oidc/v3/oidc"
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/getkin/kin-openapi/routers/gorillamux"
+	"golang.org/x/oauth2"
 
 	"github.com/gatehouse-id/gatehouse/internal/api"
 	"github.com/gatehouse-id/gatehouse/internal/identity"
@@ -394,6 +396,101 @@ func TestAdminAPIIdempotentCreate(t *testing.T) {
 		users, _ := h.app.Store.ListUsers(context.Background())
 		if len(users) != 1 {
 			t.Fatalf("%d users after repeats, want 1", len(users))
+		}
+	})
+}
+
+// App passwords and OpenID Connect grants through the API: an app password made for
+// a person passes forward auth and stops once deleted by id; refusals name the field;
+// a grant an app holds is listed with its client and scopes, and deleting it ends
+// the app's access and refresh tokens at once.
+func TestAdminAPIAppPasswordsAndGrants(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, dbURL string) {
+		cfg := oidcConfig(dbURL)
+		cfg.Access.Rules = appPasswordConfig(dbURL).Access.Rules
+		h := startSelf(t, cfg)
+		h.addUser("alice", "Home Server Admins")
+		h.addUser("fay", "Allow Login Users")
+		c := newAPIClient(t, h)
+		admin := c.token("ops", identity.APIScopes, identity.DefaultAPITokenLifetime)
+
+		status, made, hdr := c.call("POST", "/api/v1/users/fay/app-passwords", admin, map[string]any{"name": "phone", "hosts": []string{"dav.example.com"}})
+		secret, _ := made["password"].(string)
+		if status != 201 || !strings.HasPrefix(secret, identity.AppPasswordPrefix) || hdr.Get("Location") == "" {
+			t.Fatalf("creating an app password: %d %v", status, made)
+		}
+		if resp, _ := h.checkWith("https://dav.example.com/", basic("fay", secret)); resp.StatusCode != http.StatusOK {
+			t.Fatalf("the app password from the API at forward auth: %d", resp.StatusCode)
+		}
+		for what, c2 := range map[string]struct {
+			body   any
+			status int
+			field  string
+		}{
+			"no hosts":      {map[string]any{"name": "laptop", "hosts": []string{}}, 422, "hosts"},
+			"a URL as host": {map[string]any{"name": "laptop", "hosts": []string{"https://dav.example.com"}}, 422, "hosts"},
+			"no name":       {map[string]any{"name": "", "hosts": []string{"dav.example.com"}}, 422, "name"},
+			"a name in use": {map[string]any{"name": "phone", "hosts": []string{"dav.example.com"}}, 409, ""},
+			"unknown field": {map[string]any{"name": "laptop", "hosts": []string{"dav.example.com"}, "scopes": "all"}, 400, "scopes"},
+		} {
+			status, p, _ := c.call("POST", "/api/v1/users/fay/app-passwords", admin, c2.body)
+			if status != c2.status || (c2.field != "" && !strings.Contains(fmt.Sprint(p["errors"]), c2.field)) {
+				t.Errorf("%s: %d %v, want %d naming %q", what, status, p, c2.status, c2.field)
+			}
+		}
+		status, list, _ := c.call("GET", "/api/v1/users/fay/app-passwords", admin, nil)
+		items, _ := list["items"].([]any)
+		if status != 200 || len(items) != 1 || items[0].(map[string]any)["password"] != nil {
+			t.Fatalf("listing app passwords: %d %v", status, list)
+		}
+		id := items[0].(map[string]any)["id"].(string)
+		if status, _, _ := c.call("DELETE", "/api/v1/users/fay/app-passwords/phone", admin, nil); status != 404 {
+			t.Errorf("deleting by name, not id: %d, want 404", status)
+		}
+		if status, _, _ := c.call("DELETE", "/api/v1/users/alice/app-passwords/"+id, admin, nil); status != 404 {
+			t.Errorf("deleting fay's app password as alice's: %d, want 404", status)
+		}
+		reader := c.token("reader", []string{"credentials:read"}, identity.DefaultAPITokenLifetime)
+		if status, _, _ := c.call("DELETE", "/api/v1/users/fay/app-passwords/"+id, reader, nil); status != 403 {
+			t.Errorf("deleting without credentials:write: %d, want 403", status)
+		}
+		if status, _, _ := c.call("DELETE", "/api/v1/users/fay/app-passwords/"+id, admin, nil); status != 204 {
+			t.Fatalf("deleting the app password: %d", status)
+		}
+		if resp, _ := h.checkWith("https://dav.example.com/", basic("fay", secret)); resp.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("a deleted app password at forward auth: %d, want 401", resp.StatusCode)
+		}
+
+		// A grant: Grafana signs alice in with offline_access.
+		ctx := context.Background()
+		provider, err := gooidc.NewProvider(ctx, h.srv.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, sess := h.login("alice", "correct horse alice", "")
+		o := &oidcHarness{harness: h, provider: provider, ctx: ctx}
+		conf := o.grafana()
+		tok := o.signIn(conf, sess)
+		status, grants, _ := c.call("GET", "/api/v1/users/alice/grants", admin, nil)
+		gi, _ := grants["items"].([]any)
+		if status != 200 || len(gi) != 1 || gi[0].(map[string]any)["client_id"] != "grafana" || gi[0].(map[string]any)["offline"] != true {
+			t.Fatalf("alice's grants: %d %v", status, grants)
+		}
+		grant := gi[0].(map[string]any)["id"].(string)
+		if status, _, _ := c.call("DELETE", "/api/v1/users/fay/grants/"+grant, admin, nil); status != 404 {
+			t.Errorf("revoking alice's grant as fay's: %d, want 404", status)
+		}
+		if status, _, _ := c.call("DELETE", "/api/v1/users/alice/grants/"+grant, admin, nil); status != 204 {
+			t.Fatalf("revoking the grant: %d", status)
+		}
+		if _, err := provider.UserInfo(ctx, oauth2.StaticTokenSource(tok)); err == nil {
+			t.Error("the access token of a revoked grant still works at userinfo")
+		}
+		if _, err := o.refreshes(conf, tok); oauthErrorCode(err) != "invalid_grant" {
+			t.Errorf("refreshing a revoked grant: %v, want invalid_grant", err)
+		}
+		if status, grants, _ := c.call("GET", "/api/v1/users/alice/grants", admin, nil); status != 200 || len(grants["items"].([]any)) != 0 {
+			t.Errorf("grants after revoking: %d %v", status, grants)
 		}
 	})
 }

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -185,39 +186,78 @@ func TestAChangeAndItsInvalidationCommitTogether(t *testing.T) {
 	})
 }
 
-// Directory events reach the log as well as the audit table, and name their target by
-// username, whichever change made them.
+// Every committed directory event reaches the JSON log through the events table (the
+// outbox): once across replicas, with its target's name and id and its fields as data,
+// also when the change came from a process with no log of its own (the CLI's
+// Directory); and events name their target by username, never by id.
 func TestDirectoryEventsReachTheLog(t *testing.T) {
-	h := start(t, testConfig(backends[0].url(t)))
-	h.addUser("root", "Home Server Admins")
-	eve := h.addUser("eve", "Allow Login Users")
-	_, _ = h.login("eve", "correct horse eve", "")
-	dir, ctx := h.app.Directory(), context.Background()
-	sessions, err := h.app.Store.ListSessions(ctx, eve.ID)
-	if err != nil || len(sessions) != 1 {
-		t.Fatalf("eve's sessions: %v %v", sessions, err)
-	}
-	if err := dir.RevokeSession(ctx, "cli", sessions[0]); err != nil {
-		t.Fatal(err)
-	}
-	if err := dir.EndOIDCGrants(ctx, "cli", eve.ID); err != nil {
-		t.Fatal(err)
-	}
-	if err := dir.SetDisabled(ctx, "cli", "eve", true); err != nil {
-		t.Fatal(err)
-	}
-	for _, want := range []string{`"kind":"user.created","actor":"test","target":"eve"`, `"kind":"session.revoked","actor":"cli","target":"eve"`, `"kind":"user.disabled","actor":"cli","target":"eve"`} {
-		if !strings.Contains(h.log.String(), want) {
-			t.Errorf("the log lacks %s", want)
+	forEachBackend(t, func(t *testing.T, dbURL string) {
+		h, other := start(t, testConfig(dbURL)), start(t, testConfig(dbURL))
+		h.addUser("root", "Home Server Admins")
+		eve := h.addUser("eve", "Allow Login Users")
+		_, _ = h.login("eve", "correct horse eve", "")
+		ctx := context.Background()
+		cli := identity.NewDirectory(h.app.Store, identity.NewHasher(1), func() []string { return []string{"Home Server Admins"} })
+		if _, err := cli.RevokeUserSessions(ctx, "cli", "eve"); err != nil {
+			t.Fatal(err)
 		}
-	}
-	events, err := h.app.Store.ListEvents(ctx, 100)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range events {
-		if e.Target == eve.ID {
-			t.Errorf("event %s names its target by id", e.Kind)
+		if err := cli.RemoveMembers(ctx, "cli", "Allow Login Users", []string{"eve"}); err != nil {
+			t.Fatal(err)
 		}
-	}
+		if err := cli.SetDisabled(ctx, "cli", "eve", true); err != nil {
+			t.Fatal(err)
+		}
+		type line struct {
+			Msg      string            `json:"msg"`
+			Kind     string            `json:"kind"`
+			Actor    string            `json:"actor"`
+			Target   string            `json:"target"`
+			TargetID string            `json:"target_id"`
+			EventID  int64             `json:"event_id"`
+			Fields   map[string]string `json:"fields"`
+		}
+		logged := func() map[string][]line {
+			out := map[string][]line{}
+			for _, r := range []*harness{h, other} {
+				for _, raw := range strings.Split(r.logText(), "\n") {
+					var l line
+					if json.Unmarshal([]byte(raw), &l) == nil && l.Msg == "audit" && l.Target == "eve" {
+						out[l.Kind] = append(out[l.Kind], l)
+					}
+				}
+			}
+			return out
+		}
+		want := []string{"user.created", "session.revoked", "group.member_removed", "user.disabled"}
+		waitFor(t, "eve's events in the replicas' logs", func() bool {
+			got := logged()
+			for _, k := range want {
+				if len(got[k]) == 0 {
+					return false
+				}
+			}
+			return true
+		})
+		got := logged()
+		for _, k := range want {
+			if l := got[k]; len(l) != 1 || l[0].TargetID != eve.ID || l[0].EventID == 0 {
+				t.Errorf("%s logged %d times across the replicas (want once), as %+v", k, len(l), l)
+			}
+		}
+		if f := got["group.member_removed"][0].Fields; f["group"] != "Allow Login Users" || f["group_id"] == "" {
+			t.Errorf("group.member_removed carries fields %v", f)
+		}
+		if l := got["user.disabled"][0]; l.Actor != "cli" {
+			t.Errorf("user.disabled logged with actor %q", l.Actor)
+		}
+		events, err := h.app.Store.ListEvents(ctx, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range events {
+			if e.Target == eve.ID {
+				t.Errorf("event %s names its target by id", e.Kind)
+			}
+		}
+	})
 }

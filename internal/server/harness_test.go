@@ -69,7 +69,16 @@ type harness struct {
 	app    *App
 	srv    *httptest.Server
 	log    *bytes.Buffer
+	logw   *syncWriter // log's writer, whose lock guards it
 	stopBG func()
+}
+
+// logText is what the app has logged so far, read under the writer's lock (the
+// background work logs while tests read).
+func (h *harness) logText() string {
+	h.logw.mu.Lock()
+	defer h.logw.mu.Unlock()
+	return h.log.String()
 }
 
 // quiet stops the app's background work (the change feed, last-seen writes,
@@ -98,12 +107,13 @@ func startOn(t testing.TB, srv *httptest.Server, cfg config.Config) *harness {
 		t.Fatalf("test config invalid: %v", err)
 	}
 	logs := &bytes.Buffer{}
-	log, level := NewLogger(&cfg, &syncWriter{w: logs})
+	logw := &syncWriter{w: logs}
+	log, level := NewLogger(&cfg, logw)
 	app, err := New(context.Background(), cfg, log, level)
 	if err != nil {
 		t.Fatalf("starting gatehouse: %v", err)
 	}
-	h := &harness{t: t, app: app, log: logs, srv: srv}
+	h := &harness{t: t, app: app, log: logs, logw: logw, srv: srv}
 	h.srv.Config = app.HTTPServer()
 	h.srv.Start()
 	h.stopBG = sync.OnceFunc(app.StartBackground(context.Background()))

@@ -125,7 +125,8 @@ func newApp(ctx context.Context, st store.Store, cfg config.Config, log *slog.Lo
 	a.audit = audit.NewRecorder(st, log, 4096, a.Metrics.AuditDropped.Inc)
 	hasher := identity.NewHasher(0)
 	a.regulator = &authn.Regulator{Store: st}
-	a.directory = &identity.Directory{Store: st, Hasher: hasher, Log: log, AdminGroups: func() []string { return a.Config().Access.AdminGroups }}
+	a.directory = identity.NewDirectory(st, hasher, func() []string { return a.Config().Access.AdminGroups })
+	a.directory.Applied = a.Sessions.Apply
 	a.web = &web.Server{
 		Store: st, Sessions: a.Sessions, Hasher: hasher, Directory: a.directory, Config: a.Config,
 		Metrics: a.Metrics, Audit: a.audit.Record, Log: log, Regulator: a.regulator,
@@ -145,6 +146,7 @@ func newApp(ctx context.Context, st store.Store, cfg config.Config, log *slog.Lo
 		LoginURL:  func(rd string) string { return web.LoginURL(a.Config().Server.PublicURL, rd) },
 		StepUpURL: func(rd string) string { return web.StepUpURL(a.Config().Server.PublicURL, rd) },
 		Metrics:   a.Metrics, Audit: a.audit.Record, Log: log,
+		Regulator: a.regulator, ClientAddress: a.web.OIDCPages().ClientAddress,
 	}
 
 	admin := &api.Handler{Store: st, Directory: a.directory, Regulator: a.regulator, Log: log,
@@ -397,11 +399,12 @@ func (a *App) serve(ctx context.Context, srv *http.Server, errc <-chan error) er
 }
 
 // StartBackground starts the background work — the session change feed and last-seen
-// writes, the audit writer, housekeeping — and returns a function that stops it and
+// writes, the audit writer and the audit log's outbox reader, housekeeping — and returns a function that stops it and
 // waits. It outlives ctx's cancellation so that Serve can drain requests first.
 func (a *App) StartBackground(ctx context.Context) (stop func()) {
 	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	runs := []func(context.Context){a.Sessions.Run, a.audit.Run, a.housekeeping, a.logouts, a.checkpoints}
+	auditLog := &audit.Logger{Store: a.Store, Log: a.Log}
+	runs := []func(context.Context){a.Sessions.Run, a.audit.Run, auditLog.Run, a.housekeeping, a.logouts, a.checkpoints}
 	done := make(chan struct{}, len(runs))
 	for _, run := range runs {
 		go func() { run(bg); done <- struct{}{} }()

@@ -100,11 +100,14 @@ func (m *Manager) Apply(c store.Change) {
 
 func (m *Manager) flushSeen(ctx context.Context) {
 	m.seenMu.Lock()
-	batch := m.seen
-	m.seen = map[string]time.Time{}
+	batch, used := m.seen, m.used
+	m.seen, m.used = map[string]time.Time{}, map[string]time.Time{}
 	m.seenMu.Unlock()
 	if err := m.store.TouchSessions(ctx, batch); err != nil {
 		m.log.Warn("writing last-seen times failed", "sessions", len(batch), "error", err.Error())
+	}
+	if err := m.store.TouchAppPasswords(ctx, used); err != nil {
+		m.log.Warn("writing app passwords' last-use times failed", "app_passwords", len(used), "error", err.Error())
 	}
 }
 

@@ -47,8 +47,12 @@ type Principal struct {
 	// AuthenticatedAt is when the user last proved who they are in this session: its
 	// creation, since a step-up replaces the session.
 	AuthenticatedAt time.Time
-	// Method is how they proved it: "password", "password+totp", "passkey+verified", …
+	// Method is how they proved it: "password", "password+totp", "passkey+verified",
+	// or AppPasswordMethod.
 	Method string
+	// AppPasswordHosts is set (never empty) for a principal that presented an app
+	// password: the host patterns it is good for. A session has none.
+	AppPasswordHosts []string
 	// Prepared holds what Options.Prepare computed from the other fields once, when the
 	// principal was loaded, so that the hot path reuses it (forward auth keeps its
 	// identity headers here). Treat it as read-only.
@@ -83,6 +87,7 @@ type Manager struct {
 
 	seenMu sync.Mutex
 	seen   map[string]time.Time // token hash → last seen, written out in batches
+	used   map[string]time.Time // app password hash → last used, likewise
 
 	lastChange   int64
 	feedFailures int       // polls failed in a row (the feed goroutine's alone)
@@ -114,7 +119,7 @@ func NewManager(s store.Store, opts Options, log *slog.Logger) *Manager {
 	if opts.FlushEvery <= 0 {
 		opts.FlushEvery = 30 * time.Second
 	}
-	return &Manager{store: s, opts: opts, log: log, cache: newCache(opts.CacheSize), seen: map[string]time.Time{}, applied: map[int64]bool{}}
+	return &Manager{store: s, opts: opts, log: log, cache: newCache(opts.CacheSize), seen: map[string]time.Time{}, used: map[string]time.Time{}, applied: map[int64]bool{}}
 }
 
 // SetLifetime changes the lifetime of sessions created from now on.
@@ -171,7 +176,7 @@ func (m *Manager) Create(ctx context.Context, u store.User, method, ip, userAgen
 	}
 	// Cached where it was made: if the database goes away before the browser's next
 	// request, this replica can still honour the sign-in through the outage grace.
-	if p, err := m.principal(ctx, s); err == nil && p != nil {
+	if p, err := m.principal(ctx, s, nil); err == nil && p != nil {
 		m.cache.putUnlessChanged(s.TokenHash, p, now.Add(m.opts.CacheTTL), gen)
 	}
 	return token, s, nil
@@ -183,10 +188,30 @@ func (m *Manager) Lookup(ctx context.Context, token string) (*Principal, error) 
 	if !wellFormed(token) {
 		return nil, nil
 	}
-	hash := HashToken(token)
+	return m.resolve(ctx, HashToken(token), m.markSeen, func(ctx context.Context, hash string, now time.Time) (*Principal, error) {
+		s, err := m.store.SessionByTokenHash(ctx, hash)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			return nil, nil
+		case err != nil:
+			return nil, err
+		case !now.Before(s.ExpiresAt):
+			return nil, nil
+		}
+		return m.principal(ctx, s, nil)
+	})
+}
+
+// resolve is the cached lookup every credential shares. A cached answer costs no
+// query; otherwise load reads it (nil: no such credential, which is not cached, and
+// never served from a stale copy). When the database is out of reach, a copy this
+// replica checked recently is honoured through the outage grace rather than sending
+// every signed-in person to a login page that cannot work. mark records the use.
+func (m *Manager) resolve(ctx context.Context, hash string, mark func(string, time.Time),
+	load func(ctx context.Context, hash string, now time.Time) (*Principal, error)) (*Principal, error) {
 	now := time.Now()
 	if p, ok := m.cache.get(hash, now); ok {
-		m.markSeen(hash, now)
+		mark(hash, now)
 		return p, nil
 	}
 	// A change applied while we read (a revocation, say) must win over what we read.
@@ -196,24 +221,10 @@ func (m *Manager) Lookup(ctx context.Context, token string) (*Principal, error) 
 		ctx, cancel = context.WithTimeout(ctx, m.opts.QueryTimeout)
 		defer cancel()
 	}
-	s, err := m.store.SessionByTokenHash(ctx, hash)
-	if errors.Is(err, store.ErrNotFound) {
-		m.cache.forget(hash) // and never serve a stale copy of it in an outage
-		return nil, nil
-	}
-	var p *Principal
-	if err == nil {
-		if !now.Before(s.ExpiresAt) {
-			m.cache.forget(hash)
-			return nil, nil
-		}
-		p, err = m.principal(ctx, s)
-	}
+	p, err := load(ctx, hash, now)
 	if err != nil {
-		// The database is out of reach: honour a session this replica checked recently
-		// rather than sending every signed-in person to a login page that cannot work.
 		if stale, trustedUntil, ok := m.cache.peek(hash, now); ok && now.Before(trustedUntil.Add(m.opts.OutageGrace)) {
-			m.markSeen(hash, now)
+			mark(hash, now)
 			return stale, nil
 		}
 		return nil, err
@@ -223,12 +234,13 @@ func (m *Manager) Lookup(ctx context.Context, token string) (*Principal, error) 
 		return nil, nil
 	}
 	m.cache.putUnlessChanged(hash, p, now.Add(m.opts.CacheTTL), gen)
-	m.markSeen(hash, now)
+	mark(hash, now)
 	return p, nil
 }
 
 // principal loads the user and groups behind a session; nil when the user is disabled.
-func (m *Manager) principal(ctx context.Context, s store.Session) (*Principal, error) {
+// amend, when set, completes the principal before Prepare sees it.
+func (m *Manager) principal(ctx context.Context, s store.Session, amend func(*Principal)) (*Principal, error) {
 	u, err := m.store.UserByID(ctx, s.UserID)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, nil
@@ -248,6 +260,9 @@ func (m *Manager) principal(ctx context.Context, s store.Session) (*Principal, e
 		SessionID: s.ID, SID: cmp.Or(s.SID, s.ID), TokenHash: s.TokenHash, UserID: u.ID, Username: u.Username, Email: u.Email,
 		DisplayName: u.DisplayName, Groups: identity.EffectiveGroups(direct, tree), ExpiresAt: s.ExpiresAt,
 		TwoFactor: TwoFactorMethod(s.AuthMethod), AuthenticatedAt: s.CreatedAt, Method: s.AuthMethod,
+	}
+	if amend != nil {
+		amend(p)
 	}
 	if m.opts.Prepare != nil {
 		p.Prepared = m.opts.Prepare(p)
@@ -286,11 +301,19 @@ func (m *Manager) Revoke(ctx context.Context, token string) error {
 	if err != nil {
 		return err
 	}
-	if err := m.store.DeleteSession(ctx, s.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
+	// The row and its change-feed row go together: a feed row that failed after the
+	// delete would leave the session valid in other replicas' caches.
+	err = m.store.InTx(ctx, func(tx store.Store) error {
+		if err := tx.DeleteSession(ctx, s.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		return tx.AppendChange(ctx, store.ChangeSession, hash)
+	})
+	if err != nil {
 		return err
 	}
 	m.cache.drop(hash) // gone from the database: gone here at once, elsewhere via the feed
-	return m.store.AppendChange(ctx, store.ChangeSession, hash)
+	return nil
 }
 
 func (m *Manager) markSeen(hash string, at time.Time) {

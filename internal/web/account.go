@@ -4,9 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/gatehouse-id/gatehouse/internal/authn"
+	"github.com/gatehouse-id/gatehouse/internal/config"
 	"github.com/gatehouse-id/gatehouse/internal/identity"
 	"github.com/gatehouse-id/gatehouse/internal/mfa"
 	"github.com/gatehouse-id/gatehouse/internal/session"
@@ -15,16 +18,20 @@ import (
 
 // accountView is what the account page shows.
 type accountView struct {
-	Passkeys      []store.Passkey
-	AddPasskey    *ceremony // nil when passkeys cannot work here (see the log)
-	Password      bool      // the user has one
-	Recent        bool      // signed in within RecentAuth: removals need no password
-	NeedPassword  bool      // removals on this page must carry the current password
-	TOTP          bool
-	RecoveryLeft  int
-	Sessions      []store.Session
-	CurrentID     string
-	Notice, Error string
+	Passkeys     []store.Passkey
+	AddPasskey   *ceremony // nil when passkeys cannot work here (see the log)
+	Password     bool      // the user has one
+	Recent       bool      // signed in within RecentAuth: removals need no password
+	NeedPassword bool      // removals on this page must carry the current password
+	TOTP         bool
+	RecoveryLeft int
+	Sessions     []store.Session
+	CurrentID    string
+	AppPasswords []store.AppPassword
+	// AppPasswordHosts are the hosts of the rules with allow_app_passwords; none
+	// hides the section.
+	AppPasswordHosts []string
+	Notice, Error    string
 }
 
 // account is the signed-in user's own page: profile, password, second factor, sessions.
@@ -58,6 +65,9 @@ func (s *Server) renderAccount(w http.ResponseWriter, r *http.Request, status in
 	}
 	if err == nil {
 		v.Passkeys, err = s.Store.Passkeys(ctx, p.UserID)
+	}
+	if v.AppPasswordHosts = appPasswordHosts(s.cfg().Access); err == nil && v.AppPasswordHosts != nil {
+		v.AppPasswords, err = s.Store.AppPasswords(ctx, p.UserID)
 	}
 	if err == nil {
 		if v.AddPasskey, err = s.registrationCeremony(r, u); err != nil {
@@ -246,4 +256,53 @@ func (s *Server) endOtherSessions(r *http.Request, p *session.Principal) error {
 func (s *Server) endSession(r *http.Request, actor string, ss store.Session) error {
 	s.Sessions.Apply(store.Change{Kind: store.ChangeSession, Subject: ss.TokenHash})
 	return s.Directory.RevokeSession(r.Context(), actor, ss)
+}
+
+// appPasswordHosts lists the hosts of the rules that take app passwords.
+func appPasswordHosts(a config.Access) []string {
+	var hosts []string
+	for _, r := range a.Rules {
+		if r.AllowAppPasswords {
+			hosts = append(hosts, r.Hosts...)
+		}
+	}
+	return slices.Compact(hosts)
+}
+
+// appPasswordShown is what the page showing a new app password needs.
+type appPasswordShown struct{ Name, Hosts, Secret string }
+
+// createAppPassword makes an app password for the signed-in user and shows it once.
+// Like adding a passkey, it takes a recent sign-in or the current password: a
+// borrowed session must not mint a credential that outlives it.
+func (s *Server) createAppPassword(w http.ResponseWriter, r *http.Request, p *session.Principal, u store.User) (string, error) {
+	if err := s.reauthenticate(r, p, u); err != nil {
+		return "", err
+	}
+	var bad *identity.FieldError
+	secret, made, err := s.Directory.CreateAppPassword(r.Context(), u.Username, u.Username, r.PostFormValue("name"),
+		strings.FieldsFunc(r.PostFormValue("hosts"), func(c rune) bool { return c == ' ' || c == ',' || c == '\n' || c == '\r' || c == '\t' }), 0)
+	switch {
+	case errors.Is(err, store.ErrConflict):
+		return "", userError{fmt.Sprintf("You already have an app password named %q: choose another name, or revoke that one first.", r.PostFormValue("name"))}
+	case errors.As(err, &bad):
+		return "", userError{bad.Detail + ": nothing was made."}
+	case err != nil:
+		return "", err
+	}
+	s.render(w, http.StatusOK, "app_password.html", page{Title: "Your new app password", User: p, Extra: appPasswordShown{made.Name, made.Hosts, secret}})
+	return "", errAnswered
+}
+
+// revokeAppPassword revokes one of the signed-in user's app passwords by its id.
+func (s *Server) revokeAppPassword(w http.ResponseWriter, r *http.Request, p *session.Principal, u store.User) (string, error) {
+	gone, err := s.Directory.RevokeAppPassword(r.Context(), u.Username, u.Username, r.PostFormValue("id"))
+	if errors.Is(err, store.ErrNotFound) {
+		return "", userError{"That app password no longer exists."}
+	}
+	if err != nil {
+		return "", err
+	}
+	s.Sessions.Apply(store.Change{Kind: store.ChangeSession, Subject: gone.Hash}) // here at once; elsewhere by the feed
+	return fmt.Sprintf("App password %q revoked: the app using it is refused from now on.", gone.Name), nil
 }

@@ -256,17 +256,12 @@ func (s *Server) verifyPasskey(r *http.Request) (store.User, string, error) {
 		return u, "", userError{"This account is disabled. Ask an admin."}
 	}
 	spent := sha256.Sum256([]byte(sd.Challenge))
-	if fresh, err := s.Store.SpendChallenge(r.Context(), hex.EncodeToString(spent[:]), sd.Expires); err != nil {
-		return u, "", err
-	} else if !fresh {
-		return u, "", userError{"This passkey answer was used already. Reload the page and try again."}
-	}
-	if cred.Authenticator.CloneWarning {
-		s.Audit(store.Event{Kind: "passkey.clone_warning", Actor: u.Username, Target: u.Username, Detail: "passkey " + key.ID + ": its signature counter went backwards"})
-	}
 	data, err := json.Marshal(cred)
 	if err == nil {
-		err = s.Store.UsePasskey(r.Context(), key.ID, string(data), time.Now())
+		err = s.Directory.UsePasskey(r.Context(), u, key, hex.EncodeToString(spent[:]), sd.Expires, string(data), cred.Authenticator.CloneWarning)
+	}
+	if errors.Is(err, identity.ErrReplay) {
+		return u, "", userError{"This passkey answer was used already. Reload the page and try again."}
 	}
 	return u, "passkey+verified", err
 }
@@ -355,14 +350,13 @@ func (s *Server) renamePasskey(w http.ResponseWriter, r *http.Request, p *sessio
 	if err := checkPasskeyName(name); err != nil {
 		return "", err
 	}
-	err := s.Store.RenamePasskey(r.Context(), u.ID, r.PostFormValue("id"), name)
+	err := s.Directory.RenameOwnPasskey(r.Context(), u, r.PostFormValue("id"), name)
 	if errors.Is(err, store.ErrNotFound) {
 		return "", userError{"That passkey no longer exists."}
 	}
 	if err != nil {
 		return "", err
 	}
-	s.Audit(store.Event{Kind: "credential.renamed", Actor: u.Username, Target: u.Username, Detail: fmt.Sprintf("passkey renamed to %q", name)})
 	return fmt.Sprintf("Passkey renamed to %q.", name), nil
 }
 

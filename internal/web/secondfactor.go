@@ -149,12 +149,10 @@ func (s *Server) secondFactor(w http.ResponseWriter, r *http.Request) {
 // other. Accepting spends the code in one statement, so no replica accepts it twice.
 func (s *Server) checkSecondFactor(r *http.Request, u store.User, code string) (string, error) {
 	if strings.ContainsRune(code, '-') || len(code) > mfa.Digits+1 {
-		ok, err := s.Store.UseRecoveryCode(r.Context(), u.ID, mfa.HashRecoveryCode(code))
-		if ok {
-			s.Audit(store.Event{Kind: "mfa.recovery_code_used", Actor: u.Username, Target: u.Username})
-			return "recovery", err
+		if ok, err := s.Directory.UseRecoveryCode(r.Context(), u, mfa.HashRecoveryCode(code)); !ok {
+			return "", err
 		}
-		return "", err
+		return "recovery", nil
 	}
 	stored, last, err := s.Store.TOTP(r.Context(), u.ID)
 	if errors.Is(err, store.ErrNotFound) {
@@ -171,7 +169,7 @@ func (s *Server) checkSecondFactor(r *http.Request, u store.User, code string) (
 	if !ok {
 		return "", nil
 	}
-	if used, err := s.Store.UseTOTPStep(r.Context(), u.ID, step); err != nil || !used {
+	if used, err := s.Directory.UseTOTPStep(r.Context(), u.ID, step); err != nil || !used {
 		return "", err
 	}
 	return "totp", nil

@@ -23,7 +23,7 @@ func (s *Server) IssueSetupLink(ctx context.Context) (string, error) {
 		return "", err
 	}
 	token := randomToken()
-	if err := s.Store.CreateSetupToken(ctx, session.HashToken(token), time.Now().Add(SetupLinkLifetime)); err != nil {
+	if err := s.Directory.IssueSetupToken(ctx, session.HashToken(token), time.Now().Add(SetupLinkLifetime)); err != nil {
 		return "", err
 	}
 	return s.cfg().Server.PublicURL + "/setup?token=" + token, nil
@@ -114,7 +114,7 @@ func (s *Server) setup(w http.ResponseWriter, r *http.Request) {
 		s.loginError(w, err)
 		return
 	}
-	res, err := s.Store.CompleteSetup(r.Context(), session.HashToken(token), time.Now(),
+	res, err := s.Directory.CompleteSetup(r.Context(), session.HashToken(token),
 		store.User{Username: f["username"], Email: f["email"], DisplayName: f["display_name"], PasswordHash: hash},
 		s.cfg().Access.AdminGroups[0])
 	switch {
@@ -128,7 +128,6 @@ func (s *Server) setup(w http.ResponseWriter, r *http.Request) {
 		s.loginError(w, err)
 		return
 	}
-	s.Audit(store.Event{Kind: "setup.completed", Actor: res.User.Username, Target: res.User.Username, Detail: "admin group: " + res.Group.Name})
 	if err := s.startSession(w, r, res.User, "setup", ""); err != nil {
 		s.loginError(w, err)
 		return

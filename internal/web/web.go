@@ -46,7 +46,7 @@ func passkeyForm(p page, c *ceremony, pending string) passkeyFormData {
 
 // Server serves Gatehouse's own pages.
 type Server struct {
-	Store     store.Store
+	Store     store.AccountReader // read only: every change goes through Directory
 	Sessions  *session.Manager
 	Hasher    *identity.Hasher
 	Directory *identity.Directory
@@ -92,6 +92,8 @@ func (s *Server) Routes(mux *http.ServeMux) {
 	mux.Handle("POST /account/passkeys/rename", s.accountPost(s.renamePasskey))
 	mux.Handle("POST /account/passkeys/remove", s.accountPost(s.removePasskey))
 	mux.Handle("POST /account/recovery-codes", s.accountPost(s.newRecoveryCodes))
+	mux.Handle("POST /account/app-passwords", s.accountPost(s.createAppPassword))
+	mux.Handle("POST /account/app-passwords/revoke", s.accountPost(s.revokeAppPassword))
 	mux.HandleFunc("GET /account/totp", s.totpPage)
 	mux.Handle("POST /account/totp", s.accountPost(s.totpConfirm))
 	mux.HandleFunc("GET /logout", s.logoutPage)

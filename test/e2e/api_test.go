@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"net/http"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -19,11 +20,21 @@ func TestAPIExampleScript(t *testing.T) {
 	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "gatehouse.yaml")
-	writeFile(t, cfg, fmt.Sprintf("server:\n  address: %q\n  public_url: \"http://%s\"\ngroups:\n  - name: Family\n", addr, addr))
+	writeFile(t, cfg, fmt.Sprintf(`server:
+  address: %q
+  public_url: "http://%s"
+groups:
+  - name: Family
+access:
+  rules:
+    - hosts: [dav.example.com]
+      groups: [Family]
+      allow_app_passwords: true
+`, addr, addr))
 	env := cleanEnv("GATEHOUSE_DATABASE_URL=sqlite:" + filepath.Join(dir, "gh.db"))
 	serve(t, dir, env, addr, "--config", cfg)
 	token := strings.TrimSpace(ok(t, dir, env, "", "token", "create", "automation", "--scope", "users:read", "--scope", "users:write",
-		"--scope", "groups:read", "--scope", "groups:write", "--config", cfg))
+		"--scope", "groups:read", "--scope", "groups:write", "--scope", "credentials:write", "--config", cfg))
 	script, _ := filepath.Abs("../../deploy/examples/api.sh")
 	cmd := exec.Command(sh, script)
 	cmd.Env = append(cmd.Environ(), "GATEHOUSE=http://"+addr, "TOKEN="+token)
@@ -32,9 +43,20 @@ func TestAPIExampleScript(t *testing.T) {
 		t.Fatalf("api.sh: %v\n%s", err, out)
 	}
 	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-	if len(lines) != 3 || !strings.Contains(lines[0], `"username":"grandma"`) || lines[1] != "grandma" || !strings.Contains(lines[2], `"display_name":"Granny"`) {
+	if len(lines) != 4 || !strings.Contains(lines[0], `"username":"grandma"`) || lines[1] != "grandma" || !strings.Contains(lines[2], `"display_name":"Granny"`) ||
+		!strings.HasPrefix(lines[3], "gatehouse-app-") {
 		t.Fatalf("api.sh printed:\n%s", out)
 	}
+	// Grandma's calendar app gets in with it, as Traefik would ask.
+	check, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/api/authz/forward-auth", nil)
+	check.Header = http.Header{"X-Forwarded-Proto": {"https"}, "X-Forwarded-Host": {"dav.example.com"}, "X-Forwarded-Uri": {"/calendars/"},
+		"X-Forwarded-Method": {"PROPFIND"}}
+	check.SetBasicAuth("grandma", lines[3])
+	resp, err := http.DefaultClient.Do(check)
+	if err != nil || resp.StatusCode != http.StatusOK || resp.Header.Get("Remote-User") != "grandma" {
+		t.Fatalf("the app password from api.sh at forward auth: %v %v", err, resp)
+	}
+	resp.Body.Close()
 	// The same script with a read-only token stops at the first write, with the reason.
 	reader := strings.TrimSpace(ok(t, dir, env, "", "token", "create", "reader", "--config", cfg))
 	cmd = exec.Command(sh, script)

@@ -47,6 +47,9 @@ access:
       public: true
     - hosts: [files.example.com]
       groups: [Family]
+    - hosts: [dav.example.com]      # Express, standing in for a CalDAV server: app passwords too
+      groups: [Family]
+      allow_app_passwords: true
 groups:
   - name: Family
   - name: admins
@@ -178,9 +181,10 @@ func visitAsPeople(t *testing.T, proxyPort int) {
 // nginx in front of Express and http.FileServer: people's flow, then the attacks.
 func TestNginxAuthRequest(t *testing.T) {
 	proxyPort, apps := freePort(t), startApps(t)
-	_, _, ghPort := protectedSite(t, proxyPort)
+	ghDir, env, ghPort := protectedSite(t, proxyPort)
 	cmd, logFile := nginxCommand(t, proxyPort, ghPort, apps.express, apps.moreHosts()...)
 	runProxy(t, proxyPort, cmd, logFile)
+	appPasswordsThroughProxy(t, proxyPort, ghDir, env)
 }
 
 // protectedApps are the real apps behind the proxy: Express serves app.example.com
@@ -193,7 +197,7 @@ func startApps(t *testing.T) protectedApps {
 
 // moreHosts are the hosts served by copies of the example's app block.
 func (a protectedApps) moreHosts() []site {
-	return []site{{"www.example.com", a.express}, {"files.example.com", a.files}}
+	return []site{{"www.example.com", a.express}, {"files.example.com", a.files}, {"dav.example.com", a.express}}
 }
 
 // site is one more protected host: a copy of the example's app block with this host
@@ -278,7 +282,7 @@ func TestCurrentCaddyForwardAuth(t *testing.T) {
 
 func runCaddy(t *testing.T, caddy string) {
 	proxyPort, apps := freePort(t), startApps(t)
-	_, _, ghPort := protectedSite(t, proxyPort)
+	ghDir, env, ghPort := protectedSite(t, proxyPort)
 
 	dir := t.TempDir()
 	site := fromExample(t, "Caddyfile",
@@ -291,6 +295,7 @@ func runCaddy(t *testing.T, caddy string) {
 	cmd := exec.Command(caddy, "run", "--config", filepath.Join(dir, "Caddyfile"), "--adapter", "caddyfile")
 	cmd.Env = append(os.Environ(), "HOME="+dir, "XDG_DATA_HOME="+dir, "XDG_CONFIG_HOME="+dir)
 	runProxy(t, proxyPort, cmd, "")
+	appPasswordsThroughProxy(t, proxyPort, ghDir, env)
 }
 
 // runProxy starts a proxy, walks visitAsPeople through it, attacks it, and shows its
