@@ -162,17 +162,22 @@ func CookieValues(h http.Header, name string) iter.Seq[string] {
 	}
 }
 
+// RedirectHeader is set, on the nginx endpoint's 401, only when the original request
+// was a browser's page load: the README's snippet redirects to it and passes any other
+// 401 (and its challenge) on to the API client, CalDAV app or script that asked.
+// Location carries the same URL on every 401, as snippets written for Authelia expect.
+const RedirectHeader = "X-Gatehouse-Redirect"
+
 // sendTo sends browsers' page loads to a Gatehouse page (login, step-up) and tells
 // everything else 401. nginx cannot forward a redirect from auth_request, so its
-// dialect always answers 401, with the page's URL in Location for `auth_request_set`
-// only for a page load: the snippet redirects when there is one, and otherwise passes
-// the 401 and its challenge to the API client, CalDAV app or script that asked.
+// dialect always answers 401 with the page's URL for `auth_request_set`.
 func (h *Handler) sendTo(w http.ResponseWriter, r *http.Request, d Dialect, orig Original, login, why string) {
 	pageLoad := IsBrowser(r) && (orig.Method == http.MethodGet || orig.Method == http.MethodHead)
 	switch {
 	case d == AuthRequest:
+		w.Header().Set("Location", login)
 		if pageLoad {
-			w.Header().Set("Location", login)
+			w.Header().Set(RedirectHeader, login)
 		} else {
 			w.Header().Add("WWW-Authenticate", `Cookie realm="gatehouse"`)
 		}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/base64"
 	"net/http"
+	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -181,5 +183,49 @@ func TestWrongAppPasswordsThrottled(t *testing.T) {
 	}
 	if resp, _ := h.checkWith("https://dav.example.com/", basic("alice", secret)); resp.StatusCode != http.StatusOK {
 		t.Fatalf("the right app password from the throttled network: %d", resp.StatusCode)
+	}
+}
+
+// A person makes an app password on the account page (the section shows only when a
+// rule takes them), sees it once, uses it, and revokes it there; a bad host or a name
+// in use is a message on the page, and nothing is made.
+func TestAppPasswordsOnTheAccountPage(t *testing.T) {
+	h := start(t, appPasswordConfig("sqlite:"+t.TempDir()+"/g.db"))
+	h.addUser("alice", "Allow Login Users")
+	_, sess := h.login("alice", "correct horse alice", "")
+	resp, page := h.do(req{path: "/account", cookies: []*http.Cookie{sess}})
+	if resp.StatusCode != http.StatusOK || !strings.Contains(page, "App passwords") || !strings.Contains(page, "<code>dav.example.com</code>") {
+		t.Fatalf("account page without its app password section: %d", resp.StatusCode)
+	}
+	status, shown := h.post("/account/app-passwords", sess, url.Values{"name": {"phone calendar"}, "hosts": {"dav.example.com"}})
+	secret := regexp.MustCompile(identity.AppPasswordPrefix + `[a-z2-7]{32}`).FindString(shown)
+	if status != http.StatusOK || secret == "" || !strings.Contains(shown, "shown only now") {
+		t.Fatalf("making an app password: %d\n%s", status, shown)
+	}
+	if resp, _ := h.checkWith("https://dav.example.com/", basic("alice", secret)); resp.StatusCode != http.StatusOK {
+		t.Fatalf("the app password from the account page: %d", resp.StatusCode)
+	}
+	for what, form := range map[string]url.Values{
+		"a name in use": {"name": {"phone calendar"}, "hosts": {"dav.example.com"}},
+		"a URL as host": {"name": {"laptop"}, "hosts": {"https://dav.example.com/"}},
+		"no host":       {"name": {"laptop"}, "hosts": {" "}},
+	} {
+		if status, body := h.post("/account/app-passwords", sess, form); status != http.StatusBadRequest || !strings.Contains(body, "nothing was made") && !strings.Contains(body, "already have") {
+			t.Errorf("%s: %d", what, status)
+		}
+	}
+	list, _ := h.app.Directory().AppPasswords(context.Background(), "alice")
+	if len(list) != 1 {
+		t.Fatalf("alice has %d app passwords after the refusals, want 1", len(list))
+	}
+	_, page = h.do(req{path: "/account", cookies: []*http.Cookie{sess}})
+	if strings.Contains(page, secret) || !strings.Contains(page, "phone calendar") {
+		t.Fatal("the account page shows the secret again, or not the app password's name")
+	}
+	if status, body := h.post("/account/app-passwords/revoke", sess, url.Values{"id": {list[0].ID}}); status != http.StatusOK || !strings.Contains(body, "revoked") {
+		t.Fatalf("revoking: %d", status)
+	}
+	if resp, _ := h.checkWith("https://dav.example.com/", basic("alice", secret)); resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("a revoked app password, on the replica that revoked it: %d", resp.StatusCode)
 	}
 }

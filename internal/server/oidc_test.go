@@ -572,7 +572,7 @@ func TestOIDCKeyRotationAcrossReplicas(t *testing.T) {
 			if _, err := verifierAt(twoKeys).Verify(one.ctx, before.Extra("id_token").(string)); err != nil {
 				t.Fatalf("a token from before the rotation, at replica two: %v", err)
 			}
-			if !strings.Contains(two.log.String(), `"new OpenID Connect signing key"`) {
+			if !strings.Contains(two.logText(), `"new OpenID Connect signing key"`) {
 				t.Fatal("the rotation was not logged")
 			}
 
@@ -1005,7 +1005,7 @@ func TestOIDCParallelRefreshesKeepTheGrant(t *testing.T) {
 				t.Fatalf("a token from a parallel refresh does not refresh: %d %v", status, again)
 			}
 		}
-		if strings.Contains(o.log.String(), "refresh_token_reused") {
+		if strings.Contains(o.logText(), "refresh_token_reused") {
 			t.Fatal("parallel refreshes were taken for a stolen token")
 		}
 	})

@@ -273,6 +273,6 @@ func TestSignOutIsAudited(t *testing.T) {
 	_, sess := o.login("alice", "correct horse alice", "")
 	o.logoutForm(sess)
 	waitFor(t, "the sign-out's audit line", func() bool {
-		return strings.Contains(o.log.String(), `"kind":"logout","actor":"alice","target":"alice"`)
+		return strings.Contains(o.logText(), `"kind":"logout","actor":"alice","target":"alice"`)
 	})
 }

@@ -1,12 +1,15 @@
 package e2e
 
 import (
+	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/gatehouse-id/gatehouse/internal/testenv"
@@ -55,6 +58,34 @@ func fileServerApp(t *testing.T) int {
 	// No ServeMux in front: it would redirect unclean paths itself, and the point is
 	// what FileServer makes of a path it is handed.
 	srv := &http.Server{Handler: http.FileServer(http.Dir(dir))}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// websocketApp stands in for an app with a websocket (Home Assistant, Grafana Live):
+// it accepts an upgrade, says in the 101 answer who the proxy said is signed in, and
+// echoes what it is sent.
+func websocketApp(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
+			http.Error(w, "websocket only", http.StatusUpgradeRequired)
+			return
+		}
+		conn, rw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		fmt.Fprintf(rw, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nApp-Saw-User: %s\r\n\r\n", r.Header.Get("Remote-User"))
+		rw.Flush()
+		io.Copy(conn, rw)
+	})}
 	go srv.Serve(l)
 	t.Cleanup(func() { srv.Close() })
 	return l.Addr().(*net.TCPAddr).Port

@@ -5,8 +5,12 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/gatehouse-id/gatehouse/internal/testenv"
 )
 
 // A site configured for Authentik's proxy outpost (testdata/authentik-nginx.conf, the
@@ -63,5 +67,103 @@ func TestAuthentikNginxTemplateDropIn(t *testing.T) {
 	resp, _ = b.get(auth + "/?rd=" + url.QueryEscape(app+"/photos/1"))
 	if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != app+"/photos/1" {
 		t.Fatalf("/?rd= signed in: %d to %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+}
+
+// Sites configured for Authelia (testdata/authelia-nginx.conf: the current
+// auth-request snippets and the legacy /api/verify ones, in the shapes Authelia's
+// documentation gives) work against Gatehouse with only the addresses changed: an
+// anonymous visit is sent to sign in and comes back, the app gets Remote-* headers and
+// never the client's own.
+func TestAutheliaNginxSnippetsDropIn(t *testing.T) {
+	proxyPort := freePort(t)
+	_, _, ghPort := protectedSite(t, proxyPort)
+	appPort := expressApp(t)
+	tmpl, err := os.ReadFile("testdata/authelia-nginx.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	auth := fmt.Sprintf("http://auth.example.com:%d", proxyPort)
+	site := strings.NewReplacer("listen PROXY;", fmt.Sprintf("listen 127.0.0.1:%d;", proxyPort),
+		"GATEHOUSE", fmt.Sprintf("127.0.0.1:%d", ghPort), "APP", fmt.Sprintf("127.0.0.1:%d", appPort), "PORTAL", auth).Replace(string(tmpl))
+	cmd, errorLog := nginxWith(t, site)
+	startProxy(t, proxyPort, cmd, errorLog)
+
+	b := newBrowser(t, proxyPort)
+	current := fmt.Sprintf("http://app.example.com:%d/photos/42?size=large", proxyPort)
+	resp, _ := b.get(current)
+	wantLogin := auth + "/login?rd=" + url.QueryEscape(current)
+	if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != wantLogin {
+		t.Fatalf("anonymous visit (auth-request snippets): %d to %q, want %q", resp.StatusCode, resp.Header.Get("Location"), wantLogin)
+	}
+	legacy := fmt.Sprintf("http://files.example.com:%d/private/secret.txt", proxyPort)
+	resp, _ = b.get(legacy)
+	if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != auth+"/?rd="+legacy {
+		t.Fatalf("anonymous visit (legacy /api/verify snippets): %d to %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	resp, _ = b.get(resp.Header.Get("Location"))
+	portal, _ := url.Parse(auth + "/")
+	if to, err := portal.Parse(resp.Header.Get("Location")); resp.StatusCode != http.StatusFound || err != nil || to.String() != auth+"/login?rd="+url.QueryEscape(legacy) {
+		t.Fatalf("the portal with rd, signed out: %d to %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	_, page := b.get(wantLogin)
+	form := url.Values{"username": {"alice"}, "password": {"alice-password"}, "csrf_token": {csrfOf(t, page)}, "rd": {current}}
+	if resp, _ := b.do(http.MethodPost, auth+"/login", strings.NewReader(form.Encode()), nil); resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != current {
+		t.Fatalf("after signing in: %d to %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	spoofed := http.Header{"Remote-User": {"root"}, "Remote-Groups": {"admins"}}
+	for _, u := range []string{current, legacy} {
+		resp, body := b.do(http.MethodGet, u, nil, spoofed)
+		if resp.StatusCode != http.StatusOK || !strings.Contains(body, `"remote-user":"alice"`) || strings.Contains(body, "admins") {
+			t.Fatalf("signed in, %s: %d\n%s", u, resp.StatusCode, body)
+		}
+	}
+}
+
+// A Caddy site written for Authelia (testdata/authelia-Caddyfile) works against
+// Gatehouse in Debian's Caddy and a current one: sent to sign in, back with Remote-*
+// headers, and a client's own Remote-User replaced by the signed-in person's.
+func TestAutheliaCaddyDropIn(t *testing.T) {
+	caddies := map[string]string{"debian": testenv.Tool(t, "caddy", "caddy")}
+	if current := os.Getenv(currentCaddyEnv); current != "" {
+		caddies["current"] = current
+	} else {
+		testenv.Missing(t, "a current Caddy built with go install ("+currentCaddyEnv+")")
+	}
+	for name, caddy := range caddies {
+		t.Run(name, func(t *testing.T) {
+			proxyPort := freePort(t)
+			_, _, ghPort := protectedSite(t, proxyPort)
+			appPort := expressApp(t)
+			tmpl, err := os.ReadFile("testdata/authelia-Caddyfile")
+			if err != nil {
+				t.Fatal(err)
+			}
+			auth := fmt.Sprintf("http://auth.example.com:%d", proxyPort)
+			site := strings.NewReplacer("GATEHOUSE", fmt.Sprintf("127.0.0.1:%d", ghPort), "APP", fmt.Sprintf("127.0.0.1:%d", appPort),
+				"AUTH {", auth+" {", "SITE {", fmt.Sprintf("http://app.example.com:%d {", proxyPort)).Replace(string(tmpl))
+			dir := t.TempDir()
+			writeFile(t, filepath.Join(dir, "Caddyfile"), "{\n\tadmin off\n\tauto_https off\n}\n\n"+site)
+			cmd := exec.Command(caddy, "run", "--config", filepath.Join(dir, "Caddyfile"), "--adapter", "caddyfile")
+			cmd.Env = append(os.Environ(), "HOME="+dir, "XDG_DATA_HOME="+dir, "XDG_CONFIG_HOME="+dir)
+			startProxy(t, proxyPort, cmd, "")
+
+			b := newBrowser(t, proxyPort)
+			page := fmt.Sprintf("http://app.example.com:%d/photos/42", proxyPort)
+			resp, _ := b.get(page)
+			wantLogin := auth + "/login?rd=" + url.QueryEscape(page)
+			if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != wantLogin {
+				t.Fatalf("anonymous visit: %d to %q, want %q", resp.StatusCode, resp.Header.Get("Location"), wantLogin)
+			}
+			_, login := b.get(wantLogin)
+			form := url.Values{"username": {"alice"}, "password": {"alice-password"}, "csrf_token": {csrfOf(t, login)}, "rd": {page}}
+			if resp, _ := b.do(http.MethodPost, auth+"/login", strings.NewReader(form.Encode()), nil); resp.StatusCode != http.StatusSeeOther {
+				t.Fatalf("signing in: %d", resp.StatusCode)
+			}
+			resp, body := b.do(http.MethodGet, page, nil, http.Header{"Remote-User": {"root"}})
+			if resp.StatusCode != http.StatusOK || !strings.Contains(body, `"remote-user":"alice"`) {
+				t.Fatalf("signed in, through the Authelia Caddyfile: %d\n%s", resp.StatusCode, body)
+			}
+		})
 	}
 }

@@ -248,15 +248,19 @@ func upstream(t *testing.T) int {
 // browser is an HTTP client that sends every host name to one loopback port (as DNS
 // would send them to the proxy), keeps cookies, and does not follow redirects.
 type browser struct {
-	t      *testing.T
-	client *http.Client
-	jar    *jar
+	t         *testing.T
+	client    *http.Client
+	jar       *jar
+	proxyPort int
 }
+
+// port is the proxy port b connects to.
+func (b *browser) port() int { return b.proxyPort }
 
 func newBrowser(t *testing.T, proxyPort int) *browser {
 	dialer := &net.Dialer{}
 	j := newJar()
-	return &browser{t: t, jar: j, client: &http.Client{
+	return &browser{t: t, jar: j, proxyPort: proxyPort, client: &http.Client{
 		Jar: j,
 		Transport: &http.Transport{DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
 			return dialer.DialContext(ctx, network, fmt.Sprintf("127.0.0.1:%d", proxyPort))

@@ -1,7 +1,9 @@
 package e2e
 
 import (
+	"bufio"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -46,6 +48,8 @@ access:
       paths: [/public/]
       public: true
     - hosts: [files.example.com]
+      groups: [Family]
+    - hosts: [ws.example.com]       # an app with a websocket
       groups: [Family]
     - hosts: [dav.example.com]      # Express, standing in for a CalDAV server: app passwords too
       groups: [Family]
@@ -160,6 +164,8 @@ func visitAsPeople(t *testing.T, proxyPort int) {
 		t.Errorf("after login: X-authentik-uid %q, want alice's id", uid)
 	}
 
+	websocketThrough(t, b, fmt.Sprintf("http://ws.example.com:%d/socket", proxyPort))
+
 	bob := newBrowser(t, proxyPort)
 	_, page = bob.get(wantLogin)
 	login(bob, "bob", "bob-password", page)
@@ -189,15 +195,15 @@ func TestNginxAuthRequest(t *testing.T) {
 
 // protectedApps are the real apps behind the proxy: Express serves app.example.com
 // and www.example.com, Go's http.FileServer files.example.com.
-type protectedApps struct{ express, files int }
+type protectedApps struct{ express, files, websocket int }
 
 func startApps(t *testing.T) protectedApps {
-	return protectedApps{express: expressApp(t), files: fileServerApp(t)}
+	return protectedApps{express: expressApp(t), files: fileServerApp(t), websocket: websocketApp(t)}
 }
 
 // moreHosts are the hosts served by copies of the example's app block.
 func (a protectedApps) moreHosts() []site {
-	return []site{{"www.example.com", a.express}, {"files.example.com", a.files}, {"dav.example.com", a.express}}
+	return []site{{"www.example.com", a.express}, {"files.example.com", a.files}, {"dav.example.com", a.express}, {"ws.example.com", a.websocket}}
 }
 
 // site is one more protected host: a copy of the example's app block with this host
@@ -344,4 +350,47 @@ func stopProcess(t *testing.T, cmd *exec.Cmd) {
 			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		}
 	})
+}
+
+// websocketThrough opens a websocket to url as b: the proxy must ask Gatehouse, pass the
+// upgrade to the app with the signed-in person's identity, and then carry the
+// connection both ways. A browser nobody signed in to never gets the upgrade.
+func websocketThrough(t *testing.T, b *browser, url string) {
+	t.Helper()
+	upgrade := func(b *browser) *http.Response {
+		req, _ := http.NewRequest(http.MethodGet, url, nil)
+		req.Header = http.Header{"Connection": {"Upgrade"}, "Upgrade": {"websocket"}, "Sec-Websocket-Version": {"13"},
+			"Sec-Websocket-Key": {"dGhlIHNhbXBsZSBub25jZQ=="}, "Remote-User": {"root"}}
+		// Without the client's timeout: it would wrap the upgraded connection in a
+		// body that can only be read.
+		c := *b.client
+		c.Timeout = 0
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatalf("websocket to %s: %v", url, err)
+		}
+		return resp
+	}
+	if resp := upgrade(newBrowser(t, b.port())); resp.StatusCode == http.StatusSwitchingProtocols {
+		resp.Body.Close()
+		t.Fatal("a websocket without signing in was upgraded")
+	} else {
+		resp.Body.Close()
+	}
+	resp := upgrade(b)
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusSwitchingProtocols || resp.Header.Get("App-Saw-User") != "alice" {
+		t.Fatalf("websocket through the proxy: %d, the app saw %q", resp.StatusCode, resp.Header.Get("App-Saw-User"))
+	}
+	conn, ok := resp.Body.(io.ReadWriteCloser)
+	if !ok {
+		t.Fatal("the upgraded connection cannot be written")
+	}
+	if _, err := conn.Write([]byte("ping\n")); err != nil {
+		t.Fatal(err)
+	}
+	got, err := bufio.NewReader(conn).ReadString('\n')
+	if err != nil || got != "ping\n" {
+		t.Fatalf("websocket echo: %q %v", got, err)
+	}
 }
