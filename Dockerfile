@@ -9,9 +9,13 @@ COPY cmd ./cmd
 COPY internal ./internal
 ARG VERSION=dev
 RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/gatehouse ./cmd/gatehouse
+# The data folder, owned by the user Gatehouse runs as: a named volume mounted there
+# (compose.yaml's) starts as a copy of it, and so is writable.
+RUN mkdir -p /out/data
 
 FROM scratch
 COPY --from=build /out/gatehouse /gatehouse
+COPY --from=build --chown=65532:65532 /out/data /data
 WORKDIR /data
 USER 65532:65532
 # Metrics on their own port, reachable from other containers (Prometheus) but not

@@ -35,7 +35,7 @@ var OpenAPI []byte
 
 // Handler serves /api/v1.
 type Handler struct {
-	Store     store.Store
+	Store     Store
 	Directory *identity.Directory
 	Regulator *authn.Regulator
 	// ClientAddress is the caller's address, believing only trusted proxies.
@@ -44,6 +44,16 @@ type Handler struct {
 	// feed tells the others).
 	Forget func(tokenHash string)
 	Log    *slog.Logger
+}
+
+// Store is what the API reads; every change goes through the Directory. The API's own
+// bookkeeping is the one thing it writes: its tokens' last use and idempotency keys.
+type Store interface {
+	store.UserReader
+	store.GroupReader
+	store.SessionReader
+	store.EventReader
+	store.APITokens
 }
 
 // Routes registers the API on mux.

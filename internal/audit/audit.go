@@ -13,13 +13,14 @@ import (
 	"slices"
 	"time"
 
+	"github.com/gatehouse-id/gatehouse/internal/ratelog"
 	"github.com/gatehouse-id/gatehouse/internal/session"
 	"github.com/gatehouse-id/gatehouse/internal/store"
 )
 
 // Recorder queues events for the database.
 type Recorder struct {
-	store   store.Store
+	store   store.Events
 	log     *slog.Logger
 	queue   chan store.Event
 	dropped func()
@@ -27,7 +28,7 @@ type Recorder struct {
 
 // NewRecorder makes a Recorder holding at most queueSize unwritten events; dropped is
 // called for each event that did not fit.
-func NewRecorder(s store.Store, log *slog.Logger, queueSize int, dropped func()) *Recorder {
+func NewRecorder(s store.Events, log *slog.Logger, queueSize int, dropped func()) *Recorder {
 	return &Recorder{store: s, log: log, queue: make(chan store.Event, queueSize), dropped: dropped}
 }
 
@@ -73,8 +74,10 @@ const LogInterval = time.Second
 // once, by whichever replica claims it, after (and only after) the change it records
 // has committed — a CLI command's too, which has no log of its own.
 type Logger struct {
-	Store store.Store
+	Store store.Events
 	Log   *slog.Logger
+
+	failures ratelog.Failures
 }
 
 // Run logs committed events every LogInterval until ctx ends.
@@ -97,10 +100,11 @@ func (l *Logger) Drain(ctx context.Context) {
 		events, err := l.Store.ClaimUnloggedEvents(ctx, time.Now(), 500)
 		if err != nil {
 			if ctx.Err() == nil {
-				l.Log.Warn("reading audit events to log failed; trying again shortly", "error", err.Error())
+				l.failures.Fail(l.Log, "reading audit events to log failed; they are logged once it works again", err)
 			}
 			return
 		}
+		l.failures.OK(l.Log, "reading audit events to log works again")
 		for _, e := range events {
 			l.Log.Info("audit", eventAttrs(e)...)
 		}

@@ -51,20 +51,10 @@ func (m *Manager) Run(ctx context.Context) {
 func (m *Manager) PollChanges(ctx context.Context) {
 	changes, err := m.store.ChangesSince(ctx, max(0, m.lastChange-feedOverlap))
 	if err != nil {
-		// Once a second through an outage would bury everything else in the log: the
-		// first failure is logged, then one line a minute with how many there were.
-		m.feedFailures++
-		if now := time.Now(); m.feedFailures == 1 || now.Sub(m.feedWarned) >= time.Minute {
-			m.log.Warn("reading the change feed failed; cached sessions stay until it answers",
-				"error", err.Error(), "failures", m.feedFailures)
-			m.feedWarned = now
-		}
+		m.feedFailures.Fail(m.log, "reading the change feed failed; cached sessions stay until it answers", err)
 		return
 	}
-	if m.feedFailures > 0 {
-		m.log.Info("the change feed answers again", "failures", m.feedFailures)
-		m.feedFailures = 0
-	}
+	m.feedFailures.OK(m.log, "the change feed answers again")
 	for _, c := range changes {
 		if m.applied[c.ID] {
 			continue

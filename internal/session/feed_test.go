@@ -30,7 +30,4 @@ func TestFeedFailuresAreLoggedOnce(t *testing.T) {
 	if n := strings.Count(logs.String(), "reading the change feed failed"); n != 1 {
 		t.Fatalf("50 failed polls logged %d times, want once:\n%s", n, logs.String())
 	}
-	if m.feedFailures != 50 {
-		t.Fatalf("counted %d failures", m.feedFailures)
-	}
 }

@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/gatehouse-id/gatehouse/internal/identity"
+	"github.com/gatehouse-id/gatehouse/internal/ratelog"
 	"github.com/gatehouse-id/gatehouse/internal/store"
 	"github.com/gatehouse-id/gatehouse/internal/store/sqlstore"
 )
@@ -77,9 +78,22 @@ type Options struct {
 	Prepare func(*Principal) any
 }
 
+// Store is what a Manager reads and writes: sign-ins and their last-seen times, the
+// change feed, app passwords' lookups and last use, and the people and groups behind
+// them (read only: they change through identity.Directory).
+type Store interface {
+	store.UserReader
+	store.GroupReader
+	store.Sessions
+	store.Events
+	AppPasswordByHash(ctx context.Context, hash string) (store.AppPassword, error)
+	TouchAppPasswords(ctx context.Context, used map[string]time.Time) error
+	InTx(ctx context.Context, fn func(store.Store) error) error
+}
+
 // Manager issues and resolves sessions. It is safe for concurrent use.
 type Manager struct {
-	store  store.Store
+	store  Store
 	opts   Options
 	log    *slog.Logger
 	cache  *cache
@@ -90,8 +104,7 @@ type Manager struct {
 	used   map[string]time.Time // app password hash → last used, likewise
 
 	lastChange   int64
-	feedFailures int       // polls failed in a row (the feed goroutine's alone)
-	feedWarned   time.Time // when the last of them was logged
+	feedFailures ratelog.Failures // polls failed in a row (the feed goroutine's alone)
 	applied      map[int64]bool
 	fed          atomic.Int64 // lastChange, for readers outside the feed goroutine
 	active       atomic.Int64
@@ -103,7 +116,7 @@ type groupTree struct {
 }
 
 // NewManager makes a Manager; call Run to start its background work.
-func NewManager(s store.Store, opts Options, log *slog.Logger) *Manager {
+func NewManager(s Store, opts Options, log *slog.Logger) *Manager {
 	if opts.Lifetime <= 0 {
 		opts.Lifetime = 28 * 24 * time.Hour
 	}

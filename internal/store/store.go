@@ -246,9 +246,8 @@ type SetupResult struct {
 // the part it uses: the web pages get AccountReader and cannot write at all, and a
 // service's constructor says which tables it touches.
 
-// Users keeps people.
-type Users interface {
-	CreateUser(ctx context.Context, u User) (User, error)
+// UserReader reads people.
+type UserReader interface {
 	UserByID(ctx context.Context, id string) (User, error)
 	// UserByUsername matches the username exactly, except for letter case, which the
 	// unique index already makes unambiguous.
@@ -257,26 +256,37 @@ type Users interface {
 	ListUsersAfter(ctx context.Context, after string, limit int) ([]User, error) // a page, by username
 	// UsersByIDs reads many at once (at most 1000 ids).
 	UsersByIDs(ctx context.Context, ids []string) ([]User, error)
+}
+
+// Users keeps people.
+type Users interface {
+	UserReader
+	CreateUser(ctx context.Context, u User) (User, error)
 	UpdateUser(ctx context.Context, id string, upd UserUpdate) (User, error)
 	SetPasswordHash(ctx context.Context, id, hash string) error
 	DeleteUser(ctx context.Context, id string) error
 }
 
-// Groups keeps groups, their tree and their members.
-type Groups interface {
-	CreateGroup(ctx context.Context, g Group) (Group, error)
+// GroupReader reads groups, their tree and their members.
+type GroupReader interface {
 	GroupByName(ctx context.Context, name string) (Group, error)
 	ListGroups(ctx context.Context) ([]Group, error)
-	SetGroupParent(ctx context.Context, id, parentID string) error
-	DeleteGroup(ctx context.Context, id string) error
-	AddMember(ctx context.Context, groupID, userID string) error
-	RemoveMember(ctx context.Context, groupID, userID string) error
 	// UserGroupIDs returns the ids of the groups a user is a direct member of.
 	UserGroupIDs(ctx context.Context, userID string) ([]string, error)
 	// GroupMemberIDs returns the user ids of a group's direct members.
 	GroupMemberIDs(ctx context.Context, groupID string) ([]string, error)
 	// GroupIDsOfUsers reads the direct groups of many users at once (at most 1000).
 	GroupIDsOfUsers(ctx context.Context, userIDs []string) (map[string][]string, error)
+}
+
+// Groups keeps groups, their tree and their members.
+type Groups interface {
+	GroupReader
+	CreateGroup(ctx context.Context, g Group) (Group, error)
+	SetGroupParent(ctx context.Context, id, parentID string) error
+	DeleteGroup(ctx context.Context, id string) error
+	AddMember(ctx context.Context, groupID, userID string) error
+	RemoveMember(ctx context.Context, groupID, userID string) error
 	// SyncConfigGroups makes the config-declared groups exist with the given parents
 	// (by name) and marks them read-only; groups no longer declared become data again.
 	SyncConfigGroups(ctx context.Context, parents map[string]string) error
@@ -321,11 +331,16 @@ type Settings interface {
 	DeleteSetting(ctx context.Context, key string) error
 }
 
-// Events keeps the audit log and the change feed replicas poll.
-type Events interface {
-	AppendEvent(ctx context.Context, e Event) error
+// EventReader reads the audit log.
+type EventReader interface {
 	ListEvents(ctx context.Context, limit int) ([]Event, error)
 	FindEvents(ctx context.Context, q EventQuery) ([]Event, error)
+}
+
+// Events keeps the audit log and the change feed replicas poll.
+type Events interface {
+	EventReader
+	AppendEvent(ctx context.Context, e Event) error
 	PruneEvents(ctx context.Context, keep int) (int, error)
 	// ClaimUnloggedEvents marks up to limit events not yet logged as logged and
 	// returns them, oldest first; no two calls get the same event.

@@ -61,13 +61,14 @@ func TestRenderedManifestsConfigureAValidGatehouse(t *testing.T) {
 	}
 }
 
-// The Dockerfile builds what the tests build: a static binary, run as non-root.
+// The Dockerfile builds what the tests build: a static binary, run as non-root, with a
+// data folder that user can write (a named volume copies its owner).
 func TestDockerfile(t *testing.T) {
 	b, err := os.ReadFile("../../Dockerfile")
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"CGO_ENABLED=0 go build", "FROM scratch", "USER 65532:65532", `ENTRYPOINT ["/gatehouse"]`, `CMD ["/gatehouse", "healthcheck"]`} {
+	for _, want := range []string{"CGO_ENABLED=0 go build", "FROM scratch", "USER 65532:65532", `ENTRYPOINT ["/gatehouse"]`, `CMD ["/gatehouse", "healthcheck"]`, "--chown=65532:65532 /out/data /data"} {
 		if !strings.Contains(string(b), want) {
 			t.Errorf("Dockerfile lacks %q", want)
 		}

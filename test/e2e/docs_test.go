@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -99,15 +100,140 @@ func TestTraefikExampleForwardsEveryIdentityHeader(t *testing.T) {
 	if fa == nil {
 		t.Fatal("traefik-dynamic.yml has no gatehouse forwardAuth middleware")
 	}
-	if v, ok := fa["trustForwardHeader"]; ok && v != false {
-		t.Error("trustForwardHeader lets a client choose the host and path Gatehouse decides on; leave it off")
+	var headers []string
+	for _, h := range fa["authResponseHeaders"].([]any) {
+		headers = append(headers, h.(string))
+	}
+	address, _ := fa["address"].(string)
+	checkForwardAuth(t, "traefik-dynamic.yml", address, headers, fmt.Sprint(fa["trustForwardHeader"]))
+}
+
+// checkForwardAuth checks one Traefik ForwardAuth definition: it asks Gatehouse's
+// forward-auth endpoint, replaces every identity header Gatehouse answers, and does
+// not trust a client's X-Forwarded-* headers.
+func checkForwardAuth(t *testing.T, where, address string, headers []string, trust string) {
+	t.Helper()
+	if !strings.HasSuffix(address, "/api/authz/forward-auth") {
+		t.Errorf("%s: forwardAuth address %q is not Gatehouse's /api/authz/forward-auth", where, address)
+	}
+	if trust != "" && trust != "false" && trust != "<nil>" {
+		t.Errorf("%s: trustForwardHeader lets a client choose the host and path Gatehouse decides on; leave it off", where)
 	}
 	var listed []string
-	for _, h := range fa["authResponseHeaders"].([]any) {
-		listed = append(listed, http.CanonicalHeaderKey(h.(string)))
+	for _, h := range headers {
+		listed = append(listed, http.CanonicalHeaderKey(strings.TrimSpace(h)))
 	}
 	slices.Sort(listed)
 	if want := forwardauth.IdentityHeaderNames(); !slices.Equal(listed, want) {
-		t.Errorf("authResponseHeaders = %v, want every identity header Gatehouse answers: %v", listed, want)
+		t.Errorf("%s: authResponseHeaders = %v, want every identity header Gatehouse answers: %v", where, listed, want)
+	}
+}
+
+// The Docker labels example: the middleware Gatehouse's labels define is what the app
+// router uses, Gatehouse's own router does not use it, and what it builds and mounts
+// exists.
+func TestTraefikComposeExample(t *testing.T) {
+	b, err := os.ReadFile("../../deploy/examples/compose.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var compose struct {
+		Services map[string]struct {
+			Build   string   `yaml:"build"`
+			Volumes []string `yaml:"volumes"`
+			Labels  []string `yaml:"labels"`
+		} `yaml:"services"`
+	}
+	if err := yaml.Unmarshal(b, &compose); err != nil {
+		t.Fatal(err)
+	}
+	labels := map[string]string{}
+	for name, svc := range compose.Services {
+		for _, l := range svc.Labels {
+			k, v, _ := strings.Cut(l, "=")
+			labels[name+" "+k] = v
+		}
+	}
+	const mw = "traefik.http.middlewares.gatehouse.forwardauth."
+	checkForwardAuth(t, "compose.yaml", labels["gatehouse "+mw+"address"], strings.Split(labels["gatehouse "+mw+"authResponseHeaders"], ","),
+		labels["gatehouse "+mw+"trustForwardHeader"])
+	if labels["whoami traefik.http.routers.whoami.middlewares"] != "gatehouse" {
+		t.Error("compose.yaml: the whoami router does not use the gatehouse middleware")
+	}
+	if _, ok := labels["gatehouse traefik.http.routers.gatehouse.middlewares"]; ok {
+		t.Error("compose.yaml: Gatehouse's own router must not ask Gatehouse (it would refuse its own login page)")
+	}
+	gh := compose.Services["gatehouse"]
+	if _, err := os.Stat(filepath.Join("../../deploy/examples", gh.Build, "Dockerfile")); err != nil {
+		t.Errorf("compose.yaml builds %q, which has no Dockerfile: %v", gh.Build, err)
+	}
+	for _, v := range gh.Volumes {
+		if src, _, _ := strings.Cut(v, ":"); strings.HasPrefix(src, "./") {
+			if _, err := os.Stat(filepath.Join("../../deploy/examples", src)); err != nil {
+				t.Errorf("compose.yaml mounts %s, which is not in deploy/examples", src)
+			}
+		}
+	}
+}
+
+// The Kubernetes example: the Middleware is sound, and the IngressRoute and the
+// Ingress annotation both name it exactly.
+func TestTraefikKubernetesExample(t *testing.T) {
+	f, err := os.Open("../../deploy/examples/traefik-kubernetes.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	type meta struct {
+		Name        string            `yaml:"name"`
+		Namespace   string            `yaml:"namespace"`
+		Annotations map[string]string `yaml:"annotations"`
+	}
+	var middleware meta
+	var refs []string
+	dec := yaml.NewDecoder(f)
+	for {
+		var doc struct {
+			Kind     string `yaml:"kind"`
+			Metadata meta   `yaml:"metadata"`
+			Spec     struct {
+				ForwardAuth struct {
+					Address             string   `yaml:"address"`
+					AuthResponseHeaders []string `yaml:"authResponseHeaders"`
+					TrustForwardHeader  string   `yaml:"trustForwardHeader"`
+				} `yaml:"forwardAuth"`
+				Routes []struct {
+					Middlewares []meta `yaml:"middlewares"`
+				} `yaml:"routes"`
+			} `yaml:"spec"`
+		}
+		if err := dec.Decode(&doc); err != nil {
+			break
+		}
+		switch doc.Kind {
+		case "Middleware":
+			middleware = doc.Metadata
+			fa := doc.Spec.ForwardAuth
+			checkForwardAuth(t, "traefik-kubernetes.yaml", fa.Address, fa.AuthResponseHeaders, fa.TrustForwardHeader)
+		case "IngressRoute":
+			for _, r := range doc.Spec.Routes {
+				for _, m := range r.Middlewares {
+					refs = append(refs, m.Namespace+"/"+m.Name)
+				}
+			}
+		case "Ingress":
+			if a := doc.Metadata.Annotations["traefik.ingress.kubernetes.io/router.middlewares"]; a != "" {
+				ns, name, _ := strings.Cut(strings.TrimSuffix(a, "@kubernetescrd"), "-")
+				refs = append(refs, ns+"/"+name)
+			}
+		}
+	}
+	if middleware.Name == "" || len(refs) != 2 {
+		t.Fatalf("traefik-kubernetes.yaml: middleware %+v, references %v; want one Middleware named by an IngressRoute and an Ingress", middleware, refs)
+	}
+	for _, r := range refs {
+		if r != middleware.Namespace+"/"+middleware.Name {
+			t.Errorf("traefik-kubernetes.yaml: a route names middleware %s, but it is %s/%s", r, middleware.Namespace, middleware.Name)
+		}
 	}
 }

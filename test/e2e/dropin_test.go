@@ -124,18 +124,53 @@ func TestAutheliaNginxSnippetsDropIn(t *testing.T) {
 // Gatehouse in Debian's Caddy and a current one: sent to sign in, back with Remote-*
 // headers, and a client's own Remote-User replaced by the signed-in person's.
 func TestAutheliaCaddyDropIn(t *testing.T) {
+	caddyDropIn(t, "testdata/authelia-Caddyfile", func(t *testing.T, b *browser, page, auth string) {
+		resp, body := b.do(http.MethodGet, page, nil, http.Header{"Remote-User": {"root"}})
+		if resp.StatusCode != http.StatusOK || !strings.Contains(body, `"remote-user":"alice"`) {
+			t.Fatalf("signed in, through the Authelia Caddyfile: %d\n%s", resp.StatusCode, body)
+		}
+		// On a public path nobody is signed in; Gatehouse answers the headers empty, so
+		// the client's own still never reaches the app.
+		anon := newBrowser(t, b.port())
+		if resp, pub := anon.do(http.MethodGet, strings.Replace(page, "/photos/42", "/api/x", 1), nil, http.Header{"Remote-User": {"root"}}); resp.StatusCode != http.StatusOK || strings.Contains(pub, "root") {
+			t.Fatalf("a public path with the client's own Remote-User: %d\n%s", resp.StatusCode, pub)
+		}
+	})
+}
+
+// A Caddy site written for Authentik's outpost (testdata/authentik-Caddyfile) works
+// too: the app gets X-authentik-* headers, never the client's, and the outpost's
+// sign_out path on the app's host signs out.
+func TestAuthentikCaddyDropIn(t *testing.T) {
+	caddyDropIn(t, "testdata/authentik-Caddyfile", func(t *testing.T, b *browser, page, auth string) {
+		resp, body := b.do(http.MethodGet, page, nil, http.Header{"X-Authentik-Username": {"root"}})
+		if resp.StatusCode != http.StatusOK || !strings.Contains(body, `"x-authentik-username":"alice"`) || strings.Contains(body, "root") {
+			t.Fatalf("signed in, through the Authentik Caddyfile: %d\n%s", resp.StatusCode, body)
+		}
+		app, _ := url.Parse(page)
+		resp, _ = b.get(app.Scheme + "://" + app.Host + "/outpost.goauthentik.io/sign_out")
+		if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != auth+"/logout" {
+			t.Fatalf("sign_out: %d to %q", resp.StatusCode, resp.Header.Get("Location"))
+		}
+	})
+}
+
+// caddyDropIn runs a Caddyfile from testdata, with its addresses filled in, in Debian's
+// Caddy and a current one, in front of Express: an anonymous page load is sent to
+// Gatehouse's sign-in page and comes back after it; then signedIn checks the rest.
+func caddyDropIn(t *testing.T, file string, signedIn func(t *testing.T, b *browser, page, auth string)) {
 	caddies := map[string]string{"debian": testenv.Tool(t, "caddy", "caddy")}
-	if current := os.Getenv(currentCaddyEnv); current != "" {
-		caddies["current"] = current
-	} else {
+	current := os.Getenv(currentCaddyEnv)
+	if current == "" {
 		testenv.Missing(t, "a current Caddy built with go install ("+currentCaddyEnv+")")
 	}
+	caddies["current"] = current
 	for name, caddy := range caddies {
 		t.Run(name, func(t *testing.T) {
 			proxyPort := freePort(t)
 			_, _, ghPort := protectedSite(t, proxyPort)
 			appPort := expressApp(t)
-			tmpl, err := os.ReadFile("testdata/authelia-Caddyfile")
+			tmpl, err := os.ReadFile(file)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -160,10 +195,7 @@ func TestAutheliaCaddyDropIn(t *testing.T) {
 			if resp, _ := b.do(http.MethodPost, auth+"/login", strings.NewReader(form.Encode()), nil); resp.StatusCode != http.StatusSeeOther {
 				t.Fatalf("signing in: %d", resp.StatusCode)
 			}
-			resp, body := b.do(http.MethodGet, page, nil, http.Header{"Remote-User": {"root"}})
-			if resp.StatusCode != http.StatusOK || !strings.Contains(body, `"remote-user":"alice"`) {
-				t.Fatalf("signed in, through the Authelia Caddyfile: %d\n%s", resp.StatusCode, body)
-			}
+			signedIn(t, b, page, auth)
 		})
 	}
 }

@@ -7,6 +7,7 @@ package chartcheck
 
 import (
 	"flag"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -173,4 +174,52 @@ func keys(m map[string]map[string]any) []string {
 		out = append(out, k)
 	}
 	return out
+}
+
+// With traefikMiddleware.enabled the chart makes a Traefik Middleware that asks its own
+// Service and lists the identity headers the file provider example lists (which the
+// e2e tests check against the headers Gatehouse answers); without it, none.
+func TestTraefikMiddleware(t *testing.T) {
+	vals := values(t, exampleVals)
+	if objs := objects(t, mustRender(t, vals)); objs["Middleware/gatehouse"] != nil {
+		t.Fatal("a Middleware rendered without traefikMiddleware.enabled")
+	}
+	vals["traefikMiddleware"] = map[string]any{"enabled": true}
+	objs := objects(t, mustRender(t, vals))
+	mw := objs["Middleware/gatehouse"]
+	if mw == nil {
+		t.Fatalf("no Middleware/gatehouse in %v", keys(objs))
+	}
+	if addr := dig(mw, "spec", "forwardAuth", "address"); addr != "http://gatehouse.gatehouse.svc.cluster.local:9000/api/authz/forward-auth" {
+		t.Errorf("the Middleware asks %v, not this release's Service", addr)
+	}
+	var example struct {
+		HTTP struct {
+			Middlewares map[string]struct {
+				ForwardAuth struct {
+					AuthResponseHeaders []any `json:"authResponseHeaders"`
+				} `json:"forwardAuth"`
+			} `json:"middlewares"`
+		} `json:"http"`
+	}
+	b, err := os.ReadFile("../../examples/traefik-dynamic.yml")
+	if err == nil {
+		err = yaml.Unmarshal(b, &example)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprint(example.HTTP.Middlewares["gatehouse"].ForwardAuth.AuthResponseHeaders)
+	if got := fmt.Sprint(dig(mw, "spec", "forwardAuth", "authResponseHeaders")); got != want || want == "[]" {
+		t.Errorf("the Middleware's authResponseHeaders %s differ from the example's %s", got, want)
+	}
+}
+
+func mustRender(t *testing.T, vals map[string]any) string {
+	t.Helper()
+	m, err := render(t, vals)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
 }
