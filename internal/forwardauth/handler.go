@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gatehouse-id/gatehouse/internal/access"
@@ -46,15 +47,20 @@ type Handler struct {
 	Regulator     *authn.Regulator
 	ClientAddress func(*http.Request) string
 
-	denials denialLimiter
+	denials   denialLimiter
+	decisions metrics.Counters[string] // Metrics.Decisions, resolved once per result
+	initOnce  sync.Once
 }
 
 // Serve returns the http.Handler for one dialect.
 func (h *Handler) Serve(d Dialect) http.Handler {
+	h.initOnce.Do(func() {
+		h.decisions = metrics.Counters[string]{Vec: h.Metrics.Decisions, Labels: func(r string) []string { return []string{r} }}
+	})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		result := h.serve(w, r, d)
-		h.Metrics.Decisions.WithLabelValues(result).Inc()
+		h.decisions.Inc(result)
 		h.Metrics.DecisionSeconds.Observe(time.Since(start).Seconds())
 	})
 }

@@ -4,6 +4,7 @@ package metrics
 
 import (
 	"database/sql"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -84,11 +85,32 @@ func New(src Sources) *Metrics {
 	if src.Pool != nil {
 		r.MustRegister(collectors.NewDBStatsCollector(src.Pool, "gatehouse"))
 	}
-	for _, r := range []string{"allow", "login", "step_up", "deny", "bad_request", "refused_target", "error"} {
+	for _, r := range []string{"allow", "login", "step_up", "deny", "bad_request", "refused_target", "error", "throttled"} {
 		m.Decisions.WithLabelValues(r)
 	}
 	for _, r := range []string{"success", "failure", "throttled", "error"} {
 		m.Logins.WithLabelValues(r)
 	}
 	return m
+}
+
+// Counters resolves a CounterVec's counters once per label values and keeps them, so
+// that counting a forward-auth check is an atomic add, not hashing its labels and
+// looking them up in the vector on every request. K is a comparable key standing for
+// the label values (a struct, so that building it allocates nothing).
+type Counters[K comparable] struct {
+	Vec    *prometheus.CounterVec
+	Labels func(K) []string
+	m      sync.Map // K → prometheus.Counter
+}
+
+// Inc counts one under k's labels.
+func (c *Counters[K]) Inc(k K) {
+	if v, ok := c.m.Load(k); ok {
+		v.(prometheus.Counter).Inc()
+		return
+	}
+	counter := c.Vec.WithLabelValues(c.Labels(k)...)
+	c.m.Store(k, counter)
+	counter.Inc()
 }

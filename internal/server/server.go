@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -53,6 +54,7 @@ type App struct {
 	audit     *audit.Recorder
 	directory *identity.Directory
 	regulator *authn.Regulator
+	requests  metrics.Counters[requestKey]
 
 	shuttingDown atomic.Bool
 	dbFailing    atomic.Int64 // unix nanoseconds of the first failed readiness check in a row; 0 when healthy
@@ -122,6 +124,7 @@ func newApp(ctx context.Context, st store.Store, cfg config.Config, log *slog.Lo
 		FeedPosition:   func() float64 { return float64(a.Sessions.FeedPosition()) },
 		Pool:           poolOf(st),
 	})
+	a.requests = metrics.Counters[requestKey]{Vec: a.Metrics.Requests, Labels: func(k requestKey) []string { return []string{k.route, strconv.Itoa(k.code)} }}
 	a.audit = audit.NewRecorder(st, log, 4096, a.Metrics.AuditDropped.Inc)
 	hasher := identity.NewHasher(0)
 	a.regulator = &authn.Regulator{Store: st}
@@ -346,10 +349,16 @@ func (a *App) instrument(next http.Handler) http.Handler {
 			if route == "" {
 				route = "unmatched"
 			}
-			a.Metrics.Requests.WithLabelValues(route, fmt.Sprint(sw.code)).Inc()
+			a.requests.Inc(requestKey{route, sw.code})
 		}()
 		next.ServeHTTP(sw, r)
 	})
+}
+
+// requestKey is a request's metric labels: its route and status.
+type requestKey struct {
+	route string
+	code  int
 }
 
 // forwardAuthPath reports whether a path is one of the forward-auth endpoints.

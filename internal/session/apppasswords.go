@@ -26,7 +26,7 @@ var neverExpires = time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
 // It takes the secret's hash (identity.HashAppPassword), which is what forward auth
 // computes straight from the bytes of an Authorization header.
 func (m *Manager) LookupAppPassword(ctx context.Context, hash string) (*Principal, error) {
-	return m.resolve(ctx, hash, m.markUsed, func(ctx context.Context, hash string, now time.Time) (*Principal, error) {
+	return m.resolve(ctx, hash, tokenKey{}, m.markUsed, func(ctx context.Context, hash string, now time.Time) (*Principal, error) {
 		ap, err := m.store.AppPasswordByHash(ctx, hash)
 		switch {
 		case errors.Is(err, store.ErrNotFound):

@@ -1,9 +1,19 @@
 package session
 
 import (
+	"context"
 	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/gatehouse-id/gatehouse/internal/store"
+	"github.com/gatehouse-id/gatehouse/internal/store/sqlite"
+	"github.com/gatehouse-id/gatehouse/internal/testenv"
 )
 
 func TestCacheIsBoundedAndDropsByUser(t *testing.T) {
@@ -91,11 +101,11 @@ func TestInvalidationWinsOverAConcurrentLoad(t *testing.T) {
 	p := &Principal{UserID: "u", ExpiresAt: now.Add(time.Hour)}
 	gen := c.generation() // a lookup starts reading the database…
 	c.dropUser("u")       // …a revocation lands meanwhile…
-	c.putUnlessChanged("h", p, now.Add(time.Hour), gen)
+	c.putUnlessChanged("h", tokenKey{}, p, now.Add(time.Hour), gen)
 	if _, ok := c.get("h", now); ok {
 		t.Fatal("a principal loaded before a revocation was cached after it")
 	}
-	c.putUnlessChanged("h", p, now.Add(time.Hour), c.generation())
+	c.putUnlessChanged("h", tokenKey{}, p, now.Add(time.Hour), c.generation())
 	if _, ok := c.get("h", now); !ok {
 		t.Fatal("an undisturbed load was not cached")
 	}
@@ -108,8 +118,100 @@ func TestForgettingUnknownTokensDoesNotBlockCaching(t *testing.T) {
 		c.forget(fmt.Sprint("unknown", i))
 	}
 	now := time.Now()
-	c.putUnlessChanged("h", &Principal{UserID: "u", ExpiresAt: now.Add(time.Hour)}, now.Add(time.Hour), gen)
+	c.putUnlessChanged("h", tokenKey{}, &Principal{UserID: "u", ExpiresAt: now.Add(time.Hour)}, now.Add(time.Hour), gen)
 	if _, ok := c.get("h", now); !ok {
 		t.Fatal("lookups of unknown tokens stopped a valid session from being cached")
+	}
+}
+
+// gatedStore holds every session read until release is closed.
+type gatedStore struct {
+	Store
+	release chan struct{}
+	reads   atomic.Int32
+}
+
+func (g *gatedStore) SessionByTokenHash(ctx context.Context, hash string) (store.Session, error) {
+	g.reads.Add(1)
+	<-g.release
+	return g.Store.SessionByTokenHash(ctx, hash)
+}
+
+// Many requests with one session nobody has seen yet (a page's thirty assets after a
+// restart) cost one read of it, not one each: the others wait for the first one's.
+func TestConcurrentFirstSightsShareOneRead(t *testing.T) {
+	st, err := sqlite.Open(filepath.Join(t.TempDir(), "gh.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	ctx := context.Background()
+	if _, err := st.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	u, err := st.CreateUser(ctx, store.User{Username: "alice"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gated := &gatedStore{Store: st, release: make(chan struct{})}
+	m := NewManager(gated, Options{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	token, _, err := m.Create(ctx, u, "password", "", "", "") // cached by Create, not read
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Apply(store.Change{Kind: store.ChangeAll}) // as after a restart
+	var wg sync.WaitGroup
+	for range 30 {
+		wg.Go(func() {
+			if p, err := m.Lookup(ctx, token); err != nil || p == nil || p.Username != "alice" {
+				t.Errorf("lookup: %v %v", p, err)
+			}
+		})
+	}
+	testenv.WaitFor(t, 10*time.Second, "29 lookups to wait for the first one's read", func() bool {
+		m.loads.mu.Lock()
+		defer m.loads.mu.Unlock()
+		for _, c := range m.loads.calls {
+			return c.waiters == 29
+		}
+		return false
+	})
+	close(gated.release)
+	wg.Wait()
+	if n := gated.reads.Load(); n != 1 {
+		t.Fatalf("30 concurrent first sights read the session %d times, want once", n)
+	}
+}
+
+// A token found by its fast key is dropped with its hash: revoking a session by the
+// hash the change feed carries, or all of a user's, leaves nothing reachable by key,
+// and two tokens never share a key.
+func TestCacheKeysFollowTheirHashes(t *testing.T) {
+	c := newCache(10)
+	now := time.Now()
+	ka, kb := c.keyOf("token-a"), c.keyOf("token-b")
+	if ka == kb || ka == (tokenKey{}) {
+		t.Fatal("two tokens share a key, or a key is zero")
+	}
+	c.putUnlessChanged("ha", ka, &Principal{UserID: "u1", TokenHash: "ha", ExpiresAt: now.Add(time.Hour)}, now.Add(time.Hour), c.generation())
+	c.putUnlessChanged("hb", kb, &Principal{UserID: "u2", TokenHash: "hb", ExpiresAt: now.Add(time.Hour)}, now.Add(time.Hour), c.generation())
+	if p, ok := c.getByKey(ka, now); !ok || p.TokenHash != "ha" {
+		t.Fatal("a cached token is not found by its key")
+	}
+	c.drop("ha")
+	if _, ok := c.getByKey(ka, now); ok {
+		t.Fatal("a session dropped by hash is still found by key")
+	}
+	c.dropUser("u2")
+	if _, ok := c.getByKey(kb, now); ok {
+		t.Fatal("a session dropped with its user is still found by key")
+	}
+	c.putUnlessChanged("hb", kb, &Principal{UserID: "u2", TokenHash: "hb", ExpiresAt: now.Add(time.Hour)}, now.Add(time.Minute), c.generation())
+	if _, ok := c.getByKey(kb, now.Add(2*time.Minute)); ok {
+		t.Fatal("an entry past its trust is found by key")
+	}
+	c.clear()
+	if len(c.byKey) != 0 {
+		t.Fatal("clear left keys behind")
 	}
 }

@@ -98,6 +98,7 @@ type Manager struct {
 	log    *slog.Logger
 	cache  *cache
 	groups atomic.Pointer[groupTree]
+	loads  flight // concurrent first sights of one credential share one load
 
 	seenMu sync.Mutex
 	seen   map[string]time.Time // token hash → last seen, written out in batches
@@ -190,7 +191,7 @@ func (m *Manager) Create(ctx context.Context, u store.User, method, ip, userAgen
 	// Cached where it was made: if the database goes away before the browser's next
 	// request, this replica can still honour the sign-in through the outage grace.
 	if p, err := m.principal(ctx, s, nil); err == nil && p != nil {
-		m.cache.putUnlessChanged(s.TokenHash, p, now.Add(m.opts.CacheTTL), gen)
+		m.cache.putUnlessChanged(s.TokenHash, m.cache.keyOf(token), p, now.Add(m.opts.CacheTTL), gen)
 	}
 	return token, s, nil
 }
@@ -201,7 +202,12 @@ func (m *Manager) Lookup(ctx context.Context, token string) (*Principal, error) 
 	if !wellFormed(token) {
 		return nil, nil
 	}
-	return m.resolve(ctx, HashToken(token), m.markSeen, func(ctx context.Context, hash string, now time.Time) (*Principal, error) {
+	key := m.cache.keyOf(token)
+	if p, ok := m.cache.getByKey(key, time.Now()); ok {
+		m.markSeen(p.TokenHash, time.Now())
+		return p, nil
+	}
+	return m.resolve(ctx, HashToken(token), key, m.markSeen, func(ctx context.Context, hash string, now time.Time) (*Principal, error) {
 		s, err := m.store.SessionByTokenHash(ctx, hash)
 		switch {
 		case errors.Is(err, store.ErrNotFound):
@@ -220,21 +226,36 @@ func (m *Manager) Lookup(ctx context.Context, token string) (*Principal, error) 
 // never served from a stale copy). When the database is out of reach, a copy this
 // replica checked recently is honoured through the outage grace rather than sending
 // every signed-in person to a login page that cannot work. mark records the use.
-func (m *Manager) resolve(ctx context.Context, hash string, mark func(string, time.Time),
+func (m *Manager) resolve(ctx context.Context, hash string, key tokenKey, mark func(string, time.Time),
 	load func(ctx context.Context, hash string, now time.Time) (*Principal, error)) (*Principal, error) {
 	now := time.Now()
 	if p, ok := m.cache.get(hash, now); ok {
 		mark(hash, now)
 		return p, nil
 	}
-	// A change applied while we read (a revocation, say) must win over what we read.
-	gen := m.cache.generation()
 	if m.opts.QueryTimeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, m.opts.QueryTimeout)
 		defer cancel()
 	}
-	p, err := load(ctx, hash, now)
+	p, err := m.loads.do(ctx, hash, func() (*Principal, error) {
+		// The answer is cached before the waiters are let go, so a request after it
+		// finds it in flight or, here, in the cache: one read per first sight.
+		if p, ok := m.cache.get(hash, now); ok {
+			return p, nil
+		}
+		// A change applied while we read (a revocation, say) must win over what we read.
+		gen := m.cache.generation()
+		p, err := load(ctx, hash, now)
+		switch {
+		case err != nil:
+		case p == nil:
+			m.cache.forget(hash)
+		default:
+			m.cache.putUnlessChanged(hash, key, p, now.Add(m.opts.CacheTTL), gen)
+		}
+		return p, err
+	})
 	if err != nil {
 		if stale, trustedUntil, ok := m.cache.peek(hash, now); ok && now.Before(trustedUntil.Add(m.opts.OutageGrace)) {
 			mark(hash, now)
@@ -242,13 +263,58 @@ func (m *Manager) resolve(ctx context.Context, hash string, mark func(string, ti
 		}
 		return nil, err
 	}
-	if p == nil {
-		m.cache.forget(hash)
-		return nil, nil
+	if p != nil {
+		mark(hash, now)
 	}
-	m.cache.putUnlessChanged(hash, p, now.Add(m.opts.CacheTTL), gen)
-	mark(hash, now)
 	return p, nil
+}
+
+// flight runs one load per key at a time: when a replica restarts, a browser opens a
+// page of thirty assets at once and each asks about the same session; the first of
+// them reads the database and the others wait for its answer instead of sending the
+// same queries each.
+type flight struct {
+	mu    sync.Mutex
+	calls map[string]*flightCall
+}
+
+type flightCall struct {
+	done    chan struct{}
+	p       *Principal
+	err     error
+	waiters int // under flight.mu; tests watch it
+}
+
+// do runs load for key, or waits for the run already under way. A waiter whose own
+// request is still alive when the run it waited for was cancelled (that client went
+// away) runs load itself.
+func (f *flight) do(ctx context.Context, key string, load func() (*Principal, error)) (*Principal, error) {
+	f.mu.Lock()
+	if c, ok := f.calls[key]; ok {
+		c.waiters++
+		f.mu.Unlock()
+		select {
+		case <-c.done:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		if c.err == nil || !errors.Is(c.err, context.Canceled) || ctx.Err() != nil {
+			return c.p, c.err
+		}
+		return load()
+	}
+	if f.calls == nil {
+		f.calls = map[string]*flightCall{}
+	}
+	c := &flightCall{done: make(chan struct{})}
+	f.calls[key] = c
+	f.mu.Unlock()
+	c.p, c.err = load()
+	f.mu.Lock()
+	delete(f.calls, key)
+	f.mu.Unlock()
+	close(c.done)
+	return c.p, c.err
 }
 
 // principal loads the user and groups behind a session; nil when the user is disabled.

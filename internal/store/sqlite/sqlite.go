@@ -55,6 +55,7 @@ func Open(path string) (*sqlstore.Store, error) {
 		TableExistsSQL:    "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = $1",
 		LockForMigration:  func(context.Context, *sql.Tx) error { return nil }, // BEGIN IMMEDIATE already holds the write lock
 		IsUniqueViolation: isUniqueViolation,
+		CacheStatements:   true,
 	}), nil
 }
 
