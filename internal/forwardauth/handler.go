@@ -21,19 +21,15 @@ import (
 	"github.com/gatehouse-id/gatehouse/internal/store"
 )
 
-// Sessions resolves a cookie value, or an app password, to who is asking; (nil, nil)
-// means nobody.
-type Sessions interface {
-	Lookup(ctx context.Context, token string) (*session.Principal, error)
-	// LookupAppPassword takes the hash of the secret (identity.HashAppPassword).
-	LookupAppPassword(ctx context.Context, hash string) (*session.Principal, error)
-}
-
 // Handler answers forward-auth checks. Its fields are read on every request; the
 // functions return the live (reloadable) config.
 type Handler struct {
-	Policy     func() *access.Policy
-	Sessions   Sessions
+	Policy func() *access.Policy
+	// Sessions resolves a cookie value, or an app password, to who is asking. A
+	// concrete type, not an interface: the app password a Basic header carries is
+	// decoded into a buffer on the stack, which passing it through an interface would
+	// move to the heap on every check.
+	Sessions   *session.Manager
 	CookieName string
 	// LoginURL returns the login page URL that brings the user back to returnTo.
 	LoginURL func(returnTo string) string
@@ -209,7 +205,7 @@ func (h *Handler) appPassword(r *http.Request) (p *session.Principal, wait time.
 	if !ok {
 		return nil, 0, nil
 	}
-	p, err = h.Sessions.LookupAppPassword(r.Context(), identity.HashAppPassword(secret))
+	p, err = h.Sessions.LookupAppPassword(r.Context(), secret)
 	if p != nil && (len(user) == 0 || strings.EqualFold(string(user), p.Username)) || err != nil {
 		return p, 0, err
 	}
@@ -279,34 +275,35 @@ func appPasswordIn(h http.Header, buf *[basicMax]byte) (user, secret []byte, ok 
 // anything malformed or too long for dst. encoding/base64 would need s as a []byte,
 // a copy on the heap for every check.
 func decodeBase64(dst []byte, s string) (int, bool) {
-	if len(s)%4 != 0 || len(s)/4*3 > len(dst) {
-		return 0, false
+	if len(s) == 0 || len(s)%4 != 0 || len(s)/4*3 > len(dst) {
+		return 0, len(s) == 0
 	}
 	n := 0
-	for i := 0; i < len(s); i += 4 {
-		var quad [4]byte
-		pad := 0
-		for j := range 4 {
-			c := s[i+j]
-			switch {
-			case c == '=' && i+4 == len(s) && j >= 2 && (j == 3 || s[i+3] == '='):
-				pad++
-				continue
-			case pad > 0:
-				return 0, false
-			}
-			v := base64Values[c]
-			if v == 0xff {
-				return 0, false
-			}
-			quad[j] = v
+	// Every quad but the last has no padding: four table lookups, and one test of
+	// their high bits for a character outside the alphabet (0xff).
+	for i := 0; i < len(s)-4; i += 4 {
+		a, b, c, d := base64Values[s[i]], base64Values[s[i+1]], base64Values[s[i+2]], base64Values[s[i+3]]
+		if (a|b|c|d)&0xc0 != 0 {
+			return 0, false
 		}
-		dst[n] = quad[0]<<2 | quad[1]>>4
-		dst[n+1] = quad[1]<<4 | quad[2]>>2
-		dst[n+2] = quad[2]<<6 | quad[3]
-		n += 3 - pad
+		dst[n], dst[n+1], dst[n+2] = a<<2|b>>4, b<<4|c>>2, c<<6|d
+		n += 3
 	}
-	return n, true
+	tail := s[len(s)-4:]
+	a, b := base64Values[tail[0]], base64Values[tail[1]]
+	c, d := base64Values[tail[2]], base64Values[tail[3]]
+	pad := 0
+	switch {
+	case tail[2] == '=' && tail[3] == '=':
+		c, d, pad = 0, 0, 2
+	case tail[3] == '=':
+		d, pad = 0, 1
+	}
+	if (a|b|c|d)&0xc0 != 0 {
+		return 0, false
+	}
+	dst[n], dst[n+1], dst[n+2] = a<<2|b>>4, b<<4|c>>2, c<<6|d
+	return n + 3 - pad, true
 }
 
 // base64Values maps a character of the standard alphabet to its value, others to 0xff.

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gatehouse-id/gatehouse/internal/identity"
 	"github.com/gatehouse-id/gatehouse/internal/store"
 )
 
@@ -18,15 +19,23 @@ var neverExpires = time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // LookupAppPassword resolves an app password to its owner, as Lookup does a cookie:
 // verified once (a SHA-256 lookup, never argon2id: the secret is random), then cached
-// under its hash and dropped on every replica through the change feed when it is
-// revoked or its owner changes. (nil, nil) means no such app password, or an
-// expired one, or a disabled owner. The principal's AppPasswordHosts says where it
-// may be used; checking that, and the username of a Basic header, is the caller's.
-//
-// It takes the secret's hash (identity.HashAppPassword), which is what forward auth
-// computes straight from the bytes of an Authorization header.
-func (m *Manager) LookupAppPassword(ctx context.Context, hash string) (*Principal, error) {
-	return m.resolve(ctx, hash, tokenKey{}, m.markUsed, func(ctx context.Context, hash string, now time.Time) (*Principal, error) {
+// and found again by a keyed hash of the secret, and dropped on every replica through
+// the change feed when it is revoked or its owner changes. (nil, nil) means no such
+// app password, or an expired one, or a disabled owner. The principal's
+// AppPasswordHosts says where it may be used; checking that, and the username of a
+// Basic header, is the caller's. secret is read, never kept: forward auth passes the
+// bytes it decoded from an Authorization header.
+func (m *Manager) LookupAppPassword(ctx context.Context, secret []byte) (*Principal, error) {
+	if !identity.AppPasswordShape(secret) {
+		return nil, nil
+	}
+	key := m.cache.keyOfBytes(secret)
+	if p, ok := m.cache.getByKey(key, time.Now()); ok {
+		m.markUsed(p.TokenHash, time.Now())
+		return p, nil
+	}
+	hash := identity.HashAppPassword(secret)
+	return m.resolve(ctx, hash, key, m.markUsed, func(ctx context.Context, hash string, now time.Time) (*Principal, error) {
 		ap, err := m.store.AppPasswordByHash(ctx, hash)
 		switch {
 		case errors.Is(err, store.ErrNotFound):

@@ -41,6 +41,11 @@ func (c *cache) keyOf(token string) tokenKey {
 	return tokenKey{maphash.String(c.seeds[0], token), maphash.String(c.seeds[1], token)}
 }
 
+// keyOfBytes is keyOf for a secret decoded into a buffer (an app password).
+func (c *cache) keyOfBytes(secret []byte) tokenKey {
+	return tokenKey{maphash.Bytes(c.seeds[0], secret), maphash.Bytes(c.seeds[1], secret)}
+}
+
 // getByKey is get through the token's key: no SHA-256 when it is cached.
 func (c *cache) getByKey(key tokenKey, now time.Time) (*Principal, bool) {
 	c.mu.RLock()
