@@ -25,12 +25,15 @@ func (c *cli) serve(args []string) error {
 	}
 	if *check {
 		fmt.Fprintf(c.stdout, "config is valid: %d access rule(s), database %s\n", len(cfg.Access.Rules), dbKind(&cfg))
-		groups, people, why := c.existingGroups(cfg)
+		groups, people, noAdmin, why := c.existingGroups(cfg)
 		if why != "" {
 			fmt.Fprintf(c.stdout, "groups in the database not checked: %s\n", why)
 		}
 		for _, w := range config.Lint(&cfg, groups, people) {
 			fmt.Fprintf(c.stdout, "warning: %s\n", w)
+		}
+		if noAdmin != "" {
+			fmt.Fprintf(c.stdout, "warning: access.admin_groups: %s\n", noAdmin)
 		}
 		return nil
 	}
@@ -98,24 +101,24 @@ func serveDebug(addr string, log *slog.Logger) {
 // existingGroups lists the groups of the database cfg names, without creating or
 // migrating anything; with no database to read it says why (and the config's own
 // groups are still checked).
-func (c *cli) existingGroups(cfg config.Config) (groups []string, people bool, why string) {
+func (c *cli) existingGroups(cfg config.Config) (groups []string, people bool, noAdmin, why string) {
 	if path, ok := cfg.SQLitePath(); ok {
 		if _, err := os.Stat(path); err != nil {
-			return []string{}, false, "there is no database yet at " + path
+			return []string{}, false, "", "there is no database yet at " + path
 		}
 	}
 	st, err := server.OpenStore(&cfg)
 	if err != nil {
-		return []string{}, false, err.Error()
+		return []string{}, false, "", err.Error()
 	}
 	defer st.Close()
 	if v, _, err := st.SchemaVersion(c.ctx); err != nil || v == 0 {
-		return []string{}, false, "the database has no Gatehouse schema yet"
+		return []string{}, false, "", "the database has no Gatehouse schema yet"
 	}
 	names, err := server.GroupNames(c.ctx, st)
 	if err != nil {
-		return []string{}, false, err.Error()
+		return []string{}, false, "", err.Error()
 	}
 	users, err := st.ListUsersAfter(c.ctx, "", 1)
-	return names, err == nil && len(users) > 0, ""
+	return names, err == nil && len(users) > 0, server.NoAdminReason(c.ctx, st, cfg.Access.AdminGroups), ""
 }

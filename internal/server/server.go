@@ -544,26 +544,37 @@ func (a *App) PrintSetupLink(ctx context.Context, w io.Writer) error {
 	return nil
 }
 
-// whyNoAdmin explains a setup link printed although users exist: usually the admin
-// groups in the config are not the groups the admins are in.
+// whyNoAdmin explains a setup link printed although users exist.
 func (a *App) whyNoAdmin(ctx context.Context) string {
-	users, err := a.Store.ListUsers(ctx)
+	return NoAdminReason(ctx, a.Store, a.Config().Access.AdminGroups)
+}
+
+// NoAdminReason explains why no enabled user is an admin under adminGroups although
+// users exist — usually the admin groups in the config are not the groups the admins
+// are in — or returns "" when someone is an admin, or nobody exists yet (the setup link
+// is for that). serve --check-config and the setup link both say it.
+func NoAdminReason(ctx context.Context, st store.Store, adminGroups []string) string {
+	admins, err := identity.NewDirectory(st, nil, func() []string { return adminGroups }).AdminUserIDs(ctx)
+	if err != nil || len(admins) > 0 {
+		return ""
+	}
+	users, err := st.ListUsers(ctx)
 	if err != nil || len(users) == 0 {
 		return ""
 	}
-	groups, err := a.Store.ListGroups(ctx)
+	groups, err := st.ListGroups(ctx)
 	if err != nil {
 		return ""
 	}
 	var withMembers []string
 	for _, g := range groups {
-		if ids, err := a.Store.GroupMemberIDs(ctx, g.ID); err == nil && len(ids) > 0 {
+		if ids, err := st.GroupMemberIDs(ctx, g.ID); err == nil && len(ids) > 0 {
 			withMembers = append(withMembers, fmt.Sprintf("%q (%d)", g.Name, len(ids)))
 		}
 	}
 	return fmt.Sprintf("There are %d users, but none is an enabled member of access.admin_groups %q. Groups with members: %s. "+
 		"Add an admin to one of the admin groups (gatehouse group members add), or name their group in access.admin_groups.",
-		len(users), a.Config().Access.AdminGroups, strings.Join(withMembers, ", "))
+		len(users), adminGroups, strings.Join(withMembers, ", "))
 }
 
 // poolOf returns the store's connection pool, for the pool metrics.

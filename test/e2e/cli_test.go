@@ -211,7 +211,8 @@ access:
 	out = ok(t, dir, cleanEnv(), "", "serve", "--config", lint, "--check-config")
 	for _, want := range []string{`warning: access.rules[0].groups[0]: group "Famliy" does not exist (did you mean "Family"?)`,
 		`warning: access.rules[1].hosts[0]: "wiki.example.org" is outside session.cookie_domain`,
-		`warning: access.admin_groups[0]: group "admins" does not exist`} {
+		`warning: access.admin_groups[0]: group "admins" does not exist`,
+		`warning: access.admin_groups: There are 1 users, but none is an enabled member of access.admin_groups ["admins"]. Groups with members: "Family" (1).`} {
 		if !strings.Contains(out, want) {
 			t.Errorf("--check-config lacks %q:\n%s", want, out)
 		}
