@@ -29,9 +29,9 @@ func (m *Manager) LookupAppPassword(ctx context.Context, secret []byte) (*Princi
 	if !identity.AppPasswordShape(secret) {
 		return nil, nil
 	}
-	key := m.cache.keyOfBytes(secret)
-	if p, ok := m.cache.getByKey(key, time.Now()); ok {
-		m.markUsed(p.TokenHash, time.Now())
+	key, now := m.cache.keyOfBytes(secret), time.Now()
+	if p, ok := m.cache.getByKey(key, now); ok {
+		m.markUsed(p.TokenHash, now)
 		return p, nil
 	}
 	hash := identity.HashAppPassword(secret)

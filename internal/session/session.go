@@ -202,9 +202,9 @@ func (m *Manager) Lookup(ctx context.Context, token string) (*Principal, error) 
 	if !wellFormed(token) {
 		return nil, nil
 	}
-	key := m.cache.keyOf(token)
-	if p, ok := m.cache.getByKey(key, time.Now()); ok {
-		m.markSeen(p.TokenHash, time.Now())
+	key, now := m.cache.keyOf(token), time.Now()
+	if p, ok := m.cache.getByKey(key, now); ok {
+		m.markSeen(p.TokenHash, now)
 		return p, nil
 	}
 	return m.resolve(ctx, HashToken(token), key, m.markSeen, func(ctx context.Context, hash string, now time.Time) (*Principal, error) {
