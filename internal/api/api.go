@@ -40,10 +40,7 @@ type Handler struct {
 	Regulator *authn.Regulator
 	// ClientAddress is the caller's address, believing only trusted proxies.
 	ClientAddress func(*http.Request) string
-	// Forget drops a revoked session from this replica's cache at once (the change
-	// feed tells the others).
-	Forget func(tokenHash string)
-	Log    *slog.Logger
+	Log           *slog.Logger
 }
 
 // Store is what the API reads; every change goes through the Directory. The API's own

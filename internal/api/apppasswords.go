@@ -80,12 +80,8 @@ func (h *Handler) deleteAppPassword(w http.ResponseWriter, r *http.Request, c ca
 	if err == nil && !found {
 		err = fmt.Errorf("%s has no app password with the id %q (GET /api/v1/users/%s/app-passwords lists them): %w", username, id, username, store.ErrNotFound)
 	}
-	var gone store.AppPassword
 	if err == nil {
-		gone, err = h.Directory.RevokeAppPassword(r.Context(), c.actor(), username, id)
-	}
-	if err == nil && h.Forget != nil {
-		h.Forget(gone.Hash)
+		_, err = h.Directory.RevokeAppPassword(r.Context(), c.actor(), username, id)
 	}
 	h.done(w, err)
 }

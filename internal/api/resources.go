@@ -386,9 +386,6 @@ func (h *Handler) revokeSession(w http.ResponseWriter, r *http.Request, c caller
 	if err == nil {
 		err = h.Directory.RevokeSession(r.Context(), c.actor(), s)
 	}
-	if err == nil && h.Forget != nil {
-		h.Forget(s.TokenHash)
-	}
 	h.done(w, err)
 }
 

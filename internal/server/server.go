@@ -154,7 +154,6 @@ func newApp(ctx context.Context, st store.Store, cfg config.Config, log *slog.Lo
 
 	admin := &api.Handler{Store: st, Directory: a.directory, Regulator: a.regulator, Log: log,
 		ClientAddress: a.web.OIDCPages().ClientAddress,
-		Forget:        func(hash string) { a.Sessions.Apply(store.Change{Kind: store.ChangeSession, Subject: hash}) },
 	}
 
 	mux := http.NewServeMux()

@@ -165,8 +165,6 @@ func (s *Server) changeProfile(w http.ResponseWriter, r *http.Request, p *sessio
 	if err != nil {
 		return "", err
 	}
-	// This replica must send the new name at once; the feed tells the others.
-	s.Sessions.Apply(store.Change{Kind: store.ChangeUser, Subject: u.ID})
 	if pending {
 		shown := u.Email
 		if shown == "" {
@@ -193,12 +191,10 @@ func (s *Server) changePassword(w http.ResponseWriter, r *http.Request, p *sessi
 	if next != r.PostFormValue("new_password_confirm") {
 		return "", userError{"The two new passwords differ."}
 	}
-	ended, err := s.Directory.ChangeOwnPassword(r.Context(), u.ID, p.SessionID, next)
-	if err != nil {
+	// The Directory drops the ended sessions from this replica's cache as it commits;
+	// the feed tells the others.
+	if _, err := s.Directory.ChangeOwnPassword(r.Context(), u.ID, p.SessionID, next); err != nil {
 		return "", err
-	}
-	for _, ss := range ended { // here at once; elsewhere by the feed
-		s.Sessions.Apply(store.Change{Kind: store.ChangeSession, Subject: ss.TokenHash})
 	}
 	return "Password changed; your other sessions were signed out, and apps signed in with your account must sign in again.", nil
 }
@@ -252,9 +248,9 @@ func (s *Server) endOtherSessions(r *http.Request, p *session.Principal) error {
 	return err
 }
 
-// endSession revokes a session everywhere, and in this replica's cache at once.
+// endSession revokes a session everywhere (the Directory drops it from this replica's
+// cache as it commits; the feed tells the others).
 func (s *Server) endSession(r *http.Request, actor string, ss store.Session) error {
-	s.Sessions.Apply(store.Change{Kind: store.ChangeSession, Subject: ss.TokenHash})
 	return s.Directory.RevokeSession(r.Context(), actor, ss)
 }
 
@@ -303,6 +299,5 @@ func (s *Server) revokeAppPassword(w http.ResponseWriter, r *http.Request, p *se
 	if err != nil {
 		return "", err
 	}
-	s.Sessions.Apply(store.Change{Kind: store.ChangeSession, Subject: gone.Hash}) // here at once; elsewhere by the feed
 	return fmt.Sprintf("App password %q revoked: the app using it is refused from now on.", gone.Name), nil
 }

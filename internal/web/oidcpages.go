@@ -56,11 +56,7 @@ func (o oidcPages) EndSession(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (o oidcPages) RevokeSession(ctx context.Context, actor string, s store.Session) error {
-	if err := o.s.Directory.RevokeSession(ctx, actor, s); err != nil {
-		return err
-	}
-	o.s.Sessions.Apply(store.Change{Kind: store.ChangeSession, Subject: s.TokenHash}) // here at once; elsewhere by the feed
-	return nil
+	return o.s.Directory.RevokeSession(ctx, actor, s) // applied here as it commits; elsewhere by the feed
 }
 
 func (o oidcPages) ConfirmLogout(w http.ResponseWriter, r *http.Request, v oidc.LogoutView) {
