@@ -62,30 +62,10 @@ func (h *Handler) Serve(d Dialect) http.Handler {
 }
 
 func (h *Handler) serve(w http.ResponseWriter, r *http.Request, d Dialect) string {
-	w.Header().Set("Cache-Control", "no-store")
+	w.Header()["Cache-Control"] = noStore
 	orig, err := ParseOriginal(r, d)
-	var refused *access.PathError
-	switch {
-	case errors.As(err, &refused):
-		// nginx turns any auth answer but 2xx, 401 and 403 into a 500 of its own, which
-		// would look like Gatehouse failing; a refused target is the client's doing.
-		status := http.StatusBadRequest
-		if d == AuthRequest {
-			status = http.StatusForbidden
-		}
-		http.Error(w, "gatehouse: "+refused.Error(), status)
-		return "refused_target"
-	case err != nil:
-		// A header the proxy did not send is its operator's to fix (400, in nginx's
-		// error log as such); a malformed one came from the client through the proxy,
-		// and behind nginx gets 403 for the same reason as a refused target.
-		status := http.StatusBadRequest
-		var he *HeaderError
-		if d == AuthRequest && errors.As(err, &he) && he.Reason != reasonMissing {
-			status = http.StatusForbidden
-		}
-		http.Error(w, "gatehouse: bad forward-auth request: "+err.Error(), status)
-		return "bad_request"
+	if err != nil {
+		return badOriginal(w, d, err)
 	}
 	who, err := h.principal(r)
 	var wait time.Duration
@@ -133,6 +113,34 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, d Dialect) strin
 		http.Error(w, "gatehouse: "+who.Username+" may not open "+orig.Host+": "+dec.Reason, http.StatusForbidden)
 	}
 	return dec.Result.String()
+}
+
+// noStore is every answer's Cache-Control, shared: net/http only reads header values.
+var noStore = []string{"no-store"}
+
+// badOriginal answers a request whose original request could not be read.
+func badOriginal(w http.ResponseWriter, d Dialect, err error) string {
+	var refused *access.PathError
+	if errors.As(err, &refused) {
+		// nginx turns any auth answer but 2xx, 401 and 403 into a 500 of its own, which
+		// would look like Gatehouse failing; a refused target is the client's doing.
+		status := http.StatusBadRequest
+		if d == AuthRequest {
+			status = http.StatusForbidden
+		}
+		http.Error(w, "gatehouse: "+refused.Error(), status)
+		return "refused_target"
+	}
+	// A header the proxy did not send is its operator's to fix (400, in nginx's error
+	// log as such); a malformed one came from the client through the proxy, and behind
+	// nginx gets 403 for the same reason as a refused target.
+	status := http.StatusBadRequest
+	var he *HeaderError
+	if d == AuthRequest && errors.As(err, &he) && he.Reason != reasonMissing {
+		status = http.StatusForbidden
+	}
+	http.Error(w, "gatehouse: bad forward-auth request: "+err.Error(), status)
+	return "bad_request"
 }
 
 // principal reads the session cookie. Several cookies of the same name can reach us

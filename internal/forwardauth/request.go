@@ -84,6 +84,19 @@ func (e *HeaderError) Error() string {
 	return fmt.Sprintf("%s %s: configure the proxy to send it (see the Traefik, nginx and Caddy examples in Gatehouse's README)", e.Header, e.Reason)
 }
 
+// xOriginalURL is nginx's X-Original-URL in Go's canonical spelling: looked up in any
+// other spelling, net/http would build the canonical key anew on every request.
+const xOriginalURL = "X-Original-Url"
+
+// header is h.Get(key) for a key already in canonical form, without net/http
+// checking and canonicalising it again on every request.
+func header(h http.Header, key string) string {
+	if v := h[key]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
 // ParseOriginal reads the original request from r as the dialect describes it. A
 // request whose path apps could read differently from Gatehouse is an
 // *access.PathError; a header the proxy sent wrongly (or not at all) is a *HeaderError.
@@ -92,7 +105,7 @@ func ParseOriginal(r *http.Request, d Dialect) (Original, error) {
 	uriHeader := "X-Forwarded-Uri"
 	switch d {
 	case AuthRequest:
-		if raw := r.Header.Get("X-Original-URL"); raw != "" {
+		if raw := header(r.Header, xOriginalURL); raw != "" {
 			uriHeader = "X-Original-URL"
 			if len(raw) > maxURLBytes {
 				return o, &HeaderError{"X-Original-URL", "is longer than 8 KiB"}
@@ -101,18 +114,18 @@ func ParseOriginal(r *http.Request, d Dialect) (Original, error) {
 			if o.Scheme, o.Host, o.URI, err = splitAbsoluteURL(raw); err != nil {
 				return o, &HeaderError{"X-Original-URL", err.Error()}
 			}
-			o.Method = firstNonEmpty(r.Header.Get("X-Original-Method"), r.Header.Get("X-Forwarded-Method"), http.MethodGet)
+			o.Method = firstNonEmpty(header(r.Header, "X-Original-Method"), header(r.Header, "X-Forwarded-Method"), http.MethodGet)
 			break
 		}
 		o.Host = r.Host
 		fallthrough
 	case ForwardAuth:
-		o.Scheme = r.Header.Get("X-Forwarded-Proto")
-		if h := r.Header.Get("X-Forwarded-Host"); h != "" || d == ForwardAuth {
+		o.Scheme = header(r.Header, "X-Forwarded-Proto")
+		if h := header(r.Header, "X-Forwarded-Host"); h != "" || d == ForwardAuth {
 			o.Host = h
 		}
-		o.URI = r.Header.Get("X-Forwarded-Uri")
-		o.Method = firstNonEmpty(r.Header.Get("X-Forwarded-Method"), r.Header.Get("X-Original-Method"), http.MethodGet)
+		o.URI = header(r.Header, "X-Forwarded-Uri")
+		o.Method = firstNonEmpty(header(r.Header, "X-Forwarded-Method"), header(r.Header, "X-Original-Method"), http.MethodGet)
 		for _, h := range []struct{ name, val string }{{"X-Forwarded-Proto", o.Scheme}, {"X-Forwarded-Host", o.Host}, {"X-Forwarded-Uri", o.URI}} {
 			if h.val == "" {
 				if d == AuthRequest {
@@ -122,7 +135,7 @@ func ParseOriginal(r *http.Request, d Dialect) (Original, error) {
 			}
 		}
 	case ExtAuthz:
-		o.Scheme = firstNonEmpty(r.Header.Get("X-Forwarded-Proto"), "https")
+		o.Scheme = firstNonEmpty(header(r.Header, "X-Forwarded-Proto"), "https")
 		o.Host = r.Host
 		o.URI = r.URL.RequestURI()
 		for _, prefix := range []string{ExtAuthzPrefix, AuthentikExtAuthzPrefix} {
@@ -181,19 +194,19 @@ func sameHostEverywhere(r *http.Request, o Original) error {
 		}
 		return nil
 	}
-	forwardedHosts := r.Header.Values("X-Forwarded-Host")
+	forwardedHosts := r.Header["X-Forwarded-Host"]
 	if len(forwardedHosts) > 1 || strings.Contains(strings.Join(forwardedHosts, ""), ",") {
 		return &HeaderError{"X-Forwarded-Host", "has several values; refused, since the proxy may have routed on any of them"}
 	}
-	errs := []error{check("X-Forwarded-Host", r.Header.Get("X-Forwarded-Host"))}
-	if raw := r.Header.Get("X-Original-URL"); raw != "" {
+	errs := []error{check("X-Forwarded-Host", header(r.Header, "X-Forwarded-Host"))}
+	if raw := header(r.Header, xOriginalURL); raw != "" {
 		_, host, _, err := splitAbsoluteURL(raw)
 		if err != nil {
 			return &HeaderError{"X-Original-URL", err.Error()}
 		}
 		errs = append(errs, check("X-Original-URL", host))
 	}
-	for _, f := range r.Header.Values("Forwarded") {
+	for _, f := range r.Header["Forwarded"] {
 		for part := range strings.SplitSeq(f, ";") {
 			for elem := range strings.SplitSeq(part, ",") {
 				if k, v, ok := strings.Cut(strings.TrimSpace(elem), "="); ok && strings.EqualFold(k, "host") {

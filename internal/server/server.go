@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -160,28 +161,32 @@ func newApp(ctx context.Context, st store.Store, cfg config.Config, log *slog.Lo
 	a.web.Routes(mux)
 	a.OIDC.Routes(mux)
 	admin.Routes(mux)
-	mux.Handle("/api/authz/forward-auth", fa.Serve(forwardauth.ForwardAuth))
-	mux.Handle("/api/authz/auth-request", fa.Serve(forwardauth.AuthRequest))
+	// Proxies ask the forward-auth endpoints on every request: they are also found by
+	// their exact path ahead of the mux (see instrument).
+	exact := map[string]http.Handler{}
+	handle := func(path string, h http.Handler) { mux.Handle(path, h); exact[path] = h }
+	handle("/api/authz/forward-auth", fa.Serve(forwardauth.ForwardAuth))
+	handle("/api/authz/auth-request", fa.Serve(forwardauth.AuthRequest))
 	// Authelia's legacy endpoint: nginx asks it without rd and wants 401; Traefik and
 	// Caddy ask it with ?rd=(the portal) and want a redirect to sign in.
 	verifyRedirect, verifyStatus := fa.Serve(forwardauth.ForwardAuth), fa.Serve(forwardauth.AuthRequest)
-	mux.HandleFunc("/api/verify", func(w http.ResponseWriter, r *http.Request) {
+	handle("/api/verify", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Query().Has("rd") {
 			verifyRedirect.ServeHTTP(w, r)
 			return
 		}
 		verifyStatus.ServeHTTP(w, r)
-	})
+	}))
 	mux.Handle(forwardauth.ExtAuthzPrefix+"/", fa.Serve(forwardauth.ExtAuthz))
 	mux.Handle(forwardauth.ExtAuthzPrefix, fa.Serve(forwardauth.ExtAuthz))
-	mux.Handle("/outpost.goauthentik.io/auth/traefik", fa.Serve(forwardauth.ForwardAuth))
-	mux.Handle("/outpost.goauthentik.io/auth/caddy", fa.Serve(forwardauth.ForwardAuth))
-	mux.Handle("/outpost.goauthentik.io/auth/nginx", fa.Serve(forwardauth.AuthRequest))
+	handle("/outpost.goauthentik.io/auth/traefik", fa.Serve(forwardauth.ForwardAuth))
+	handle("/outpost.goauthentik.io/auth/caddy", fa.Serve(forwardauth.ForwardAuth))
+	handle("/outpost.goauthentik.io/auth/nginx", fa.Serve(forwardauth.AuthRequest))
 	mux.Handle(forwardauth.AuthentikExtAuthzPrefix, fa.Serve(forwardauth.ExtAuthz))
 	mux.Handle(forwardauth.AuthentikExtAuthzPrefix+"/", fa.Serve(forwardauth.ExtAuthz))
 	mux.HandleFunc("GET /-/health/live/", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
 	mux.HandleFunc("GET /-/health/ready/", a.ready)
-	a.Handler = a.instrument(mux)
+	a.Handler = a.instrument(mux, exact)
 	metricsMux := http.NewServeMux()
 	metricsMux.Handle("GET /metrics", promhttp.HandlerFor(a.Metrics.Registry, promhttp.HandlerOpts{}))
 	a.MetricsHandler = metricsMux
@@ -317,22 +322,36 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 }
 
 // instrument counts requests by route and turns a panic into a plain 500 (logged with
-// its cause), never a stack trace to the client.
-func (a *App) instrument(next http.Handler) http.Handler {
+// its cause), never a stack trace to the client. A request for one of exact's paths,
+// spelled exactly (nothing escaped), goes straight to its handler: the mux would pick
+// the same one after walking its patterns, at two allocations a request; any other
+// spelling still goes to the mux, which cleans, redirects or refuses it as before.
+func (a *App) instrument(mux *http.ServeMux, exact map[string]http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		sw := &statusWriter{ResponseWriter: w}
-		// Every request's database work is bounded (database.request_timeout), except
-		// forward auth, whose only database work — a session missing from the cache —
-		// the session manager bounds itself, sparing the cached check a timer.
-		if !forwardAuthPath(r.URL.Path) {
-			ctx, cancel := context.WithTimeout(r.Context(), a.Config().Database.RequestTimeout.D())
-			defer func() {
-				if errors.Is(ctx.Err(), context.DeadlineExceeded) && sw.code == http.StatusServiceUnavailable {
-					a.Metrics.RequestTimeouts.Inc()
-				}
-				cancel()
-			}()
-			r = r.WithContext(ctx)
+		sw := statusWriters.Get().(*statusWriter)
+		*sw = statusWriter{ResponseWriter: w}
+		defer func() { // last, once every deferred use of sw below is done
+			*sw = statusWriter{}
+			statusWriters.Put(sw)
+		}()
+		var next http.Handler = mux
+		if h, ok := exact[r.URL.Path]; ok && r.URL.RawPath == "" {
+			next, r.Pattern = h, r.URL.Path
+		} else {
+			// Every request's database work is bounded (database.request_timeout),
+			// except forward auth, whose only database work — a session missing from
+			// the cache — the session manager bounds itself, sparing the cached check a
+			// timer.
+			if !forwardAuthPath(r.URL.Path) {
+				ctx, cancel := context.WithTimeout(r.Context(), a.Config().Database.RequestTimeout.D())
+				defer func() {
+					if errors.Is(ctx.Err(), context.DeadlineExceeded) && sw.code == http.StatusServiceUnavailable {
+						a.Metrics.RequestTimeouts.Inc()
+					}
+					cancel()
+				}()
+				r = r.WithContext(ctx)
+			}
 		}
 		defer func() {
 			if v := recover(); v != nil {
@@ -353,6 +372,10 @@ func (a *App) instrument(next http.Handler) http.Handler {
 		next.ServeHTTP(sw, r)
 	})
 }
+
+// statusWriters are reused across requests: no handler keeps its ResponseWriter past
+// its return, and the forward-auth check would otherwise allocate one per request.
+var statusWriters = sync.Pool{New: func() any { return new(statusWriter) }}
 
 // requestKey is a request's metric labels: its route and status.
 type requestKey struct {
