@@ -434,6 +434,13 @@ func (a *App) serve(ctx context.Context, srv *http.Server, errc <-chan error) er
 // waits. It outlives ctx's cancellation so that Serve can drain requests first.
 func (a *App) StartBackground(ctx context.Context) (stop func()) {
 	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	if w, ok := a.Store.(interface{ Warm(context.Context) error }); ok {
+		go func() {
+			if err := w.Warm(bg); err != nil && bg.Err() == nil {
+				a.Log.Warn("database: "+err.Error(), "effect", "the first requests open their own connections")
+			}
+		}()
+	}
 	auditLog := &audit.Logger{Store: a.Store, Log: a.Log}
 	runs := []func(context.Context){a.Sessions.Run, a.audit.Run, auditLog.Run, a.housekeeping, a.logouts, a.checkpoints}
 	done := make(chan struct{}, len(runs))

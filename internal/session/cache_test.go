@@ -131,10 +131,10 @@ type gatedStore struct {
 	reads   atomic.Int32
 }
 
-func (g *gatedStore) SessionByTokenHash(ctx context.Context, hash string) (store.Session, error) {
+func (g *gatedStore) SignedIn(ctx context.Context, hash string) (store.Session, store.User, []string, error) {
 	g.reads.Add(1)
 	<-g.release
-	return g.Store.SessionByTokenHash(ctx, hash)
+	return g.Store.SignedIn(ctx, hash)
 }
 
 // Many requests with one session nobody has seen yet (a page's thirty assets after a

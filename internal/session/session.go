@@ -208,7 +208,7 @@ func (m *Manager) Lookup(ctx context.Context, token string) (*Principal, error) 
 		return p, nil
 	}
 	return m.resolve(ctx, HashToken(token), key, m.markSeen, func(ctx context.Context, hash string, now time.Time) (*Principal, error) {
-		s, err := m.store.SessionByTokenHash(ctx, hash)
+		s, u, direct, err := m.store.SignedIn(ctx, hash)
 		switch {
 		case errors.Is(err, store.ErrNotFound):
 			return nil, nil
@@ -217,7 +217,7 @@ func (m *Manager) Lookup(ctx context.Context, token string) (*Principal, error) 
 		case !now.Before(s.ExpiresAt):
 			return nil, nil
 		}
-		return m.principal(ctx, s, nil)
+		return m.principalOf(ctx, s, u, direct, nil)
 	})
 }
 
@@ -330,6 +330,15 @@ func (m *Manager) principal(ctx context.Context, s store.Session, amend func(*Pr
 	direct, err := m.store.UserGroupIDs(ctx, u.ID)
 	if err != nil {
 		return nil, err
+	}
+	return m.principalOf(ctx, s, u, direct, amend)
+}
+
+// principalOf builds the principal of a session whose user and direct groups are read;
+// nil when the user is disabled.
+func (m *Manager) principalOf(ctx context.Context, s store.Session, u store.User, direct []string, amend func(*Principal)) (*Principal, error) {
+	if u.Disabled {
+		return nil, nil
 	}
 	tree, err := m.groupTree(ctx, direct)
 	if err != nil {

@@ -295,6 +295,10 @@ type Groups interface {
 // SessionReader reads sign-ins.
 type SessionReader interface {
 	SessionByTokenHash(ctx context.Context, tokenHash string) (Session, error)
+	// SignedIn is a session's first sight on a replica in one statement: the session,
+	// its user and the user's direct group ids (sorted). ErrNotFound when either is
+	// missing.
+	SignedIn(ctx context.Context, tokenHash string) (Session, User, []string, error)
 	SessionByID(ctx context.Context, id string) (Session, error)
 	SessionsBySID(ctx context.Context, sid string) ([]Session, error)   // expired ones too
 	ListSessions(ctx context.Context, userID string) ([]Session, error) // userID "" = all

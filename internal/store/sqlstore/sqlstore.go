@@ -50,6 +50,8 @@ type Dialect struct {
 	// parsing. Not for PostgreSQL behind PgBouncer in transaction mode, where a
 	// statement prepared on one server connection is unknown on the next.
 	CacheStatements bool
+	// WarmConns is how many connections Warm opens ahead of need (0: none).
+	WarmConns int
 }
 
 // Store implements store.Store over database/sql.
@@ -70,6 +72,28 @@ func New(db *sql.DB, d Dialect) *Store {
 		s.stmts = &stmtCache{db: db, m: map[string]*sql.Stmt{}}
 	}
 	return s
+}
+
+// Warm opens the dialect's WarmConns connections at once and hands them back to the
+// pool, so that the first burst after a start (a replica restarted under load, where
+// every session is a first sight) finds them open: opening a SQLite connection applies
+// its pragmas and parses the schema, milliseconds each, which requests would
+// otherwise wait for in turn.
+func (s *Store) Warm(ctx context.Context) error {
+	conns := make([]*sql.Conn, 0, s.dialect.WarmConns)
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for range s.dialect.WarmConns {
+		c, err := s.db.Conn(ctx)
+		if err != nil {
+			return fmt.Errorf("opening %s connections ahead of need: %w", s.dialect.Name, err)
+		}
+		conns = append(conns, c)
+	}
+	return nil
 }
 
 // DB exposes the pool for backend-specific settings and tests.

@@ -16,12 +16,22 @@ type scanner interface{ Scan(dest ...any) error }
 
 func scanUser(r scanner) (store.User, error) {
 	var u store.User
+	dest, done := userFields(&u)
+	err := r.Scan(dest...)
+	done()
+	return u, err
+}
+
+// userFields are the scan destinations of userColumns; done converts what they read
+// into u.
+func userFields(u *store.User) (dest []any, done func()) {
 	var created, updated int64
 	var disabled int
-	err := r.Scan(&u.ID, &u.Username, &u.Email, &u.EmailPending, &u.DisplayName, &u.PasswordHash, &disabled, &created, &updated)
-	u.Disabled = disabled != 0
-	u.CreatedAt, u.UpdatedAt = fromDB(created), fromDB(updated)
-	return u, err
+	return []any{&u.ID, &u.Username, &u.Email, &u.EmailPending, &u.DisplayName, &u.PasswordHash, &disabled, &created, &updated},
+		func() {
+			u.Disabled = disabled != 0
+			u.CreatedAt, u.UpdatedAt = fromDB(created), fromDB(updated)
+		}
 }
 
 // usernameKey is what makes usernames unique regardless of letter case.

@@ -306,6 +306,26 @@ func testSessions(t *testing.T, s store.Store) {
 	}
 	_, err := s.SessionByTokenHash(ctx, "h")
 	wantErr(t, err, store.ErrNotFound)
+
+	// A first sight reads the session, its user and the user's direct groups at once.
+	g1, g2 := must(s.CreateGroup(ctx, store.Group{Name: "signed-in-b"}))(t), must(s.CreateGroup(ctx, store.Group{Name: "signed-in-a"}))(t)
+	noErr(t, s.AddMember(ctx, g1.ID, u.ID))
+	noErr(t, s.AddMember(ctx, g2.ID, u.ID))
+	ss, su, groups, err := s.SignedIn(ctx, "h1")
+	noErr(t, err)
+	wantUser := must(s.UserByID(ctx, u.ID))(t)
+	wantGroups := must(s.UserGroupIDs(ctx, u.ID))(t)
+	if ss != got || su != wantUser || !slices.Equal(groups, wantGroups) || len(groups) != 2 {
+		t.Fatalf("signed in:\n got %+v\n     %+v\n     %v\nwant %+v\n     %+v\n     %v", ss, su, groups, got, wantUser, wantGroups)
+	}
+	if _, sv, groups, err := s.SignedIn(ctx, "h3"); err != nil || sv.ID != v.ID || groups == nil || len(groups) != 0 {
+		t.Fatalf("signed in without groups: %+v %v %v (want the user, an empty list)", sv, groups, err)
+	}
+	_, _, _, err = s.SignedIn(ctx, "h")
+	wantErr(t, err, store.ErrNotFound)
+	noErr(t, s.RemoveMember(ctx, g1.ID, u.ID))
+	noErr(t, s.RemoveMember(ctx, g2.ID, u.ID))
+
 	if n := must(s.CountActiveSessions(ctx, time.Now()))(t); n != 2 {
 		t.Fatalf("active sessions = %d, want 2", n)
 	}
