@@ -3,7 +3,8 @@
 # (initdb + pg_ctl in a temporary folder, on a free loopback port) with PgBouncer in
 # transaction mode in front of it, nginx, Debian's Caddy and a current Caddy in front of
 # an Express app and Go's http.FileServer for the proxy end-to-end tests,
-# headless Chromium for the browser test (passkeys through nginx), and the race
+# headless Chromium for the browser test (passkeys through nginx), wrk for the bench
+# suite's small run, and the race
 # detector. It installs what is missing from Debian's packages when run as root;
 # otherwise it says what to install.
 #
@@ -24,6 +25,7 @@ command -v chromium >/dev/null || need+=(chromium)
 command -v npm >/dev/null || need+=(nodejs npm)
 command -v curl >/dev/null || need+=(curl)
 command -v jq >/dev/null || need+=(jq)
+command -v wrk >/dev/null || need+=(wrk)
 ensure_packages "${need[@]}"
 find_pg_bin
 

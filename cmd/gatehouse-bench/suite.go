@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -36,43 +37,56 @@ import (
 type suiteOptions struct {
 	postgres   string // admin URL of a PostgreSQL server to create a database on; "" skips it
 	duration   time.Duration
+	rounds     int
 	anon       int
 	sessions   int
 	users      int
 	out        string
 	gatehouse  string // a built gatehouse binary; "" builds one
+	nginxConf  string // the README's nginx snippet, run in the end-to-end scenario
 	conns      int
 	loginConns int
+	noWrk      bool
+	noPin      bool
 }
 
 // row is one line of the results table.
 type row struct {
 	backend, scenario string
+	generator         string
 	r                 bench.Result
+	ratio             string // against the row's reference, or why none is given
 	notes             string
-	baselineRPS       float64
 }
 
 func suite(ctx context.Context, args []string, out io.Writer) error {
 	var o suiteOptions
 	fs := flag.NewFlagSet("suite", flag.ContinueOnError)
 	fs.StringVar(&o.postgres, "postgres", "", "PostgreSQL admin URL (a fresh database is created on it); empty: SQLite only")
-	fs.DurationVar(&o.duration, "d", 10*time.Second, "duration of each timed scenario")
-	fs.IntVar(&o.anon, "anon", 1_000_000, "anonymous requests in scenario 2")
-	fs.IntVar(&o.sessions, "sessions", 100_000, "live sessions in scenario 3")
+	fs.DurationVar(&o.duration, "d", 10*time.Second, "duration of each timed run")
+	fs.IntVar(&o.rounds, "rounds", 5, "interleaved rounds of the hot-path and nginx comparisons (medians are reported)")
+	fs.IntVar(&o.anon, "anon", 1_000_000, "anonymous requests in scenario 2 when wrk is not used")
+	fs.IntVar(&o.sessions, "sessions", 10_000, "distinct sessions in scenario 3")
 	fs.IntVar(&o.users, "users", 10_000, "users the scenario 3 sessions belong to")
 	fs.StringVar(&o.out, "out", "", "write the Markdown table to this file too")
 	fs.StringVar(&o.gatehouse, "gatehouse", "", "gatehouse binary (default: build ./cmd/gatehouse)")
+	fs.StringVar(&o.nginxConf, "nginx-conf", "deploy/examples/nginx.conf", "the nginx snippet the end-to-end scenario runs")
 	fs.IntVar(&o.conns, "c", 64, "connections for the forward-auth scenarios")
 	fs.IntVar(&o.loginConns, "login-c", 32, "concurrent logins in scenario 4")
+	fs.BoolVar(&o.noWrk, "no-wrk", false, "drive every scenario with the built-in generator even when wrk is installed")
+	fs.BoolVar(&o.noPin, "no-pin", false, "do not pin servers and the load generator to separate cores")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if o.rounds < 1 {
+		return errors.New("suite: -rounds must be at least 1")
 	}
 	work, err := os.MkdirTemp("", "gatehouse-bench")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(work)
+	os.Chmod(work, 0o755) // nginx's workers run as nobody when the suite runs as root
 	if o.gatehouse == "" {
 		o.gatehouse = filepath.Join(work, "gatehouse")
 		build := exec.Command("go", "build", "-o", o.gatehouse, "./cmd/gatehouse")
@@ -82,34 +96,59 @@ func suite(ctx context.Context, args []string, out io.Writer) error {
 		}
 	}
 	logf := func(format string, a ...any) { fmt.Fprintf(os.Stderr, "bench: "+format+"\n", a...) }
+	place := choosePlacement(o, logf)
+	rec := startMachineRecord(place)
 
-	base, err := baselineRun(ctx, o, logf)
-	if err != nil {
-		return err
-	}
-	rows := []row{{backend: "—", scenario: "baseline: Go net/http answering 200", r: base.r, notes: base.notes, baselineRPS: base.r.RPS}}
-	backends := []struct{ name, url string }{{"SQLite", "sqlite:" + filepath.Join(work, "sqlite", "gatehouse.db")}}
+	backends := []backend{{name: "SQLite", url: "sqlite:" + filepath.Join(work, "sqlite", "gatehouse.db"), dir: filepath.Join(work, "SQLite")}}
 	if o.postgres != "" {
 		pgURL, drop, err := createDatabase(ctx, o.postgres)
 		if err != nil {
 			return err
 		}
 		defer drop()
-		backends = append(backends, struct{ name, url string }{"PostgreSQL", pgURL})
+		backends = append(backends, backend{name: "PostgreSQL", url: pgURL, dir: filepath.Join(work, "PostgreSQL")})
+	}
+	rows, err := hotPath(ctx, o, place, work, backends, logf)
+	if err != nil {
+		return err
 	}
 	for _, b := range backends {
-		got, err := runBackend(ctx, o, b.name, b.url, filepath.Join(work, b.name), base.r.RPS, logf)
+		got, err := runBackend(ctx, o, place, b, logf)
 		if err != nil {
 			return fmt.Errorf("%s: %w", b.name, err)
 		}
 		rows = append(rows, got...)
 	}
-	table := render(rows, o)
+	table := render(rows, o, rec)
 	fmt.Fprint(out, table)
 	if o.out != "" {
 		return os.WriteFile(o.out, []byte(table), 0o644)
 	}
 	return nil
+}
+
+// backend is a database the suite runs Gatehouse on.
+type backend struct{ name, url, dir string }
+
+// choosePlacement pins when it can (two cores and taskset) and prefers wrk when it is
+// installed. Pinning moves this process, the built-in generator included, to the
+// generator's core.
+func choosePlacement(o suiteOptions, logf func(string, ...any)) placement {
+	var p placement
+	if !o.noWrk {
+		p.wrk, _ = exec.LookPath("wrk")
+	}
+	if _, err := exec.LookPath("taskset"); err == nil && !o.noPin && runtime.NumCPU() >= 2 {
+		if b, err := exec.Command("taskset", "-a", "-p", "-c", generatorCPU, strconv.Itoa(os.Getpid())).CombinedOutput(); err != nil {
+			logf("not pinning: taskset: %v %s", err, b)
+		} else {
+			p.pinned = true
+		}
+	}
+	if p.wrk == "" {
+		logf("wrk not found (Debian: apt-get install wrk): the built-in generator drives every scenario, and cannot saturate a baseline on one core")
+	}
+	return p
 }
 
 // headersFor are the headers Traefik sends for a browser page load.
@@ -125,38 +164,209 @@ type measured struct {
 	notes string
 }
 
-func baselineRun(ctx context.Context, o suiteOptions, logf func(string, ...any)) (measured, error) {
+// startSelf starts a copy of this program as a baseline server (mode "", "same" or
+// "app", see serveBaseline) on its own free address.
+func startSelf(ctx context.Context, place placement, mode string) (*exec.Cmd, string, error) {
 	self, err := os.Executable()
 	if err != nil {
-		return measured{}, err
+		return nil, "", err
 	}
 	addr := freeAddr()
-	cmd := exec.CommandContext(ctx, self)
-	cmd.Env = append(os.Environ(), baselineEnv+"="+addr)
+	cmd := place.serverCommand(ctx, self)
+	cmd.Env = append(os.Environ(), baselineEnv+"="+addr, baselineModeEnv+"="+mode)
 	if err := cmd.Start(); err != nil {
-		return measured{}, err
+		return nil, "", err
 	}
-	defer func() { cmd.Process.Kill(); cmd.Wait() }()
-	if _, err := waitReady(ctx, "http://"+addr+"/", time.Now()); err != nil {
-		return measured{}, err
+	if _, err := waitReady(ctx, "http://"+addr+"/-/ready", time.Now()); err != nil {
+		cmd.Process.Kill()
+		cmd.Wait()
+		return nil, "", err
 	}
-	logf("baseline: %d connections for %s", o.conns, o.duration)
-	return loadWithStats(ctx, cmd.Process.Pid, bench.Options{URL: "http://" + addr + "/api/authz/forward-auth",
-		Header: headersFor("app.example.com"), Concurrency: o.conns, Duration: o.duration})
+	return cmd, addr, nil
 }
 
-// loadWithStats runs load and adds the server's peak RSS and CPU per request.
-func loadWithStats(ctx context.Context, pid int, opts bench.Options) (measured, error) {
-	cpu0, _ := bench.CPUTime(pid)
-	peak := bench.PeakRSS(pid, 100*time.Millisecond)
-	r, err := bench.Run(ctx, opts)
-	rss := peak()
-	cpu1, _ := bench.CPUTime(pid)
-	if err != nil {
-		return measured{}, err
+// target is one server the hot-path comparison measures in every round.
+type target struct {
+	backend, scenario string
+	pids              []int // the server's processes, whose CPU the rounds measure
+	url               string
+	hdr               http.Header
+	cookie            string
+	metrics           string // Gatehouse's metrics URL, for its query count
+	samples           []sample
+}
+
+// sample is one round's run of one target.
+type sample struct {
+	r     bench.Result
+	share float64 // of one core, used by the server
+}
+
+// median is the round with the median rate, and the lowest and highest rates.
+func (t *target) median() (sample, float64, float64) {
+	s := slices.Clone(t.samples)
+	slices.SortFunc(s, func(a, b sample) int { return cmpFloat(a.r.RPS, b.r.RPS) })
+	return s[len(s)/2], s[0].r.RPS, s[len(s)-1].r.RPS
+}
+
+func cmpFloat(a, b float64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
 	}
-	return measured{r, fmt.Sprintf("server peak RSS %.1f MiB, %.0f µs CPU/request", mib(rss),
-		float64((cpu1-cpu0).Microseconds())/float64(max(r.Requests, 1)))}, nil
+	return 0
+}
+
+// ratioTo is the median over rounds of t's rate against ref's in the same round, or,
+// when ref did not saturate its core (or nothing was pinned), why no ratio is given.
+func ratioTo(t, ref *target, place placement) string {
+	if !place.pinned {
+		return "not reported: unpinned"
+	}
+	share := ref.sharesMedian()
+	if share < saturated {
+		return fmt.Sprintf("not reported: the reference used %.0f%% of its core (the generator did not saturate it)", 100*share)
+	}
+	ratios := make([]float64, len(t.samples))
+	for i := range t.samples {
+		ratios[i] = t.samples[i].r.RPS / ref.samples[i].r.RPS
+	}
+	slices.Sort(ratios)
+	if len(ratios) == 1 {
+		return fmt.Sprintf("%.2f×", ratios[0])
+	}
+	return fmt.Sprintf("%.2f× (%.2f–%.2f)", ratios[len(ratios)/2], ratios[0], ratios[len(ratios)-1])
+}
+
+func (t *target) sharesMedian() float64 {
+	shares := make([]float64, len(t.samples))
+	for i, s := range t.samples {
+		shares[i] = s.share
+	}
+	slices.Sort(shares)
+	return shares[len(shares)/2]
+}
+
+// measureRounds runs every target once per round, in turn, so that a machine that
+// slows down during the run slows every target alike.
+func measureRounds(ctx context.Context, o suiteOptions, place placement, targets []*target, logf func(string, ...any)) error {
+	for round := range o.rounds {
+		for _, t := range targets {
+			var r bench.Result
+			share, err := serverCPUShare(t.pids, func() error {
+				var err error
+				r, err = place.closedLoop(ctx, t.url, t.hdr, t.cookie, o.conns, o.duration)
+				return err
+			})
+			if err != nil {
+				return fmt.Errorf("%s %s: %w", t.backend, t.scenario, err)
+			}
+			t.samples = append(t.samples, sample{r, share})
+			logf("round %d/%d: %s %s: %.0f req/s, server at %.0f%% of a core", round+1, o.rounds, t.backend, t.scenario, r.RPS, 100*share)
+		}
+	}
+	return nil
+}
+
+// row turns a target's rounds into a table row.
+func (t *target) row(place placement, ratio, notes string) row {
+	m, lo, hi := t.median()
+	cpu := m.share * m.r.Elapsed.Seconds() * 1e6 / float64(max(m.r.Requests, 1))
+	n := fmt.Sprintf("median of %d rounds (%.0f–%.0f req/s); server at %.0f%% of a core, %.0f µs CPU/request", len(t.samples), lo, hi, 100*m.share, cpu)
+	if len(t.samples) == 1 {
+		n = fmt.Sprintf("one round; server at %.0f%% of a core, %.0f µs CPU/request", 100*m.share, cpu)
+	}
+	return row{backend: t.backend, scenario: t.scenario, generator: place.generatorName(), r: m.r, ratio: ratio, notes: strings.TrimPrefix(notes+"; "+n, "; ")}
+}
+
+// hotPath is scenario 1 and the end-to-end nginx scenario: the bare net/http
+// baseline, net/http sending Gatehouse's whole answer, and Gatehouse on each database
+// with a valid session and 100 rules, measured in interleaved rounds; then nginx with
+// the README's snippet against nginx proxying the same app without auth.
+func hotPath(ctx context.Context, o suiteOptions, place placement, work string, backends []backend, logf func(string, ...any)) ([]row, error) {
+	base, baseAddr, err := startSelf(ctx, place, "")
+	if err != nil {
+		return nil, err
+	}
+	defer func() { base.Process.Kill(); base.Wait() }()
+	same, sameAddr, err := startSelf(ctx, place, "same")
+	if err != nil {
+		return nil, err
+	}
+	defer func() { same.Process.Kill(); same.Wait() }()
+	hdr := headersFor("app.example.com")
+	anyCookie := "gatehouse_session=" + session.NewToken() // the baselines check its shape only
+	baseT := &target{backend: "—", scenario: "baseline: Go net/http, cookie check and one header", pids: []int{base.Process.Pid},
+		url: "http://" + baseAddr + "/api/authz/forward-auth", hdr: hdr, cookie: anyCookie}
+	sameT := &target{backend: "—", scenario: "Go net/http sending Gatehouse's whole answer (10 headers)", pids: []int{same.Process.Pid},
+		url: "http://" + sameAddr + "/api/authz/forward-auth", hdr: hdr, cookie: anyCookie}
+	targets := []*target{baseT, sameT}
+	var procs []*gatehouseProcess
+	defer func() {
+		for _, p := range procs {
+			p.stop()
+		}
+	}()
+	for _, b := range backends {
+		logf("%s: starting gatehouse for the hot path", b.name)
+		p, err := startGatehouse(ctx, place, o.gatehouse, b.dir, b.url)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", b.name, err)
+		}
+		procs = append(procs, p)
+		st, err := openStore(b.url)
+		if err != nil {
+			return nil, err
+		}
+		users, err := st.GroupByName(ctx, "users")
+		if err == nil {
+			var cookie string
+			if cookie, err = seedSession(ctx, st, users.ID, "bench"); err == nil {
+				targets = append(targets, &target{backend: b.name, scenario: "1. forward auth, valid session, 100 rules", pids: []int{p.cmd.Process.Pid},
+					url: p.base + "/api/authz/forward-auth", hdr: hdr, cookie: cookie, metrics: p.metrics})
+			}
+		}
+		st.Close()
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", b.name, err)
+		}
+	}
+	for _, t := range targets {
+		if r, _ := bench.Run(ctx, bench.Options{URL: t.url, Header: t.hdr, Cookies: []string{t.cookie}, Requests: 100}); r.ByStatus[200] != 100 {
+			return nil, fmt.Errorf("warm-up of %s %s: a valid session was not allowed: %v", t.backend, t.scenario, r.ByStatus)
+		}
+	}
+	queries := map[*target]int64{}
+	for _, t := range targets[2:] {
+		if queries[t], err = queryCount(t.metrics); err != nil {
+			return nil, err
+		}
+	}
+	logf("hot path: %d rounds of %s each, %d connections, load by %s", o.rounds, o.duration, o.conns, place.generatorName())
+	if err := measureRounds(ctx, o, place, targets, logf); err != nil {
+		return nil, err
+	}
+	rows := []row{baseT.row(place, "reference", ""), sameT.row(place, ratioTo(sameT, baseT, place), "what writing the identity headers costs net/http")}
+	for _, t := range targets[2:] {
+		q, _ := queryCount(t.metrics)
+		// Each replica polls the change feed and the audit outbox once a second; those
+		// queries are not the requests' doing.
+		var requests int
+		for _, s := range t.samples {
+			requests += s.r.Requests
+		}
+		background := 2 * (float64(o.rounds)*o.duration.Seconds()*float64(len(targets)) + 2)
+		perReq := (float64(q-queries[t]) - background) / float64(max(requests, 1))
+		rows = append(rows, t.row(place, ratioTo(t, baseT, place), fmt.Sprintf("%.4f DB queries/request (%d in all, up to ~%.0f from background polling)",
+			max(perReq, 0), q-queries[t], background)))
+	}
+	nginxRows, err := nginxScenario(ctx, o, place, work, procs[0], targets[2].cookie, logf)
+	if err != nil {
+		return nil, fmt.Errorf("nginx scenario: %w", err)
+	}
+	return append(rows, nginxRows...), nil
 }
 
 // gatehouseProcess is a started `gatehouse serve`.
@@ -168,7 +378,7 @@ type gatehouseProcess struct {
 	idleRSS int64
 }
 
-func startGatehouse(ctx context.Context, binary, dir, dbURL string) (*gatehouseProcess, error) {
+func startGatehouse(ctx context.Context, place placement, binary, dir, dbURL string) (*gatehouseProcess, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
@@ -177,7 +387,7 @@ func startGatehouse(ctx context.Context, binary, dir, dbURL string) (*gatehouseP
 	if err := os.WriteFile(cfgPath, []byte(benchConfig(addr)), 0o600); err != nil {
 		return nil, err
 	}
-	cmd := exec.CommandContext(ctx, binary, "serve", "--config", cfgPath)
+	cmd := place.serverCommand(ctx, binary, "serve", "--config", cfgPath)
 	cmd.Dir = dir
 	metricsAddr := freeAddr()
 	cmd.Env = append(withoutGatehouseEnv(), "GATEHOUSE_DATABASE_URL="+dbURL, "GATEHOUSE_SERVER_METRICS_ADDRESS="+metricsAddr)
@@ -227,12 +437,13 @@ func benchConfig(addr string) string {
 	return b.String()
 }
 
-func runBackend(ctx context.Context, o suiteOptions, name, dbURL, dir string, baseRPS float64, logf func(string, ...any)) ([]row, error) {
+func runBackend(ctx context.Context, o suiteOptions, place placement, b backend, logf func(string, ...any)) ([]row, error) {
 	var rows []row
-	add := func(scenario string, m measured, notes string) {
-		rows = append(rows, row{backend: name, scenario: scenario, r: m.r, notes: strings.TrimPrefix(notes+"; "+m.notes, "; "), baselineRPS: baseRPS})
+	add := func(scenario, generator string, m measured, notes string) {
+		rows = append(rows, row{backend: b.name, scenario: scenario, generator: generator, r: m.r, ratio: "—", notes: strings.TrimPrefix(notes+"; "+m.notes, "; ")})
 	}
-	logf("%s: starting gatehouse", name)
+	own := "gatehouse-bench load"
+	logf("%s: starting gatehouse", b.name)
 	// Each scenario gets a fresh process (on the same database), so one scenario's
 	// cache and garbage do not weigh on the next one's memory figures.
 	var p *gatehouseProcess
@@ -243,7 +454,7 @@ func runBackend(ctx context.Context, o suiteOptions, name, dbURL, dir string, ba
 			p.stop()
 		}
 		var err error
-		if p, err = startGatehouse(ctx, o.gatehouse, dir, dbURL); err != nil {
+		if p, err = startGatehouse(ctx, place, o.gatehouse, b.dir, b.url); err != nil {
 			return err
 		}
 		if first == nil {
@@ -256,7 +467,7 @@ func runBackend(ctx context.Context, o suiteOptions, name, dbURL, dir string, ba
 		return nil, err
 	}
 	defer func() { p.stop() }()
-	st, err := openStore(dbURL)
+	st, err := openStore(b.url)
 	if err != nil {
 		return nil, err
 	}
@@ -265,54 +476,42 @@ func runBackend(ctx context.Context, o suiteOptions, name, dbURL, dir string, ba
 	if err != nil {
 		return nil, err
 	}
-	url := p.base + "/api/authz/forward-auth"
-
-	// 1. The hot path: one valid session, 100 rules.
-	cookie, err := seedSession(ctx, st, users.ID, "bench")
+	benchUser, err := st.UserByUsername(ctx, "bench") // made by the hot path
+	if err != nil {
+		return nil, fmt.Errorf("the hot path's user: %w", err)
+	}
+	cookie, err := newSession(ctx, st, benchUser.ID)
 	if err != nil {
 		return nil, err
 	}
 	hdr := headersFor("app.example.com")
-	if r, _ := bench.Run(ctx, bench.Options{URL: url, Header: hdr, Cookies: []string{cookie}, Requests: 100}); r.ByStatus[200] != 100 {
-		return nil, fmt.Errorf("warm-up: a valid session was not allowed: %v", r.ByStatus)
-	}
-	q0, err := queryCount(p.metrics)
-	if err != nil {
-		return nil, err
-	}
-	logf("%s: scenario 1 (valid session, 100 rules, %d connections)", name, o.conns)
-	m, err := loadWithStats(ctx, pid, bench.Options{URL: url, Header: hdr, Cookies: []string{cookie}, Concurrency: o.conns, Duration: o.duration})
-	if err != nil {
-		return nil, err
-	}
-	q1, _ := queryCount(p.metrics)
-	// The replica polls the change feed once a second and flushes last-seen times every
-	// 30 s; those are not the requests' doing.
-	background := o.duration.Seconds() + 2
-	perReq := (float64(q1-q0) - background) / float64(max(m.r.Requests, 1))
-	add("1. forward auth, valid session, 100 rules", m, fmt.Sprintf("%.4f DB queries/request (%d in all, ~%.0f from background polling)", max(perReq, 0), q1-q0, background))
 
 	// 2. Anonymous: redirects, and nothing written.
-	if err := fresh(); err != nil {
-		return nil, err
-	}
-	url = p.base + "/api/authz/forward-auth"
+	url := p.base + "/api/authz/forward-auth"
 	before, err := rowCounts(st)
 	if err != nil {
 		return nil, err
 	}
 	rss0, _ := bench.RSS(pid)
-	logf("%s: scenario 2 (%d anonymous requests)", name, o.anon)
-	m, err = loadWithStats(ctx, pid, bench.Options{URL: url, Header: hdr, Concurrency: o.conns, Requests: o.anon})
+	var m measured
+	if place.wrk != "" {
+		logf("%s: scenario 2 (anonymous requests for %s)", b.name, o.duration)
+		m, err = withStats(pid, func() (bench.Result, error) { return place.closedLoop(ctx, url, hdr, "", o.conns, o.duration) })
+	} else {
+		logf("%s: scenario 2 (%d anonymous requests)", b.name, o.anon)
+		m, err = withStats(pid, func() (bench.Result, error) {
+			return bench.Run(ctx, bench.Options{URL: url, Header: hdr, Concurrency: o.conns, Requests: o.anon})
+		})
+	}
 	if err != nil {
 		return nil, err
 	}
 	rss1, _ := bench.RSS(pid)
 	after, _ := rowCounts(st)
-	add("2. forward auth, anonymous (302)", m, fmt.Sprintf("rows before %d, after %d; RSS %.1f → %.1f MiB", before, after, mib(rss0), mib(rss1)))
+	add("2. forward auth, anonymous (302)", place.generatorName(), m, fmt.Sprintf("rows before %d, after %d; RSS %.1f → %.1f MiB", before, after, mib(rss0), mib(rss1)))
 
 	// 3. Cache pressure: many sessions, a random one per request.
-	logf("%s: scenario 3 (seeding %d sessions of %d users)", name, o.sessions, o.users)
+	logf("%s: scenario 3 (seeding %d sessions of %d users)", b.name, o.sessions, o.users)
 	cookies, err := seedMany(ctx, st, users.ID, o.users, o.sessions)
 	if err != nil {
 		return nil, err
@@ -321,18 +520,22 @@ func runBackend(ctx context.Context, o suiteOptions, name, dbURL, dir string, ba
 		return nil, err
 	}
 	url = p.base + "/api/authz/forward-auth"
-	logf("%s: scenario 3a (every session once: cache misses)", name)
-	m, err = loadWithStats(ctx, pid, bench.Options{URL: url, Header: hdr, Cookies: cookies, InOrder: true, Concurrency: o.conns, Requests: len(cookies)})
+	logf("%s: scenario 3a (every session once: cache misses)", b.name)
+	m, err = withStats(pid, func() (bench.Result, error) {
+		return bench.Run(ctx, bench.Options{URL: url, Header: hdr, Cookies: cookies, InOrder: true, Concurrency: o.conns, Requests: len(cookies)})
+	})
 	if err != nil {
 		return nil, err
 	}
-	add(fmt.Sprintf("3a. forward auth, %dk sessions of %dk users, each once (cold cache)", o.sessions/1000, o.users/1000), m, "")
-	logf("%s: scenario 3b (random session per request, warm cache)", name)
-	m, err = loadWithStats(ctx, pid, bench.Options{URL: url, Header: hdr, Cookies: cookies, Concurrency: o.conns, Duration: o.duration})
+	add(fmt.Sprintf("3a. forward auth, %s sessions of %s users, each once after a restart (cold cache)", thousands(o.sessions), thousands(o.users)), own, m, "")
+	logf("%s: scenario 3b (random session per request, warm cache)", b.name)
+	m, err = withStats(pid, func() (bench.Result, error) {
+		return bench.Run(ctx, bench.Options{URL: url, Header: hdr, Cookies: cookies, Concurrency: o.conns, Duration: o.duration})
+	})
 	if err != nil {
 		return nil, err
 	}
-	add(fmt.Sprintf("3b. forward auth, %dk sessions, random (warm cache)", o.sessions/1000), m, "")
+	add(fmt.Sprintf("3b. forward auth, %s sessions, a random one per request (warm cache)", thousands(o.sessions)), own, m, "")
 
 	// 4. Password logins.
 	if _, err := (&identity.Directory{Store: st, Hasher: identity.NewHasher(1), AdminGroups: func() []string { return []string{"admins"} }}).
@@ -342,27 +545,50 @@ func runBackend(ctx context.Context, o suiteOptions, name, dbURL, dir string, ba
 	if err := fresh(); err != nil {
 		return nil, err
 	}
-	logf("%s: scenario 4 (%d concurrent password logins)", name, o.loginConns)
+	logf("%s: scenario 4 (%d concurrent password logins)", b.name, o.loginConns)
 	m, err = logins(ctx, p.base, pid, o.loginConns, o.duration)
 	if err != nil {
 		return nil, err
 	}
-	add(fmt.Sprintf("4. password login (argon2id), %d concurrent", o.loginConns), m, "")
+	add(fmt.Sprintf("4. password login (argon2id), %d concurrent", o.loginConns), own, m, "")
 
 	// 5. OpenID Connect code exchanges.
 	if err := fresh(); err != nil {
 		return nil, err
 	}
-	logf("%s: scenario 5 (OIDC code exchanges, %d concurrent)", name, o.loginConns)
+	logf("%s: scenario 5 (OIDC code exchanges, %d concurrent)", b.name, o.loginConns)
 	m, err = codeExchanges(ctx, p.base, cookie, pid, o.loginConns, o.duration)
 	if err != nil {
 		return nil, err
 	}
-	add(fmt.Sprintf("5. OIDC token endpoint, code exchange (RS256 ID token), %d concurrent", o.loginConns), m, "")
+	add(fmt.Sprintf("5. OIDC token endpoint, code exchange (RS256 ID token), %d concurrent", o.loginConns), own, m, "")
 
-	rows = append(rows, row{backend: name, scenario: "6. start-up and memory", notes: fmt.Sprintf("start to ready %s; idle RSS %.1f MiB",
+	rows = append(rows, row{backend: b.name, scenario: "6. start-up and memory", notes: fmt.Sprintf("start to ready %s; idle RSS %.1f MiB",
 		first.ready.Round(time.Millisecond), mib(first.idleRSS))})
 	return rows, nil
+}
+
+// withStats runs load and adds the server's peak RSS and CPU per request.
+func withStats(pid int, load func() (bench.Result, error)) (measured, error) {
+	cpu0, _ := bench.CPUTime(pid)
+	peak := bench.PeakRSS(pid, 100*time.Millisecond)
+	r, err := load()
+	rss := peak()
+	cpu1, _ := bench.CPUTime(pid)
+	if err != nil {
+		return measured{}, err
+	}
+	return measured{r, fmt.Sprintf("server peak RSS %.1f MiB, %.0f µs CPU/request", mib(rss),
+		float64((cpu1-cpu0).Microseconds())/float64(max(r.Requests, 1)))}, nil
+}
+
+// thousands writes 10000 as "10,000".
+func thousands(n int) string {
+	s := strconv.Itoa(n)
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
 }
 
 func openStore(dbURL string) (store.Store, error) {
@@ -612,12 +838,10 @@ func summarize(lat []time.Duration, byStatus map[int]int, elapsed time.Duration)
 	return r
 }
 
-func render(rows []row, o suiteOptions) string {
+func render(rows []row, o suiteOptions, rec machineRecord) string {
 	var b strings.Builder
-	host, _ := os.Hostname()
-	fmt.Fprintf(&b, "Measured %s on %s: %d CPUs (%s), %s, %s/%s. Load generator and server share the machine; %d connections, %s per timed scenario.\n\n",
-		time.Now().UTC().Format("2006-01-02"), host, runtime.NumCPU(), cpuModel(), runtime.Version(), runtime.GOOS, runtime.GOARCH, o.conns, o.duration)
-	b.WriteString("| database | scenario | requests | req/s | vs baseline | p50 | p90 | p99 | p99.9 | max | non-2xx/3xx, errors | notes |\n")
+	fmt.Fprintf(&b, "Measured %s on %s. %d connections, %s a run.\n\n", time.Now().UTC().Format("2006-01-02"), rec, o.conns, o.duration)
+	b.WriteString("| database | scenario | load generator | requests | req/s | vs reference | p50 | p90 | p99 | max | non-2xx/3xx, errors | notes |\n")
 	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range rows {
 		if r.r.Requests == 0 {
@@ -630,12 +854,8 @@ func render(rows []row, o suiteOptions) string {
 				bad += n
 			}
 		}
-		ratio := "—"
-		if r.baselineRPS > 0 && !strings.HasPrefix(r.scenario, "baseline") && !strings.HasPrefix(r.scenario, "4.") && !strings.HasPrefix(r.scenario, "5.") {
-			ratio = fmt.Sprintf("%.0f%%", 100*r.r.RPS/r.baselineRPS)
-		}
-		fmt.Fprintf(&b, "| %s | %s | %d | %.0f | %s | %s | %s | %s | %s | %s | %d | %s |\n", r.backend, r.scenario, r.r.Requests, r.r.RPS, ratio,
-			ms(r.r.P50), ms(r.r.P90), ms(r.r.P99), ms(r.r.P999), ms(r.r.Max), bad, r.notes)
+		fmt.Fprintf(&b, "| %s | %s | %s | %d | %.0f | %s | %s | %s | %s | %s | %d | %s |\n", r.backend, r.scenario, r.generator, r.r.Requests, r.r.RPS, r.ratio,
+			ms(r.r.P50), ms(r.r.P90), ms(r.r.P99), ms(r.r.Max), bad, r.notes)
 	}
 	return b.String()
 }
@@ -655,6 +875,12 @@ func cpuModel() string {
 		}
 	}
 	return "unknown CPU"
+}
+
+func freePort() int {
+	_, port, _ := net.SplitHostPort(freeAddr())
+	n, _ := strconv.Atoi(port)
+	return n
 }
 
 func freeAddr() string {

@@ -1,8 +1,10 @@
 // Package bench measures HTTP servers the same way whatever they are: a load generator
 // (closed loop at fixed concurrency, or open loop at a fixed rate), exact latency
 // percentiles, error counts by status, and the server process's memory and CPU time
-// read from /proc. Gatehouse's benchmark suite is built on it, and it can point at any
-// other forward-auth server for comparison.
+// read from /proc; and the main config nginx runs with when started by hand from a
+// folder (the suite's end-to-end scenario and the proxy tests). Gatehouse's benchmark
+// suite is built on it, and it can point at any other forward-auth server for
+// comparison.
 package bench
 
 import (

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gatehouse-id/gatehouse/internal/bench"
 	"github.com/gatehouse-id/gatehouse/internal/testenv"
 )
 
@@ -249,19 +250,7 @@ func nginxWith(t *testing.T, site string) (*exec.Cmd, string) {
 	dir := t.TempDir()
 	os.Chmod(dir, 0o777) // nginx workers run as nobody when started by root
 	writeFile(t, filepath.Join(dir, "site.conf"), site)
-	writeFile(t, filepath.Join(dir, "nginx.conf"), fmt.Sprintf(`pid %[1]s/nginx.pid;
-worker_processes 1;
-events { worker_connections 64; }
-http {
-    access_log %[1]s/access.log;
-    client_body_temp_path %[1]s/body;
-    proxy_temp_path %[1]s/proxy;
-    fastcgi_temp_path %[1]s/fastcgi;
-    uwsgi_temp_path %[1]s/uwsgi;
-    scgi_temp_path %[1]s/scgi;
-    include %[1]s/site.conf;
-}
-`, dir))
+	writeFile(t, filepath.Join(dir, "nginx.conf"), bench.NginxMain(dir, 64, true))
 	return exec.Command(nginx, "-p", dir, "-c", filepath.Join(dir, "nginx.conf"), "-e", filepath.Join(dir, "error.log"), "-g", "daemon off;"),
 		filepath.Join(dir, "error.log")
 }
