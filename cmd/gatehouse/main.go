@@ -43,6 +43,7 @@ Usage:
   gatehouse token create NAME [--scope S]... [--expires 90d|never] | list | revoke ID|NAME
   gatehouse app-password create USERNAME NAME --host HOST... [--expires never|365d]
   gatehouse app-password list USERNAME | revoke USERNAME ID|NAME
+  gatehouse access explain USERNAME|- URL [--two-factor] [--json]   what forward auth decides, and why
   gatehouse oidc hash-secret --secret-stdin | keys | rotate-keys
   gatehouse backup FILE                              a consistent copy of the SQLite database, while the server runs
   gatehouse restore FILE [--force]                   put a backup in place (the server stopped); the old file is kept
@@ -75,7 +76,7 @@ func main() {
 }
 
 // commands are the subcommands, for suggestions.
-var commands = []string{"serve", "migrate", "user", "group", "oidc", "key", "session", "token", "app-password", "backup", "restore", "config", "healthcheck", "version", "help"}
+var commands = []string{"serve", "migrate", "user", "group", "oidc", "key", "session", "token", "app-password", "access", "backup", "restore", "config", "healthcheck", "version", "help"}
 
 // run executes one command line; main's only job is the process around it.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, env []string) error {
@@ -120,6 +121,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = c.session(rest)
 	case "app-password":
 		err = c.appPassword(rest)
+	case "access":
+		err = c.accessCmd(rest)
 	case "token":
 		err = c.token(rest)
 	case "backup":

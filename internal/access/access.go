@@ -79,6 +79,8 @@ type Decision struct {
 // the difference between a hundred map lookups and two or three.
 type Policy struct {
 	rules       []rule
+	config      []config.Rule // as configured, for explanations
+	admins      []string
 	exact       map[string][]int // host → indexes of rules naming it, ascending
 	wildcard    map[string][]int // ".example.com" → indexes of rules with "*.example.com"
 	adminGroups map[string]bool
@@ -100,7 +102,8 @@ type rule struct {
 
 // NewPolicy compiles validated access config.
 func NewPolicy(a config.Access) *Policy {
-	p := &Policy{adminGroups: set(a.AdminGroups), exact: map[string][]int{}, wildcard: map[string][]int{}}
+	p := &Policy{adminGroups: set(a.AdminGroups), exact: map[string][]int{}, wildcard: map[string][]int{},
+		config: a.Rules, admins: a.AdminGroups}
 	for i, r := range a.Rules {
 		compiled := rule{paths: r.Paths, groups: set(r.Groups), public: r.Public, deny: r.Deny, twoFactor: r.TwoFactor, appPasswords: r.AllowAppPasswords}
 		for _, path := range r.Paths {

@@ -195,6 +195,7 @@ func FuzzNoReadingIsWeaker(f *testing.F) {
 		}
 		for _, who := range people {
 			got := p.Decide(Request{Host: "app.example.com", Path: path}, who)
+			checkExplanation(t, p, Request{Host: "app.example.com", Path: path}, who, got)
 			for app, read := range appReadings {
 				theirs := p.decideReading("app.example.com", read(path), who)
 				if theirs.Result.strictness() > got.Result.strictness() {

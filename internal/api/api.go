@@ -23,6 +23,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gatehouse-id/gatehouse/internal/access"
 	"github.com/gatehouse-id/gatehouse/internal/authn"
 	"github.com/gatehouse-id/gatehouse/internal/identity"
 	"github.com/gatehouse-id/gatehouse/internal/store"
@@ -37,6 +38,8 @@ var OpenAPI []byte
 type Handler struct {
 	Store     Store
 	Directory *identity.Directory
+	// Policy is the access rules in force (they change on reload).
+	Policy    func() *access.Policy
 	Regulator *authn.Regulator
 	// ClientAddress is the caller's address, believing only trusted proxies.
 	ClientAddress func(*http.Request) string
@@ -85,6 +88,7 @@ func (h *Handler) Routes(mux *http.ServeMux) {
 		{"GET /api/v1/tokens", "tokens:read", h.listTokens},
 		{"POST /api/v1/tokens", "tokens:write", h.createToken},
 		{"DELETE /api/v1/tokens/{id}", "tokens:write", h.deleteToken},
+		{"GET /api/v1/access/explain", "users:read", h.explain},
 	} {
 		mux.HandleFunc(r.pattern, h.authorized(r.scope, r.fn))
 	}

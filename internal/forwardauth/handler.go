@@ -110,9 +110,32 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, d Dialect) strin
 			h.Audit(store.Event{Kind: "access.denied", Actor: who.Username, Target: orig.Host + orig.Path,
 				Detail: dec.Reason + suppressedNote(before)})
 		}
-		http.Error(w, "gatehouse: "+who.Username+" may not open "+orig.Host+": "+dec.Reason, http.StatusForbidden)
+		http.Error(w, Refusal(who.Username, orig.Host, dec.Reason), http.StatusForbidden)
 	}
 	return dec.Result.String()
+}
+
+// Refusal is the text of a 403: who was refused which host, and why.
+func Refusal(username, host, reason string) string {
+	return "gatehouse: " + username + " may not open " + host + ": " + reason
+}
+
+// Outcome says what forward auth answers a browser's page load decided so, in words
+// for `gatehouse access explain`: the same cases, and the same refusal text, as serve.
+func Outcome(dec access.Decision, username, host string) string {
+	switch dec.Result {
+	case access.Allow:
+		if username == "" {
+			return "passes (200) without identity headers"
+		}
+		return "passes (200) with the identity headers of " + username
+	case access.NeedLogin:
+		return "is sent to sign in (302 to the login page; 401 naming it on the nginx endpoint)"
+	case access.NeedSecondFactor:
+		return "is asked for a second factor (302 to the step-up page; 401 naming it on the nginx endpoint)"
+	default:
+		return "is refused (403): " + Refusal(username, host, dec.Reason)
+	}
 }
 
 // noStore is every answer's Cache-Control, shared: net/http only reads header values.

@@ -155,6 +155,25 @@ func ParseOriginal(r *http.Request, d Dialect) (Original, error) {
 	return o, sameHostEverywhere(r, o)
 }
 
+// OriginalOf reads an absolute URL as the original request of a browser's page load
+// (GET), with the checks ParseOriginal makes: what `gatehouse access explain` decides
+// on, so that it refuses what forward auth refuses and reads the path the same way.
+func OriginalOf(rawURL string) (Original, error) {
+	var o Original
+	var err error
+	if len(rawURL) > maxURLBytes {
+		return o, fmt.Errorf("the URL is longer than 8 KiB")
+	}
+	if o.Scheme, o.Host, o.URI, err = splitAbsoluteURL(rawURL); err != nil {
+		return o, fmt.Errorf("the URL %w (give it as https://host/path)", err)
+	}
+	o.Method = http.MethodGet
+	if err := o.normalise("URL"); err != nil {
+		return o, err
+	}
+	return o, nil
+}
+
 // splitAbsoluteURL splits scheme://host/target without re-encoding the target: the
 // app receives the bytes the client sent, so the decision must be on those bytes.
 func splitAbsoluteURL(raw string) (scheme, host, target string, err error) {

@@ -494,3 +494,60 @@ func TestAdminAPIAppPasswordsAndGrants(t *testing.T) {
 		}
 	})
 }
+
+// The decision explorer answers what forward auth answers: for people signed in and
+// nobody, on the config's rules, its result is the forward-auth endpoint's (checked
+// on the endpoint itself with a real session), and a URL the endpoint refuses to
+// decide on is refused here, naming why.
+func TestAdminAPIExplain(t *testing.T) {
+	h := start(t, testConfig(backends[0].url(t)))
+	h.addUser("root", "Home Server Admins")
+	h.addUser("fay", "Allow Login Users")
+	h.addUser("gus")
+	c := newAPIClient(t, h)
+	reader := c.token("reader", []string{"users:read"}, identity.DefaultAPITokenLifetime)
+	sessions := map[string]*http.Cookie{"": nil}
+	for _, name := range []string{"root", "fay", "gus"} {
+		_, sessions[name] = h.login(name, "correct horse "+name, "")
+	}
+	for _, target := range []string{"https://grafana.example.com/d/1", "https://immich.example.com/api/assets", "https://immich.example.com/API/assets",
+		"https://immich.example.com/photos", "https://other.example.org/", "https://app.example.com/a;b/c"} {
+		for who, cookie := range sessions {
+			status, report, _ := c.call("GET", "/api/v1/access/explain?"+url.Values{"username": {who}, "url": {target}}.Encode(), reader, nil)
+			if status != 200 {
+				t.Fatalf("explain %s %s: %d %v", who, target, status, report)
+			}
+			var cookies []*http.Cookie
+			if cookie != nil {
+				cookies = []*http.Cookie{cookie}
+			}
+			resp, _ := h.do(req{path: "/api/authz/forward-auth", header: traefik(target), cookies: cookies})
+			want := map[string]int{"allow": 200, "login": 302, "deny": 403}[report["result"].(string)]
+			if resp.StatusCode != want {
+				t.Errorf("%q opening %s: explain says %v (%v), forward auth answers %d", who, target, report["result"], report["reason"], resp.StatusCode)
+			}
+		}
+	}
+	_, report, _ := c.call("GET", "/api/v1/access/explain?username=gus&url="+url.QueryEscape("https://grafana.example.com/"), reader, nil)
+	if report["result"] != "deny" || !strings.Contains(fmt.Sprint(report["passing"]), "Home Server Admins") ||
+		!strings.Contains(report["outcome"].(string), "gus may not open grafana.example.com") {
+		t.Errorf("explain for a person refused: %v", report)
+	}
+	for what, c2 := range map[string]struct {
+		query  string
+		status int
+	}{
+		"an encoded dot":      {"username=fay&url=" + url.QueryEscape("https://app.example.com/a/%2e%2e/b"), 422},
+		"not an absolute URL": {"username=fay&url=app.example.com/", 422},
+		"no URL":              {"username=fay", 422},
+		"a bad two_factor":    {"username=fay&two_factor=maybe&url=" + url.QueryEscape("https://app.example.com/"), 422},
+		"nobody by that name": {"username=nobody&url=" + url.QueryEscape("https://app.example.com/"), 404},
+	} {
+		if status, p, _ := c.call("GET", "/api/v1/access/explain?"+c2.query, reader, nil); status != c2.status {
+			t.Errorf("%s: %d %v, want %d", what, status, p, c2.status)
+		}
+	}
+	if status, _, _ := c.call("GET", "/api/v1/access/explain?url="+url.QueryEscape("https://app.example.com/"), c.token("groups", []string{"groups:read"}, identity.DefaultAPITokenLifetime), nil); status != 403 {
+		t.Errorf("explain without users:read: %d, want 403", status)
+	}
+}

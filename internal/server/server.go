@@ -153,7 +153,7 @@ func newApp(ctx context.Context, st store.Store, cfg config.Config, log *slog.Lo
 		Regulator: a.regulator, ClientAddress: a.web.OIDCPages().ClientAddress,
 	}
 
-	admin := &api.Handler{Store: st, Directory: a.directory, Regulator: a.regulator, Log: log,
+	admin := &api.Handler{Store: st, Directory: a.directory, Policy: a.policy.Load, Regulator: a.regulator, Log: log,
 		ClientAddress: a.web.OIDCPages().ClientAddress,
 	}
 

@@ -192,6 +192,7 @@ func TestNginxAuthRequest(t *testing.T) {
 	cmd, logFile := nginxCommand(t, proxyPort, ghPort, apps.express, apps.moreHosts()...)
 	runProxy(t, proxyPort, cmd, logFile)
 	appPasswordsThroughProxy(t, proxyPort, ghDir, env)
+	explainAgreesWithProxy(t, proxyPort, ghDir, env)
 }
 
 // protectedApps are the real apps behind the proxy: Express serves app.example.com
@@ -291,6 +292,7 @@ func runCaddy(t *testing.T, caddy string) {
 	cmd.Env = append(os.Environ(), "HOME="+dir, "XDG_DATA_HOME="+dir, "XDG_CONFIG_HOME="+dir)
 	runProxy(t, proxyPort, cmd, "")
 	appPasswordsThroughProxy(t, proxyPort, ghDir, env)
+	explainAgreesWithProxy(t, proxyPort, ghDir, env)
 }
 
 // runProxy starts a proxy, walks visitAsPeople through it, attacks it, and shows its
