@@ -96,7 +96,7 @@ func benchSite(snippet string, authPort, plainPort int, ghAddr, appAddr string) 
 	var plain strings.Builder
 	for line := range strings.Lines(appBlock) {
 		t := strings.TrimSpace(line)
-		if t == "auth_request /gatehouse-auth;" || t == "error_page 401 = @gatehouse_401;" {
+		if t == "auth_request /gatehouse-auth;" || strings.HasPrefix(t, "error_page ") && strings.Contains(t, "@gatehouse_") {
 			continue
 		}
 		plain.WriteString(strings.ReplaceAll(line, listen, fmt.Sprintf("listen 127.0.0.1:%d;", plainPort)))

@@ -7,6 +7,7 @@ import (
 
 	"github.com/gatehouse-id/gatehouse/internal/access"
 	"github.com/gatehouse-id/gatehouse/internal/identity"
+	"github.com/gatehouse-id/gatehouse/internal/session"
 	"github.com/gatehouse-id/gatehouse/internal/store"
 )
 
@@ -94,15 +95,31 @@ func Explain(ctx context.Context, policy *access.Policy, st ExplainStore, userna
 			return Report{}, err
 		}
 		r.Username, r.Groups, r.TwoFactor, disabled = u.Username, nonNil(identity.EffectiveGroups(direct, all)), twoFactor, u.Disabled
-		if !disabled {
-			who = &access.Identity{Username: u.Username, Groups: r.Groups, TwoFactor: twoFactor}
-		}
+		who = &access.Identity{Username: u.Username, Groups: r.Groups, TwoFactor: twoFactor}
 	}
+	if disabled {
+		r = explained(policy, orig, nil, r)
+		r.Reason = "the account is disabled, so its sessions are not valid: " + r.Reason
+		return r, nil
+	}
+	return explained(policy, orig, who, r), nil
+}
+
+// ExplainFor is Explain for a person already signed in (the refusal page): the
+// principal's own groups and factor, as the forward-auth check sees them.
+func ExplainFor(policy *access.Policy, p *session.Principal, rawURL string) (Report, error) {
+	orig, err := OriginalOf(rawURL)
+	if err != nil {
+		return Report{}, fmt.Errorf("%w: %w", ErrBadURL, err)
+	}
+	r := Report{URL: orig.URL(), Host: orig.HostName(), Path: orig.Path, Username: p.Username, Groups: nonNil(p.Groups), TwoFactor: p.TwoFactor}
+	return explained(policy, orig, identityOf(p), r), nil
+}
+
+// explained completes r with the policy's explanation of orig for who.
+func explained(policy *access.Policy, orig Original, who *access.Identity, r Report) Report {
 	e := policy.Explain(access.Request{Host: r.Host, Path: r.Path}, who)
 	r.Result, r.Reason = e.Result.String(), e.Reason
-	if disabled {
-		r.Reason = "the account is disabled, so its sessions are not valid: " + e.Reason
-	}
 	if e.Config != nil {
 		c := e.Config
 		r.Rule = &RuleReport{Index: e.Rule, Hosts: nonNil(c.Hosts), Paths: nonNil(c.Paths), Groups: nonNil(c.Groups), Public: c.Public, Deny: c.Deny,
@@ -114,7 +131,7 @@ func Explain(ctx context.Context, policy *access.Policy, st ExplainStore, userna
 	}
 	r.Passing, r.AdminGroups = nonNil(e.Passing), nonNil(e.AdminGroups)
 	r.Outcome = Outcome(e.Decision, r.Username, orig.Host)
-	return r, nil
+	return r
 }
 
 // nonNil keeps JSON lists lists: [] rather than null.

@@ -35,9 +35,14 @@ type Handler struct {
 	LoginURL func(returnTo string) string
 	// StepUpURL returns the page that asks a signed-in user for a second factor.
 	StepUpURL func(returnTo string) string
-	Metrics   *metrics.Metrics
-	Audit     func(store.Event)
-	Log       *slog.Logger
+	// RefusedURL returns Gatehouse's page explaining a refusal of returnTo to the person
+	// signed in; RefusalPage writes that page as a 403 answer. Without them browsers get
+	// the one line of text API clients get.
+	RefusedURL  func(returnTo string) string
+	RefusalPage func(w http.ResponseWriter, r Report)
+	Metrics     *metrics.Metrics
+	Audit       func(store.Event)
+	Log         *slog.Logger
 	// Regulator counts wrong app passwords per client network; ClientAddress says
 	// which address the original request came from.
 	Regulator     *authn.Regulator
@@ -84,11 +89,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, d Dialect) strin
 		http.Error(w, "gatehouse: could not check the session right now; try again shortly", http.StatusServiceUnavailable)
 		return "error"
 	}
-	var id *access.Identity
-	if who != nil {
-		id = &access.Identity{Username: who.Username, Groups: who.Groups, TwoFactor: who.TwoFactor, AppPasswordHosts: who.AppPasswordHosts}
-	}
-	dec := h.Policy().Decide(access.Request{Host: orig.HostName(), Path: orig.Path}, id)
+	dec := h.Policy().Decide(access.Request{Host: orig.HostName(), Path: orig.Path}, identityOf(who))
 	switch dec.Result {
 	case access.Allow:
 		writeIdentityHeaders(w.Header(), who)
@@ -110,9 +111,35 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, d Dialect) strin
 			h.Audit(store.Event{Kind: "access.denied", Actor: who.Username, Target: orig.Host + orig.Path,
 				Detail: dec.Reason + suppressedNote(before)})
 		}
-		http.Error(w, Refusal(who.Username, orig.Host, dec.Reason), http.StatusForbidden)
+		h.refuse(w, r, d, orig, who, dec)
 	}
 	return dec.Result.String()
+}
+
+// identityOf is who a principal is to the access rules; nil for nil.
+func identityOf(p *session.Principal) *access.Identity {
+	if p == nil {
+		return nil
+	}
+	return &access.Identity{Username: p.Username, Groups: p.Groups, TwoFactor: p.TwoFactor, AppPasswordHosts: p.AppPasswordHosts}
+}
+
+// refuse answers 403. A browser's page load gets a page saying who is signed in, why
+// they may not pass and how to sign in as someone else (RefusalPage), and on the
+// nginx endpoint, whose body nginx drops, also the address of the same page on
+// Gatehouse (RedirectHeader), where the README's snippet sends it; everything else
+// gets one line of text.
+func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, d Dialect, orig Original, who *session.Principal, dec access.Decision) {
+	pageLoad := IsBrowser(r) && (orig.Method == http.MethodGet || orig.Method == http.MethodHead)
+	if !pageLoad || h.RefusalPage == nil || who.AppPasswordHosts != nil {
+		http.Error(w, Refusal(who.Username, orig.Host, dec.Reason), http.StatusForbidden)
+		return
+	}
+	if d == AuthRequest && h.RefusedURL != nil {
+		w.Header().Set(RedirectHeader, h.RefusedURL(orig.URL()))
+	}
+	h.RefusalPage(w, explained(h.Policy(), orig, identityOf(who),
+		Report{URL: orig.URL(), Host: orig.HostName(), Path: orig.Path, Username: who.Username, Groups: nonNil(who.Groups), TwoFactor: who.TwoFactor}))
 }
 
 // Refusal is the text of a 403: who was refused which host, and why.

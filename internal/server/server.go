@@ -133,7 +133,7 @@ func newApp(ctx context.Context, st store.Store, cfg config.Config, log *slog.Lo
 	a.directory.Applied = a.Sessions.Apply
 	a.web = &web.Server{
 		Store: st, Sessions: a.Sessions, Hasher: hasher, Directory: a.directory, Config: a.Config,
-		Metrics: a.Metrics, Audit: a.audit.Record, Log: log, Regulator: a.regulator,
+		Metrics: a.Metrics, Audit: a.audit.Record, Log: log, Regulator: a.regulator, Policy: a.policy.Load,
 	}
 	a.web.SetKey(key)
 	a.OIDC = &oidc.Provider{
@@ -147,9 +147,11 @@ func newApp(ctx context.Context, st store.Store, cfg config.Config, log *slog.Lo
 	}
 	fa := &forwardauth.Handler{
 		Policy: a.policy.Load, Sessions: a.Sessions, CookieName: cfg.Session.CookieName,
-		LoginURL:  func(rd string) string { return web.LoginURL(a.Config().Server.PublicURL, rd) },
-		StepUpURL: func(rd string) string { return web.StepUpURL(a.Config().Server.PublicURL, rd) },
-		Metrics:   a.Metrics, Audit: a.audit.Record, Log: log,
+		LoginURL:    func(rd string) string { return web.LoginURL(a.Config().Server.PublicURL, rd) },
+		StepUpURL:   func(rd string) string { return web.StepUpURL(a.Config().Server.PublicURL, rd) },
+		RefusedURL:  func(rd string) string { return web.RefusedURL(a.Config().Server.PublicURL, rd) },
+		RefusalPage: a.web.RefusalPage,
+		Metrics:     a.Metrics, Audit: a.audit.Record, Log: log,
 		Regulator: a.regulator, ClientAddress: a.web.OIDCPages().ClientAddress,
 	}
 

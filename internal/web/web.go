@@ -12,7 +12,9 @@ import (
 	"html/template"
 	"log/slog"
 	"net/http"
+	"strings"
 
+	"github.com/gatehouse-id/gatehouse/internal/access"
 	"github.com/gatehouse-id/gatehouse/internal/authn"
 	"github.com/gatehouse-id/gatehouse/internal/config"
 	"github.com/gatehouse-id/gatehouse/internal/identity"
@@ -32,7 +34,8 @@ var staticFiles embed.FS
 // "password" is refused before it is read, let alone hashed.
 const maxFormBytes = 16 << 10
 
-var pages = template.Must(template.New("").Funcs(template.FuncMap{"passkeyForm": passkeyForm}).ParseFS(templateFiles, "templates/*.html"))
+var pages = template.Must(template.New("").Funcs(template.FuncMap{"passkeyForm": passkeyForm,
+	"join": func(items []string) string { return strings.Join(items, ", ") }}).ParseFS(templateFiles, "templates/*.html"))
 
 // passkeyFormData is what the shared passkey sign-in form needs from its page.
 type passkeyFormData struct {
@@ -56,6 +59,8 @@ type Server struct {
 	Log       *slog.Logger
 	// Regulator throttles every guess made on these pages, in the database.
 	Regulator *authn.Regulator
+	// Policy is the access rules in force, for the refusal page.
+	Policy func() *access.Policy
 
 	secret []byte           // signs CSRF tokens and the values pages carry (package signed)
 	totp   serverkey.Sealer // seals authenticator-app secrets in the database
@@ -97,6 +102,7 @@ func (s *Server) Routes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /account/totp", s.totpPage)
 	mux.Handle("POST /account/totp", s.accountPost(s.totpConfirm))
 	mux.HandleFunc("GET /logout", s.logoutPage)
+	mux.HandleFunc("GET /refused", s.refusedPage)
 	mux.HandleFunc("POST /logout", s.logout)
 	mux.HandleFunc("GET /setup", s.setupPage)
 	mux.HandleFunc("POST /setup", s.setup)
@@ -116,9 +122,17 @@ type page struct {
 	Token   string
 	Extra   any
 	AppName string
+	// Base prefixes the stylesheet's address: "" on Gatehouse's own pages, its public
+	// URL on a page answered on an app's address (a refusal from forward auth).
+	Base string
 }
 
 func (s *Server) render(w http.ResponseWriter, status int, name string, p page) {
+	s.renderStyled(w, status, name, p, "'self'")
+}
+
+// renderStyled is render with the stylesheet's origin for the policy's style-src.
+func (s *Server) renderStyled(w http.ResponseWriter, status int, name string, p page, styleSrc string) {
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Cache-Control", "no-store")
@@ -128,7 +142,7 @@ func (s *Server) render(w http.ResponseWriter, status int, name string, p page) 
 	// No form-action: browsers apply it to every redirect after a form is sent, and a
 	// sign-in ends at the app's redirect URI, which for a native app is a custom scheme
 	// (com.example.app:/cb) that no source list can name in advance.
-	h.Set("Content-Security-Policy", "default-src 'self'; style-src 'self'; img-src 'self' data:; frame-ancestors 'none'")
+	h.Set("Content-Security-Policy", "default-src 'self'; style-src "+styleSrc+"; img-src 'self' data:; frame-ancestors 'none'")
 	p.AppName = "Gatehouse"
 	w.WriteHeader(status)
 	if err := pages.ExecuteTemplate(w, name, p); err != nil {

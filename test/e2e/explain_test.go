@@ -52,12 +52,16 @@ func explainAgreesWithProxy(t *testing.T, proxyPort int, dir string, env []strin
 			if err := json.Unmarshal([]byte(r.stdout), &report); err != nil {
 				t.Fatalf("explain --json: %v\n%s", err, r.stdout)
 			}
-			want := map[string]int{"allow": http.StatusOK, "login": http.StatusFound, "deny": http.StatusForbidden}[report.Result]
-			got := resp.StatusCode
-			if got == http.StatusNotFound { // the app's own answer: forward auth let it through
+			got, location := resp.StatusCode, resp.Header.Get("Location")
+			switch {
+			case got == http.StatusNotFound: // the app's own answer: forward auth let it through
 				got = http.StatusOK
+			case got == http.StatusFound && strings.Contains(location, "/refused?rd="): // nginx's way to the refusal page
+				got = http.StatusForbidden
+			case got == http.StatusFound && !strings.Contains(location, "/login?rd="):
+				t.Errorf("%s %s: the proxy sent the browser to %q", who, target, location)
 			}
-			if got != want {
+			if want := map[string]int{"allow": http.StatusOK, "login": http.StatusFound, "deny": http.StatusForbidden}[report.Result]; got != want {
 				t.Errorf("%s %s: explain says %s (%s), the proxy answered %d", who, target, report.Result, report.Reason, resp.StatusCode)
 			}
 		}

@@ -3,6 +3,7 @@ package e2e
 import (
 	"bufio"
 	"fmt"
+	"html"
 	"io"
 	"net"
 	"net/http"
@@ -106,6 +107,54 @@ func waitPort(t *testing.T, port int, logs func() string) {
 	}
 }
 
+// refusedAsPerson opens app as bob, who is signed in but not in its group: the
+// browser gets the refusal page — the 403 itself (Caddy, Traefik), or nginx's redirect
+// to the same page on Gatehouse — saying who is signed in and why, whose "sign in as
+// someone else" link signs bob out and brings the browser back to the app's sign-in.
+// A script gets a plain 403.
+func refusedAsPerson(t *testing.T, bob *browser, app, auth string) {
+	t.Helper()
+	resp, body := bob.get(app)
+	if resp.StatusCode == http.StatusFound {
+		if want := auth + "/refused?rd=" + url.QueryEscape(app); resp.Header.Get("Location") != want {
+			t.Fatalf("bob refused: sent to %q, want the refusal page %q", resp.Header.Get("Location"), want)
+		}
+		resp, body = bob.get(resp.Header.Get("Location"))
+	}
+	u, _ := url.Parse(app)
+	host := u.Hostname()
+	if resp.StatusCode != http.StatusForbidden || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") ||
+		!strings.Contains(body, "signed in as <strong>bob</strong>") || !strings.Contains(body, "may not open <strong>"+host+"</strong>") ||
+		!strings.Contains(body, "members of Family") {
+		t.Fatalf("bob is not in Family: %d %q, want the 403 refusal page\n%s", resp.StatusCode, resp.Header.Get("Content-Type"), body)
+	}
+	m := regexp.MustCompile(`href="([^"]+)">Sign in as someone else`).FindStringSubmatch(body)
+	if m == nil {
+		t.Fatalf("the refusal page has no link to sign in as someone else:\n%s", body)
+	}
+	switchURL := html.UnescapeString(m[1])
+	if strings.HasPrefix(switchURL, "/") { // the page on Gatehouse's own address links within it
+		switchURL = auth + switchURL
+	}
+	if !strings.HasPrefix(switchURL, auth+"/logout?rd=") {
+		t.Fatalf("the switch-account link %q is not Gatehouse's sign-out with the app to come back to", switchURL)
+	}
+	resp, page := bob.get(switchURL)
+	form := url.Values{"csrf_token": {csrfOf(t, page)}, "rd": {regexpRD.FindStringSubmatch(page)[1]}}
+	if resp, _ := bob.do(http.MethodPost, auth+"/logout", strings.NewReader(form.Encode()), nil); resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != app {
+		t.Fatalf("signing out to switch account: %d to %q, want 303 back to %q", resp.StatusCode, resp.Header.Get("Location"), app)
+	}
+	if resp, _ := bob.get(app); resp.StatusCode != http.StatusFound || !strings.Contains(resp.Header.Get("Location"), "/login?rd=") {
+		t.Fatalf("after switching account the app answers %d to %q, want the sign-in page", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	_, page = bob.get(auth + "/login")
+	form = url.Values{"username": {"bob"}, "password": {"bob-password"}, "csrf_token": {csrfOf(t, page)}}
+	bob.do(http.MethodPost, auth+"/login", strings.NewReader(form.Encode()), nil)
+	if resp, body := bob.do(http.MethodGet, app, nil, http.Header{"Accept": {"application/json"}}); resp.StatusCode != http.StatusForbidden || strings.Contains(body, "Sign in as someone else") {
+		t.Fatalf("a script of bob's: %d, want a 403 without the page for people\n%s", resp.StatusCode, body)
+	}
+}
+
 // visitAsPeople walks the flow a person sees through the proxy: sent to the login page,
 // signed in once, back on the page they asked for with identity headers at the app;
 // someone outside the rule's group gets 403; after signing out they are sent back to
@@ -170,9 +219,7 @@ func visitAsPeople(t *testing.T, proxyPort int) {
 	bob := newBrowser(t, proxyPort)
 	_, page = bob.get(wantLogin)
 	login(bob, "bob", "bob-password", page)
-	if resp, _ := bob.get(app); resp.StatusCode != http.StatusForbidden {
-		t.Fatalf("bob is not in Family: %d, want 403", resp.StatusCode)
-	}
+	refusedAsPerson(t, bob, app, auth)
 
 	_, home := b.get(auth + "/")
 	form := url.Values{"csrf_token": {csrfOf(t, home)}}
