@@ -23,7 +23,16 @@ type Config struct {
 	Access   Access      `yaml:"access"`
 	Groups   []GroupDecl `yaml:"groups" doc:"Groups declared as code: created at start and on reload, read-only for the CLI. Groups may also be created as data with 'gatehouse group add'."`
 	OIDC     OIDC        `yaml:"oidc"`
+	Apps     []App       `yaml:"apps" doc:"The apps listed on Gatehouse's home page, each shown only to the people its rules let through (decided as forward auth decides a visit to its url). Empty: the hosts of the rules that cover a whole host, without wildcards."`
 	Log      Log         `yaml:"log"`
+}
+
+// App is one entry of the home page's list of apps.
+type App struct {
+	Name        string `yaml:"name" doc:"What the list calls it."`
+	URL         string `yaml:"url" doc:"Where it opens: an absolute http:// or https:// URL, decided on as a browser's visit."`
+	Icon        string `yaml:"icon" doc:"An https:// URL of a square image shown beside the name; empty: none."`
+	Description string `yaml:"description" doc:"One line under the name; empty: none."`
 }
 
 // Server is where Gatehouse listens and how it is reached.

@@ -56,6 +56,27 @@ func (c *Config) Validate() error {
 		}
 	}
 
+	names := map[string]bool{}
+	for i, a := range c.Apps {
+		key := fmt.Sprintf("apps[%d]", i)
+		switch {
+		case strings.TrimSpace(a.Name) == "" || len(a.Name) > 64:
+			bad(key+".name", "give the app a name of 1 to 64 characters")
+		case names[strings.ToLower(a.Name)]:
+			bad(key+".name", "%q is listed twice; give each app its own name", a.Name)
+		}
+		names[strings.ToLower(a.Name)] = true
+		if u, err := url.Parse(a.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
+			bad(key+".url", "%q is not an absolute http:// or https:// URL (for example https://photos.example.com/)", a.URL)
+		}
+		if u, err := url.Parse(a.Icon); a.Icon != "" && (err != nil || u.Scheme != "https" || u.Host == "") {
+			bad(key+".icon", "%q is not an https:// URL of an image, or empty", a.Icon)
+		}
+		if len(a.Description) > 200 {
+			bad(key+".description", "is %d characters long; keep it to one line of at most 200", len(a.Description))
+		}
+	}
+
 	if path, ok := c.SQLitePath(); ok {
 		if path == "" {
 			bad("database.url", "sqlite: needs a file path, for example sqlite:./gatehouse-data/gatehouse.db")

@@ -366,7 +366,7 @@ func (a *App) instrument(mux *http.ServeMux, exact map[string]http.Handler) http
 				}
 			}
 			route := r.Pattern
-			if route == "" {
+			if route == "" || route == "/" { // "/" is the not-found page's catch-all
 				route = "unmatched"
 			}
 			a.requests.Inc(requestKey{route, sw.code})

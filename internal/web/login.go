@@ -37,7 +37,8 @@ func (s *Server) home(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, rd, http.StatusFound)
 		return
 	}
-	s.render(w, http.StatusOK, "home.html", page{Title: "Signed in", User: p, CSRF: s.csrfToken(w, r)})
+	// App icons come from the apps' own sites (apps[].icon, https only).
+	s.renderStyled(w, http.StatusOK, "home.html", page{Title: "Signed in", User: p, CSRF: s.csrfToken(w, r), Extra: s.appsFor(p)}, "'self'", "'self' data: https:")
 }
 
 func (s *Server) loginPage(w http.ResponseWriter, r *http.Request) {

@@ -34,7 +34,7 @@ func (s *Server) RefusalPage(w http.ResponseWriter, r forwardauth.Report) {
 	s.renderRefusal(w, r, base, origin)
 }
 
-func (s *Server) renderRefusal(w http.ResponseWriter, r forwardauth.Report, base, styleSrc string) {
+func (s *Server) renderRefusal(w http.ResponseWriter, r forwardauth.Report, base, origin string) {
 	open := []string{}
 	for _, g := range r.Passing {
 		if !slices.Contains(r.AdminGroups, g) {
@@ -42,7 +42,11 @@ func (s *Server) renderRefusal(w http.ResponseWriter, r forwardauth.Report, base
 		}
 	}
 	data := refusal{Report: r, Open: open, Base: base, SwitchURL: base + "/logout?rd=" + url.QueryEscape(r.URL)}
-	s.renderStyled(w, http.StatusForbidden, "refused.html", page{Title: "You can't open this page", Extra: data, Base: base}, styleSrc)
+	imgSrc := "'self' data:" // the favicon, on the app's address from Gatehouse's
+	if origin != "'self'" {
+		imgSrc = origin + " " + imgSrc
+	}
+	s.renderStyled(w, http.StatusForbidden, "refused.html", page{Title: "You can't open this page", Extra: data, Base: base}, origin, imgSrc)
 }
 
 // refusedPage is the refusal explained on Gatehouse's own address (where nginx sends

@@ -107,7 +107,21 @@ func (s *Server) Routes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /setup", s.setupPage)
 	mux.HandleFunc("POST /setup", s.setup)
 	mux.Handle("GET /static/", http.FileServerFS(staticFiles))
+	mux.HandleFunc("GET /favicon.ico", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "public, max-age=86400")
+		http.ServeFileFS(w, r, staticFiles, "static/favicon.svg")
+	})
+	mux.HandleFunc("/", s.notFound)
 	s.dropInRoutes(mux)
+}
+
+// notFound answers what no route serves: a page for a browser, a line for the rest.
+func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
+	if !strings.Contains(r.Header.Get("Accept"), "text/html") {
+		http.Error(w, "404 page not found", http.StatusNotFound)
+		return
+	}
+	s.render(w, http.StatusNotFound, "not_found.html", page{Title: "Page not found"})
 }
 
 // page is what every template gets.
@@ -128,11 +142,12 @@ type page struct {
 }
 
 func (s *Server) render(w http.ResponseWriter, status int, name string, p page) {
-	s.renderStyled(w, status, name, p, "'self'")
+	s.renderStyled(w, status, name, p, "'self'", "'self' data:")
 }
 
-// renderStyled is render with the stylesheet's origin for the policy's style-src.
-func (s *Server) renderStyled(w http.ResponseWriter, status int, name string, p page, styleSrc string) {
+// renderStyled is render with the sources of the page's stylesheet and images for its
+// content security policy.
+func (s *Server) renderStyled(w http.ResponseWriter, status int, name string, p page, styleSrc, imgSrc string) {
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Cache-Control", "no-store")
@@ -142,7 +157,7 @@ func (s *Server) renderStyled(w http.ResponseWriter, status int, name string, p 
 	// No form-action: browsers apply it to every redirect after a form is sent, and a
 	// sign-in ends at the app's redirect URI, which for a native app is a custom scheme
 	// (com.example.app:/cb) that no source list can name in advance.
-	h.Set("Content-Security-Policy", "default-src 'self'; style-src "+styleSrc+"; img-src 'self' data:; frame-ancestors 'none'")
+	h.Set("Content-Security-Policy", "default-src 'self'; style-src "+styleSrc+"; img-src "+imgSrc+"; frame-ancestors 'none'")
 	p.AppName = "Gatehouse"
 	w.WriteHeader(status)
 	if err := pages.ExecuteTemplate(w, name, p); err != nil {
