@@ -23,8 +23,16 @@ type Config struct {
 	Access   Access      `yaml:"access"`
 	Groups   []GroupDecl `yaml:"groups" doc:"Groups declared as code: created at start and on reload, read-only for the CLI. Groups may also be created as data with 'gatehouse group add'."`
 	OIDC     OIDC        `yaml:"oidc"`
+	Branding Branding    `yaml:"branding"`
 	Apps     []App       `yaml:"apps" doc:"The apps listed on Gatehouse's home page, each shown only to the people its rules let through (decided as forward auth decides a visit to its url). Empty: the hosts of the rules that cover a whole host, without wildcards."`
 	Log      Log         `yaml:"log"`
+}
+
+// Branding is how Gatehouse's pages present themselves.
+type Branding struct {
+	Name   string `yaml:"name" doc:"The name the pages show (titles, the line above each heading). Empty: Gatehouse."`
+	Logo   string `yaml:"logo" doc:"An https:// URL of an image shown beside the name; empty: none."`
+	Accent string `yaml:"accent" doc:"The color of buttons and links, as #rrggbb; it must keep white text on it readable (4.5:1, WCAG AA). Empty: Gatehouse's blue."`
 }
 
 // App is one entry of the home page's list of apps.

@@ -3,9 +3,11 @@ package config
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/netip"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -53,6 +55,20 @@ func (c *Config) Validate() error {
 		_, errAddr := netip.ParseAddr(cidr)
 		if errPrefix != nil && errAddr != nil {
 			bad(fmt.Sprintf("server.trusted_proxies[%d]", i), "%q is neither an address (10.0.0.5) nor a network (10.0.0.0/24) of a proxy", cidr)
+		}
+	}
+
+	if len(c.Branding.Name) > 40 {
+		bad("branding.name", "is %d characters long; keep it to 40", len(c.Branding.Name))
+	}
+	if u, err := url.Parse(c.Branding.Logo); c.Branding.Logo != "" && (err != nil || u.Scheme != "https" || u.Host == "") {
+		bad("branding.logo", "%q is not an https:// URL of an image, or empty", c.Branding.Logo)
+	}
+	if a := c.Branding.Accent; a != "" {
+		if ratio, ok := ContrastWithWhite(a); !ok {
+			bad("branding.accent", "%q is not a color written #rrggbb (for example #2458c4)", a)
+		} else if ratio < 4.5 {
+			bad("branding.accent", "%s gives white text on it a contrast of %.1f:1; pick a darker color (at least 4.5:1, as #2458c4 gives 6.4:1)", a, ratio)
 		}
 	}
 
@@ -245,4 +261,27 @@ func checkRulePath(p string) error {
 		}
 	}
 	return nil
+}
+
+// ContrastWithWhite is the WCAG contrast ratio of white against the color #rrggbb, and
+// whether hex is such a color.
+func ContrastWithWhite(hex string) (float64, bool) {
+	if len(hex) != 7 || hex[0] != '#' {
+		return 0, false
+	}
+	var rgb [3]float64
+	for i := range rgb {
+		v, err := strconv.ParseUint(hex[1+2*i:3+2*i], 16, 8)
+		if err != nil {
+			return 0, false
+		}
+		c := float64(v) / 255
+		if c <= 0.04045 {
+			rgb[i] = c / 12.92
+		} else {
+			rgb[i] = math.Pow((c+0.055)/1.055, 2.4)
+		}
+	}
+	luminance := 0.2126*rgb[0] + 0.7152*rgb[1] + 0.0722*rgb[2]
+	return 1.05 / (luminance + 0.05), true
 }

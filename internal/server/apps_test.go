@@ -83,3 +83,26 @@ func TestNotFoundPageAndFavicon(t *testing.T) {
 		t.Error("unknown addresses are not counted as unmatched")
 	}
 }
+
+// Branding is code: the name, the logo and the accent color of every page come from
+// the config, and the logo's site is the only one added to what pages load images from.
+func TestBranding(t *testing.T) {
+	cfg := testConfig(backends[0].url(t))
+	if resp, body := start(t, cfg).do(req{path: "/login"}); !strings.Contains(body, "<title>Sign in · Gatehouse</title>") || strings.Contains(body, "brand.css") ||
+		strings.Contains(resp.Header.Get("Content-Security-Policy"), "cdn.example.net") {
+		t.Fatalf("unbranded login page:\n%s", body)
+	}
+	cfg.Branding = config.Branding{Name: "Smith Family", Logo: "https://cdn.example.net/logo.png", Accent: "#7b2d8e"}
+	h := start(t, cfg)
+	resp, body := h.do(req{path: "/login"})
+	if !strings.Contains(body, "<title>Sign in · Smith Family</title>") || !strings.Contains(body, `<img src="https://cdn.example.net/logo.png" alt="" height="24">Smith Family`) ||
+		!strings.Contains(body, `<link rel="stylesheet" href="/brand.css">`) {
+		t.Fatalf("branded login page:\n%s", body)
+	}
+	if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "img-src 'self' data: https://cdn.example.net;") {
+		t.Errorf("the branded page's policy: %q", csp)
+	}
+	if resp, css := h.do(req{path: "/brand.css"}); resp.StatusCode != http.StatusOK || css != ":root{--accent:#7b2d8e}\n" || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/css") {
+		t.Fatalf("brand.css: %d %q %q", resp.StatusCode, resp.Header.Get("Content-Type"), css)
+	}
+}

@@ -6,12 +6,15 @@
 package web
 
 import (
+	"cmp"
 	"crypto/rand"
 	"embed"
 	"encoding/base64"
 	"html/template"
+	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/gatehouse-id/gatehouse/internal/access"
@@ -111,6 +114,13 @@ func (s *Server) Routes(mux *http.ServeMux) {
 		w.Header().Set("Cache-Control", "public, max-age=86400")
 		http.ServeFileFS(w, r, staticFiles, "static/favicon.svg")
 	})
+	mux.HandleFunc("GET /brand.css", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/css; charset=utf-8")
+		w.Header().Set("Cache-Control", "public, max-age=300")
+		if a := s.cfg().Branding.Accent; a != "" { // validated: #rrggbb
+			io.WriteString(w, ":root{--accent:"+a+"}\n")
+		}
+	})
 	mux.HandleFunc("/", s.notFound)
 	s.dropInRoutes(mux)
 }
@@ -136,6 +146,9 @@ type page struct {
 	Token   string
 	Extra   any
 	AppName string
+	// Logo and Accent are branding.logo and whether branding.accent is set.
+	Logo   string
+	Accent bool
 	// Base prefixes the stylesheet's address: "" on Gatehouse's own pages, its public
 	// URL on a page answered on an app's address (a refusal from forward auth).
 	Base string
@@ -157,8 +170,12 @@ func (s *Server) renderStyled(w http.ResponseWriter, status int, name string, p 
 	// No form-action: browsers apply it to every redirect after a form is sent, and a
 	// sign-in ends at the app's redirect URI, which for a native app is a custom scheme
 	// (com.example.app:/cb) that no source list can name in advance.
+	brand := s.cfg().Branding
+	p.AppName, p.Logo, p.Accent = cmp.Or(brand.Name, "Gatehouse"), brand.Logo, brand.Accent != ""
+	if u, err := url.Parse(brand.Logo); brand.Logo != "" && err == nil {
+		imgSrc += " " + u.Scheme + "://" + u.Host
+	}
 	h.Set("Content-Security-Policy", "default-src 'self'; style-src "+styleSrc+"; img-src "+imgSrc+"; frame-ancestors 'none'")
-	p.AppName = "Gatehouse"
 	w.WriteHeader(status)
 	if err := pages.ExecuteTemplate(w, name, p); err != nil {
 		s.Log.Error("rendering page failed", "page", name, "error", err.Error())
