@@ -32,7 +32,8 @@ find_pg_bin
 # --- third-party software that is not in Debian, cached outside the repository ----
 # A current Caddy (Debian's is 2.6, whose forward_auth copies headers differently),
 # Express 4, the app framework the proxy tests protect, and two relying parties the
-# OpenID Connect tests sign in with: openid-client 6 (certified) and oauth2-proxy 7. Built or installed once per
+# OpenID Connect tests sign in with: openid-client 6 (certified) and oauth2-proxy 7, and
+# axe-core, which the browser test runs on every page. Built or installed once per
 # machine into the cache folder, then reused.
 tools=${GATEHOUSE_TEST_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/gatehouse-test-tools}
 caddy_version=v2.11.9
@@ -56,6 +57,12 @@ if [ ! -f "$tools/openid-client-$openid_client_version/node_modules/openid-clien
 	say "installing openid-client $openid_client_version from npm into $tools"
 	npm install --prefix "$tools/openid-client-$openid_client_version" --no-save --no-audit --no-fund --loglevel=error "openid-client@$openid_client_version" >/dev/null
 fi
+axe_version=4.14.1
+if [ ! -f "$tools/axe-core-$axe_version/node_modules/axe-core/axe.min.js" ]; then
+	say "installing axe-core $axe_version from npm into $tools"
+	npm install --prefix "$tools/axe-core-$axe_version" --no-save --no-audit --no-fund --loglevel=error "axe-core@$axe_version" >/dev/null
+fi
+export TEST_GATEHOUSE_AXE="$tools/axe-core-$axe_version/node_modules/axe-core/axe.min.js"
 export TEST_GATEHOUSE_CADDY_CURRENT="$tools/caddy-$caddy_version/caddy"
 export TEST_GATEHOUSE_OPENID_CLIENT_MODULES="$tools/openid-client-$openid_client_version/node_modules"
 export TEST_GATEHOUSE_EXPRESS_MODULES="$tools/express-$express_version/node_modules"
