@@ -83,7 +83,7 @@ go test -race -count=1 -timeout 20m "$@" ./...
 say "Helm chart: lint, render, and compare with deploy/manifests (Helm's Go library)"
 (cd deploy/helm/chartcheck && go vet ./... && go test -count=1 ./...)
 say "fuzzing the network-facing parsers briefly"
-for spec in access:FuzzNoReadingIsWeaker forwardauth:FuzzForwardedRequest forwardauth:FuzzAppPasswordOf web:FuzzReturnURL config:FuzzLoad oidc:FuzzRedirectAllowed api:FuzzRequestParsing; do
+for spec in access:FuzzNoReadingIsWeaker forwardauth:FuzzForwardedRequest forwardauth:FuzzOriginalOf forwardauth:FuzzAppPasswordOf web:FuzzReturnURL config:FuzzLoad oidc:FuzzRedirectAllowed api:FuzzRequestParsing; do
 	pkg=./internal/${spec%%:*} target=${spec#*:}
 	# A failing input is written under testdata/fuzz and fails the run. A run that
 	# fails without one is the fuzzing engine's trouble (a worker it took for hung on

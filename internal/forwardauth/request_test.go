@@ -168,3 +168,29 @@ func TestCookieValues(t *testing.T) {
 		break // stopping early must not panic
 	}
 }
+
+// FuzzOriginalOf: the URL `gatehouse access explain` and the refusal page decide on
+// is read exactly as nginx's X-Original-URL is (the same request, or the same
+// refusal), so an explanation can never be about another reading of the URL than the
+// check's.
+func FuzzOriginalOf(f *testing.F) {
+	for _, seed := range []string{"https://app.example.com/a/b?c=d", "http://[::1]:8080/%2e%2e/x", "https://a.example.com", "https://A.Example.COM./x",
+		"https://user@app.example.com/", "app.example.com/x", "https://app.example.com/a\\b", "ws://app.example.com/socket", "https://app.example.com/a;b/../c"} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		got, err := OriginalOf(raw)
+		r := httptest.NewRequest(http.MethodGet, "http://gatehouse/api/authz/auth-request", nil)
+		r.Header.Set("X-Original-URL", raw)
+		want, wantErr := ParseOriginal(r, AuthRequest)
+		if raw == "" || strings.ContainsAny(raw, "\r\n\x00") { // not a header value nginx can send
+			return
+		}
+		switch {
+		case (err == nil) != (wantErr == nil):
+			t.Fatalf("%q: explain reads it with error %v, forward auth with %v", raw, err, wantErr)
+		case err == nil && got != want:
+			t.Fatalf("%q: explain reads %+v, forward auth %+v", raw, got, want)
+		}
+	})
+}

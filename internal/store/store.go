@@ -471,11 +471,13 @@ type Schema interface {
 	Close() error
 }
 
-// AccountReader is what the sign-in and account pages may read; they have no store
-// to write with, so every change they ask for goes through a service.
+// AccountReader is what the pages may read — the sign-in and account pages, and the
+// admin pages' views of people and the audit log; they have no store to write with,
+// so every change they ask for goes through a service.
 type AccountReader interface {
-	UserByID(ctx context.Context, id string) (User, error)
-	UserByUsername(ctx context.Context, username string) (User, error)
+	UserReader
+	GroupReader
+	EventReader
 	SessionReader
 	FactorReader
 	SetupTokenValid(ctx context.Context, tokenHash string, now time.Time) (bool, error)

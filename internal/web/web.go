@@ -1,6 +1,8 @@
 // Package web owns the pages people see: login (password, passkey, second step),
-// logout, the first-admin setup link, the signed-in page, the account page, and the
-// pages of the OpenID Connect flows (consent, device code). Pages are server-rendered
+// logout, the first-admin setup link, the home page with the apps each person may
+// open, the account page, the refusal page forward auth answers with, the admin pages
+// (read-only views of people and the audit log), and the pages of the OpenID Connect
+// flows (consent, device code). Pages are server-rendered
 // from embedded templates with a small stylesheet, work with JavaScript off (passkeys
 // aside, which need the small passkey.js), and protect every form against CSRF.
 package web
@@ -106,6 +108,7 @@ func (s *Server) Routes(mux *http.ServeMux) {
 	mux.Handle("POST /account/totp", s.accountPost(s.totpConfirm))
 	mux.HandleFunc("GET /logout", s.logoutPage)
 	mux.HandleFunc("GET /refused", s.refusedPage)
+	s.adminRoutes(mux)
 	mux.HandleFunc("POST /logout", s.logout)
 	mux.HandleFunc("GET /setup", s.setupPage)
 	mux.HandleFunc("POST /setup", s.setup)
@@ -146,6 +149,8 @@ type page struct {
 	Token   string
 	Extra   any
 	AppName string
+	// Wide lays the page out for tables (the admin pages); Admin shows their link.
+	Wide, Admin bool
 	// Logo and Accent are branding.logo and whether branding.accent is set.
 	Logo   string
 	Accent bool
@@ -172,6 +177,7 @@ func (s *Server) renderStyled(w http.ResponseWriter, status int, name string, p 
 	// (com.example.app:/cb) that no source list can name in advance.
 	brand := s.cfg().Branding
 	p.AppName, p.Logo, p.Accent = cmp.Or(brand.Name, "Gatehouse"), brand.Logo, brand.Accent != ""
+	p.Admin = s.isAdmin(p.User)
 	if u, err := url.Parse(brand.Logo); brand.Logo != "" && err == nil {
 		imgSrc += " " + u.Scheme + "://" + u.Host
 	}

@@ -19,7 +19,8 @@ import (
 const axeEnv = "TEST_GATEHOUSE_AXE"
 
 // TestPagesAreAccessible opens every page a person meets — the sign-in page, the apps
-// page, the account page, signing out, a refusal, an unknown address — in headless
+// page, the account page, signing out, the admin pages, a refusal, an unknown
+// address — in headless
 // Chromium behind the README's nginx config, in light and in dark mode, and runs
 // axe-core's WCAG 2.2 A and AA checks on each: none may find a serious or critical
 // violation. The apps page and the refusal page are photographed in both modes for
@@ -35,7 +36,8 @@ func TestPagesAreAccessible(t *testing.T) {
 		t.Fatalf("reading axe-core: %v", err)
 	}
 	proxyPort, apps := freePort(t), startApps(t)
-	_, _, ghPort := protectedSite(t, proxyPort)
+	dir, env, ghPort := protectedSite(t, proxyPort)
+	ok(t, dir, env, "root-password\n", "user", "add", "root", "--group", "admins", "--password-stdin")
 	cmd, logFile := nginxCommand(t, proxyPort, ghPort, apps.express, apps.moreHosts()...)
 	startProxy(t, proxyPort, cmd, logFile)
 	auth := fmt.Sprintf("http://auth.example.com:%d", proxyPort)
@@ -64,23 +66,38 @@ func TestPagesAreAccessible(t *testing.T) {
 				b.waitText("signed in as " + user)
 			}
 
-			b.run("opening the app", chromedp.Navigate(app))
-			b.waitText("Sign in with a passkey")
-			check("the sign-in page")
+			// visit opens a page, waits for what it shows, checks it, and photographs it
+			// (light mode only when lightOnly) when shot names a file.
+			visit := func(what, address, shows, shot string, lightOnly bool) {
+				t.Helper()
+				b.run("opening "+what, chromedp.Navigate(address))
+				b.waitText(shows)
+				check(what)
+				if shot != "" && (!lightOnly || scheme == "light") {
+					b.screenshot(shot)
+				}
+			}
+			signOut := func() {
+				t.Helper()
+				b.run("opening the sign-out page", chromedp.Navigate(auth+"/logout"))
+				b.run("signing out", chromedp.Click(chromedp.CSS(`form[action="/logout"] button`)))
+				b.waitText("You are signed out")
+			}
+
+			visit("the sign-in page", app, "Sign in with a passkey", "", false)
 			signIn("alice", "alice-password")
 			check("the apps page")
 			b.screenshot("apps" + suffix + ".png")
-			b.run("opening the account page", chromedp.Navigate(auth+"/account"))
-			b.waitText("Passkeys")
-			check("the account page")
-			b.run("opening an unknown address", chromedp.Navigate(auth+"/no/such/page"))
-			b.waitText("no page at this address")
-			check("the not-found page")
-			b.run("opening the sign-out page", chromedp.Navigate(auth+"/logout"))
-			b.waitText("out of every site")
-			check("the sign-out page")
-			b.run("signing out", chromedp.Click(chromedp.CSS(`form[action="/logout"] button`)))
-			b.waitText("You are signed out")
+			visit("the account page", auth+"/account", "Passkeys", "", false)
+			visit("the not-found page", auth+"/no/such/page", "no page at this address", "", false)
+			visit("the sign-out page", auth+"/logout", "out of every site", "", false)
+			signOut()
+
+			signIn("root", "root-password") // an admin: the admin pages
+			visit("the admin people page", auth+"/admin/users", "alice", "admin-people.png", true)
+			visit("a person's admin page", auth+"/admin/users/alice", "Recent events", "", false)
+			visit("the audit log", auth+"/admin/audit?actor=alice", "login.succeeded", "admin-audit.png", true)
+			signOut()
 
 			signIn("bob", "bob-password") // in no group: refused at the app
 			b.run("opening the app as bob", chromedp.Navigate(app))

@@ -1,0 +1,104 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/gatehouse-id/gatehouse/internal/store"
+)
+
+// The admin pages show admins the people and the audit log, and nobody else: a
+// person not in access.admin_groups is refused, a visitor signs in first. Finding is
+// exact (any letter case) or by the start of a username, and says which; listings
+// page by username, the audit log by age, with its filters kept across pages.
+func TestAdminPages(t *testing.T) {
+	h := start(t, testConfig(backends[0].url(t)))
+	h.addUser("root", "Home Server Admins")
+	h.addUser("fay", "Allow Login Users")
+	for i := range 60 {
+		if _, err := h.app.Store.CreateUser(context.Background(), store.User{Username: fmt.Sprintf("kid%02d", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, root := h.login("root", "correct horse root", "")
+	_, fay := h.login("fay", "correct horse fay", "")
+	get := func(path string, c *http.Cookie) (*http.Response, string) {
+		var cookies []*http.Cookie
+		if c != nil {
+			cookies = []*http.Cookie{c}
+		}
+		return h.do(req{path: path, cookies: cookies})
+	}
+	if resp, body := get("/admin/users", fay); resp.StatusCode != http.StatusForbidden || !strings.Contains(body, "for members of Home Server Admins") {
+		t.Fatalf("a person who is no admin: %d", resp.StatusCode)
+	}
+	if resp, _ := get("/admin/audit", nil); resp.StatusCode != http.StatusFound || !strings.HasPrefix(resp.Header.Get("Location"), "/login?rd="+url.QueryEscape("https://auth.example.com/admin/audit")) {
+		t.Fatalf("a visitor: %d to %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	names := func(body string) (out []string) {
+		for _, part := range strings.Split(body, `<td><a href="/admin/users/`)[1:] {
+			name, _, _ := strings.Cut(part, `"`)
+			out = append(out, name)
+		}
+		return out
+	}
+	resp, body := get("/admin/users", root)
+	if resp.StatusCode != http.StatusOK || len(names(body)) != 50 || !strings.Contains(body, `href="/admin/users?after=kid48"`) || !strings.Contains(body, `href="/admin/users">Admin</a>`) {
+		t.Fatalf("the first page of people: %d, %d names\n%s", resp.StatusCode, len(names(body)), body)
+	}
+	if _, body := get("/admin/users?after=kid48", root); strings.Join(names(body), " ") != "kid49 kid50 kid51 kid52 kid53 kid54 kid55 kid56 kid57 kid58 kid59 root" {
+		t.Fatalf("the second page: %v", names(body))
+	}
+	if _, body := get("/admin/users?q=kid5&match=prefix", root); len(names(body)) != 10 || names(body)[0] != "kid50" {
+		t.Fatalf("usernames starting with kid5: %v", names(body))
+	}
+	if _, body := get("/admin/users?q=KID07&match=exact", root); strings.Join(names(body), " ") != "kid07" {
+		t.Fatalf("exactly KID07 (any case): %v", names(body))
+	}
+	if _, body := get("/admin/users?q=kid7&match=prefix", root); len(names(body)) != 0 || !strings.Contains(body, "Nobody's username starts with kid7") {
+		t.Fatalf("a prefix nobody has: %v\n%s", names(body), body)
+	}
+	if resp, body := get("/admin/users/fay", root); resp.StatusCode != http.StatusOK || !strings.Contains(body, "Allow Login Users") || !strings.Contains(body, "password") {
+		t.Fatalf("fay's page: %d\n%s", resp.StatusCode, body)
+	}
+	if resp, _ := get("/admin/users/nobody", root); resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("nobody's page: %d", resp.StatusCode)
+	}
+	waitFor(t, "the sign-ins in the audit log", func() bool {
+		_, body := get("/admin/audit?kind=login.succeeded&actor=fay", root)
+		return strings.Contains(body, "<td>login.succeeded</td><td>fay</td>")
+	})
+	if _, body := get("/admin/audit?actor=nobody-at-all", root); !strings.Contains(body, "No event matches") {
+		t.Fatalf("a filter nothing matches:\n%s", body)
+	}
+	if _, body := get("/admin/audit?since=yesterday", root); !strings.Contains(body, `is not a date written 2026-12-31`) {
+		t.Fatalf("a bad date:\n%s", body)
+	}
+}
+
+// BenchmarkAdminUserList renders the admin users page of a directory of 10,000
+// people: the first page, and a search by the start of a username.
+func BenchmarkAdminUserList(b *testing.B) {
+	h := start(b, testConfig("sqlite:"+b.TempDir()+"/gh.db"))
+	h.addUser("root", "Home Server Admins")
+	ctx := context.Background()
+	for i := range 10_000 {
+		if _, err := h.app.Store.CreateUser(ctx, store.User{Username: fmt.Sprintf("user%05d", i), Email: fmt.Sprintf("user%05d@example.com", i)}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	_, root := h.login("root", "correct horse root", "")
+	for _, path := range []string{"/admin/users", "/admin/users?q=user07&match=prefix", "/admin/audit"} {
+		b.Run(strings.TrimPrefix(path, "/"), func(b *testing.B) {
+			for b.Loop() {
+				if resp, _ := h.do(req{path: path, cookies: []*http.Cookie{root}}); resp.StatusCode != http.StatusOK {
+					b.Fatalf("%s: %d", path, resp.StatusCode)
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,228 @@
+package web
+
+import (
+	"errors"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gatehouse-id/gatehouse/internal/session"
+	"github.com/gatehouse-id/gatehouse/internal/store"
+)
+
+// adminPageSize is how many rows an admin listing shows at once.
+const adminPageSize = 50
+
+// adminRoutes registers the admin pages: read-only views of the people and the audit
+// log for members of access.admin_groups. Every change still goes through the CLI,
+// the API and the account pages' services; nothing here writes.
+func (s *Server) adminRoutes(mux *http.ServeMux) {
+	mux.HandleFunc("GET /admin", func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "/admin/users", http.StatusFound) })
+	mux.HandleFunc("GET /admin/users", s.adminOnly(s.adminUsers))
+	mux.HandleFunc("GET /admin/users/{username}", s.adminOnly(s.adminUser))
+	mux.HandleFunc("GET /admin/audit", s.adminOnly(s.adminAudit))
+}
+
+// isAdmin says whether p is in one of access.admin_groups.
+func (s *Server) isAdmin(p *session.Principal) bool {
+	if p == nil {
+		return false
+	}
+	for _, g := range s.cfg().Access.AdminGroups {
+		if slices.Contains(p.Groups, g) {
+			return true
+		}
+	}
+	return false
+}
+
+// adminOnly lets admins through to fn; others sign in first, or are refused.
+func (s *Server) adminOnly(fn func(http.ResponseWriter, *http.Request, *session.Principal)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		p, err := s.currentOrErr(r)
+		switch {
+		case err != nil:
+			s.Log.Error("admin page: checking the session failed", "error", err.Error())
+			s.message(w, http.StatusServiceUnavailable, "Try again shortly", "Gatehouse cannot reach its database right now. Try again in a moment.")
+		case p == nil:
+			http.Redirect(w, r, LoginURL("", s.cfg().Server.PublicURL+r.URL.RequestURI()), http.StatusFound)
+		case !s.isAdmin(p):
+			s.message(w, http.StatusForbidden, "Admins only", "The admin pages are for members of "+strings.Join(s.cfg().Access.AdminGroups, ", ")+".")
+		default:
+			fn(w, r, p)
+		}
+	}
+}
+
+// adminUserList is what the users page shows.
+type adminUserList struct {
+	Query, Match string
+	Users        []store.User
+	Next         string // the link to the next page; "" on the last
+}
+
+// adminUsers lists people 50 at a time by username, or finds them: a username exactly
+// (letter case aside), or every username starting with what was typed (letter case
+// counting, as usernames sort).
+func (s *Server) adminUsers(w http.ResponseWriter, r *http.Request, p *session.Principal) {
+	ctx, q := r.Context(), r.URL.Query()
+	data := adminUserList{Query: strings.TrimSpace(q.Get("q")), Match: q.Get("match")}
+	if data.Match != "exact" {
+		data.Match = "prefix"
+	}
+	var err error
+	switch {
+	case data.Query == "":
+		data.Users, err = s.Store.ListUsersAfter(ctx, q.Get("after"), adminPageSize+1)
+	case data.Match == "exact":
+		var u store.User
+		if u, err = s.Store.UserByUsername(ctx, data.Query); err == nil {
+			data.Users = []store.User{u}
+		} else if errors.Is(err, store.ErrNotFound) {
+			err = nil
+		}
+	default:
+		data.Users, err = s.usersWithPrefix(r, data.Query, q.Get("after"))
+	}
+	if err != nil {
+		s.Log.Error("admin users page failed", "error", err.Error())
+		s.message(w, http.StatusServiceUnavailable, "Try again shortly", "Gatehouse could not read the users right now. Try again in a moment.")
+		return
+	}
+	if len(data.Users) > adminPageSize {
+		data.Users = data.Users[:adminPageSize]
+		next := url.Values{"after": {data.Users[adminPageSize-1].Username}}
+		if data.Query != "" {
+			next.Set("q", data.Query)
+			next.Set("match", data.Match)
+		}
+		data.Next = "/admin/users?" + next.Encode()
+	}
+	s.render(w, http.StatusOK, "admin_users.html", page{Title: "People", User: p, Extra: data, Wide: true})
+}
+
+// usersWithPrefix is a page of the users whose username starts with prefix, after the
+// username after: they follow one another in username order, from the prefix itself.
+func (s *Server) usersWithPrefix(r *http.Request, prefix, after string) ([]store.User, error) {
+	ctx := r.Context()
+	var out []store.User
+	if after == "" || after < prefix {
+		if u, err := s.Store.UserByUsername(ctx, prefix); err == nil && u.Username == prefix {
+			out = append(out, u)
+		} else if !errors.Is(err, store.ErrNotFound) {
+			return nil, err
+		}
+		after = prefix
+	}
+	batch, err := s.Store.ListUsersAfter(ctx, after, adminPageSize+1)
+	if err != nil {
+		return nil, err
+	}
+	for _, u := range batch {
+		if !strings.HasPrefix(u.Username, prefix) || len(out) > adminPageSize {
+			break
+		}
+		out = append(out, u)
+	}
+	return out, nil
+}
+
+// adminUserView is what a person's admin page shows.
+type adminUserView struct {
+	Person   store.User
+	Groups   []string
+	Sessions []store.Session
+	Events   []store.Event
+}
+
+func (s *Server) adminUser(w http.ResponseWriter, r *http.Request, p *session.Principal) {
+	ctx := r.Context()
+	u, err := s.Store.UserByUsername(ctx, r.PathValue("username"))
+	if errors.Is(err, store.ErrNotFound) {
+		s.message(w, http.StatusNotFound, "No such person", "Nobody is called "+strconv.Quote(r.PathValue("username"))+" here.")
+		return
+	}
+	data := adminUserView{Person: u}
+	var ids []string
+	var groups []store.Group
+	if err == nil {
+		ids, err = s.Store.UserGroupIDs(ctx, u.ID)
+	}
+	if err == nil {
+		groups, err = s.Store.ListGroups(ctx)
+	}
+	if err == nil {
+		data.Sessions, err = s.Store.ListSessions(ctx, u.ID)
+	}
+	if err == nil {
+		data.Events, err = s.Store.FindEvents(ctx, store.EventQuery{Target: u.Username, Limit: 20})
+	}
+	if err != nil {
+		s.Log.Error("admin user page failed", "error", err.Error())
+		s.message(w, http.StatusServiceUnavailable, "Try again shortly", "Gatehouse could not read this person right now. Try again in a moment.")
+		return
+	}
+	for _, g := range groups {
+		if slices.Contains(ids, g.ID) {
+			data.Groups = append(data.Groups, g.Name)
+		}
+	}
+	s.render(w, http.StatusOK, "admin_user.html", page{Title: u.Username, User: p, Extra: data, Wide: true})
+}
+
+// adminAuditView is what the audit page shows.
+type adminAuditView struct {
+	Kind, Actor, Target, Since, Until string
+	Events                            []store.Event
+	Next                              string
+}
+
+// adminAudit shows the audit log newest first, 50 at a time, filtered by kind, who did
+// it, what it was done to, and a day range (dates in UTC, both days included).
+func (s *Server) adminAudit(w http.ResponseWriter, r *http.Request, p *session.Principal) {
+	q := r.URL.Query()
+	data := adminAuditView{Kind: q.Get("kind"), Actor: q.Get("actor"), Target: q.Get("target"), Since: q.Get("since"), Until: q.Get("until")}
+	query := store.EventQuery{Kind: data.Kind, Actor: data.Actor, Target: data.Target, Limit: adminPageSize + 1}
+	pg := page{Title: "Audit log", User: p, Wide: true}
+	if data.Since != "" {
+		if d, err := time.Parse(time.DateOnly, data.Since); err != nil {
+			pg.Error = "From: " + strconv.Quote(data.Since) + " is not a date written 2026-12-31."
+		} else {
+			query.Since = d
+		}
+	}
+	if data.Until != "" {
+		if d, err := time.Parse(time.DateOnly, data.Until); err != nil {
+			pg.Error = "To: " + strconv.Quote(data.Until) + " is not a date written 2026-12-31."
+		} else {
+			query.Until = d.AddDate(0, 0, 1)
+		}
+	}
+	if before, err := strconv.ParseInt(q.Get("before"), 10, 64); err == nil && before > 0 {
+		query.BeforeID = before
+	}
+	if pg.Error == "" {
+		events, err := s.Store.FindEvents(r.Context(), query)
+		if err != nil {
+			s.Log.Error("admin audit page failed", "error", err.Error())
+			s.message(w, http.StatusServiceUnavailable, "Try again shortly", "Gatehouse could not read the audit log right now. Try again in a moment.")
+			return
+		}
+		if len(events) > adminPageSize {
+			events = events[:adminPageSize]
+			next := url.Values{"before": {strconv.FormatInt(events[adminPageSize-1].ID, 10)}}
+			for k, v := range map[string]string{"kind": data.Kind, "actor": data.Actor, "target": data.Target, "since": data.Since, "until": data.Until} {
+				if v != "" {
+					next.Set(k, v)
+				}
+			}
+			data.Next = "/admin/audit?" + next.Encode()
+		}
+		data.Events = events
+	}
+	pg.Extra = data
+	s.render(w, http.StatusOK, "admin_audit.html", pg)
+}
