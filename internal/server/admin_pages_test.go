@@ -78,6 +78,30 @@ func TestAdminPages(t *testing.T) {
 	if _, body := get("/admin/audit?since=yesterday", root); !strings.Contains(body, `is not a date written 2026-12-31`) {
 		t.Fatalf("a bad date:\n%s", body)
 	}
+
+	// Groups: the tree, and a parent's effective members include its child group's.
+	resp, body = get("/admin/groups", root)
+	if resp.StatusCode != http.StatusOK || !strings.Contains(body, `<td class="depth0"><a href="/admin/groups/Allow%20Login%20Users">`) ||
+		!strings.Contains(body, `<td class="depth1"><a href="/admin/groups/Home%20Server%20Admins">`) {
+		t.Fatalf("the groups page: %d\n%s", resp.StatusCode, body)
+	}
+	_, body = get("/admin/groups/"+url.PathEscape("Allow Login Users"), root)
+	direct, effective, _ := strings.Cut(body, "Effective members")
+	if !strings.Contains(direct, ">fay</a>") || strings.Contains(direct, ">root</a>") || !strings.Contains(effective, ">root</a>") || !strings.Contains(effective, ">fay</a>") {
+		t.Fatalf("Allow Login Users: fay directly, root through Home Server Admins:\n%s", body)
+	}
+	if resp, _ := get("/admin/groups/nothing", root); resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("a group nobody made: %d", resp.StatusCode)
+	}
+	// The config, read-only, secrets never shown.
+	resp, body = get("/admin/config", root)
+	if resp.StatusCode != http.StatusOK || !strings.Contains(body, "defined in the config file") || !strings.Contains(body, "immich.example.com") ||
+		!strings.Contains(body, "<td>/api/, /.well-known/</td><td>everyone</td>") {
+		t.Fatalf("the config page: %d\n%s", resp.StatusCode, body)
+	}
+	if resp, _ := get("/admin/config", fay); resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("the config page for a person who is no admin: %d", resp.StatusCode)
+	}
 }
 
 // BenchmarkAdminUserList renders the admin users page of a directory of 10,000

@@ -16,14 +16,17 @@ import (
 // adminPageSize is how many rows an admin listing shows at once.
 const adminPageSize = 50
 
-// adminRoutes registers the admin pages: read-only views of the people and the audit
-// log for members of access.admin_groups. Every change still goes through the CLI,
+// adminRoutes registers the admin pages: read-only views of the people, the groups,
+// the audit log and what the config defines, for members of access.admin_groups. Every change still goes through the CLI,
 // the API and the account pages' services; nothing here writes.
 func (s *Server) adminRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /admin", func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "/admin/users", http.StatusFound) })
 	mux.HandleFunc("GET /admin/users", s.adminOnly(s.adminUsers))
 	mux.HandleFunc("GET /admin/users/{username}", s.adminOnly(s.adminUser))
 	mux.HandleFunc("GET /admin/audit", s.adminOnly(s.adminAudit))
+	mux.HandleFunc("GET /admin/groups", s.adminOnly(s.adminGroups))
+	mux.HandleFunc("GET /admin/groups/{name}", s.adminOnly(s.adminGroup))
+	mux.HandleFunc("GET /admin/config", s.adminOnly(s.adminConfig))
 }
 
 // isAdmin says whether p is in one of access.admin_groups.
@@ -88,8 +91,7 @@ func (s *Server) adminUsers(w http.ResponseWriter, r *http.Request, p *session.P
 		data.Users, err = s.usersWithPrefix(r, data.Query, q.Get("after"))
 	}
 	if err != nil {
-		s.Log.Error("admin users page failed", "error", err.Error())
-		s.message(w, http.StatusServiceUnavailable, "Try again shortly", "Gatehouse could not read the users right now. Try again in a moment.")
+		s.adminFailed(w, "the users", err)
 		return
 	}
 	if len(data.Users) > adminPageSize {
@@ -161,8 +163,7 @@ func (s *Server) adminUser(w http.ResponseWriter, r *http.Request, p *session.Pr
 		data.Events, err = s.Store.FindEvents(ctx, store.EventQuery{Target: u.Username, Limit: 20})
 	}
 	if err != nil {
-		s.Log.Error("admin user page failed", "error", err.Error())
-		s.message(w, http.StatusServiceUnavailable, "Try again shortly", "Gatehouse could not read this person right now. Try again in a moment.")
+		s.adminFailed(w, "this person", err)
 		return
 	}
 	for _, g := range groups {
@@ -207,8 +208,7 @@ func (s *Server) adminAudit(w http.ResponseWriter, r *http.Request, p *session.P
 	if pg.Error == "" {
 		events, err := s.Store.FindEvents(r.Context(), query)
 		if err != nil {
-			s.Log.Error("admin audit page failed", "error", err.Error())
-			s.message(w, http.StatusServiceUnavailable, "Try again shortly", "Gatehouse could not read the audit log right now. Try again in a moment.")
+			s.adminFailed(w, "the audit log", err)
 			return
 		}
 		if len(events) > adminPageSize {
@@ -225,4 +225,128 @@ func (s *Server) adminAudit(w http.ResponseWriter, r *http.Request, p *session.P
 	}
 	pg.Extra = data
 	s.render(w, http.StatusOK, "admin_audit.html", pg)
+}
+
+// adminGroupRow is one group in the tree, indented under its parent.
+type adminGroupRow struct {
+	store.Group
+	Depth   int
+	Members int // direct members
+}
+
+// adminGroupView is a group's page: its direct members, and its effective ones (the
+// members of its child groups too, who pass its rules).
+type adminGroupView struct {
+	Group             store.Group
+	Parent            string
+	Children          []string
+	Direct, Effective []store.User
+}
+
+func (s *Server) adminGroups(w http.ResponseWriter, r *http.Request, p *session.Principal) {
+	groups, err := s.Store.ListGroups(r.Context())
+	var rows []adminGroupRow
+	var walk func(parent string, depth int)
+	walk = func(parent string, depth int) {
+		for _, g := range groups {
+			if g.ParentID != parent || err != nil {
+				continue
+			}
+			var ids []string
+			ids, err = s.Store.GroupMemberIDs(r.Context(), g.ID)
+			rows = append(rows, adminGroupRow{Group: g, Depth: depth, Members: len(ids)})
+			if depth < len(groups) { // a parent loop, which the store cannot rule out, ends here
+				walk(g.ID, depth+1)
+			}
+		}
+	}
+	if err == nil {
+		walk("", 0)
+	}
+	if err != nil {
+		s.adminFailed(w, "the groups", err)
+		return
+	}
+	s.render(w, http.StatusOK, "admin_groups.html", page{Title: "Groups", User: p, Extra: rows, Wide: true})
+}
+
+func (s *Server) adminGroup(w http.ResponseWriter, r *http.Request, p *session.Principal) {
+	ctx := r.Context()
+	groups, err := s.Store.ListGroups(ctx)
+	if err != nil {
+		s.adminFailed(w, "the groups", err)
+		return
+	}
+	i := slices.IndexFunc(groups, func(g store.Group) bool { return g.Name == r.PathValue("name") })
+	if i < 0 {
+		s.message(w, http.StatusNotFound, "No such group", "No group is called "+strconv.Quote(r.PathValue("name"))+".")
+		return
+	}
+	data := adminGroupView{Group: groups[i]}
+	// The group and every group below it: their members are its effective members.
+	below := map[string]bool{data.Group.ID: true}
+	for grew := true; grew; {
+		grew = false
+		for _, g := range groups {
+			if below[g.ParentID] && !below[g.ID] {
+				below[g.ID], grew = true, true
+			}
+		}
+	}
+	direct := map[string]bool{}
+	var everyone []string
+	for _, g := range groups {
+		switch {
+		case g.ID == data.Group.ParentID:
+			data.Parent = g.Name
+		case g.ParentID == data.Group.ID:
+			data.Children = append(data.Children, g.Name)
+		}
+		if !below[g.ID] {
+			continue
+		}
+		ids, err := s.Store.GroupMemberIDs(ctx, g.ID)
+		if err != nil {
+			s.adminFailed(w, "the group's members", err)
+			return
+		}
+		for _, id := range ids {
+			if g.ID == data.Group.ID {
+				direct[id] = true
+			}
+			if !slices.Contains(everyone, id) {
+				everyone = append(everyone, id)
+			}
+		}
+	}
+	for start := 0; start < len(everyone); start += 1000 { // UsersByIDs takes 1000 at a time
+		users, err := s.Store.UsersByIDs(ctx, everyone[start:min(start+1000, len(everyone))])
+		if err != nil {
+			s.adminFailed(w, "the group's members", err)
+			return
+		}
+		for _, u := range users {
+			data.Effective = append(data.Effective, u)
+			if direct[u.ID] {
+				data.Direct = append(data.Direct, u)
+			}
+		}
+	}
+	byName := func(a, b store.User) int { return strings.Compare(a.Username, b.Username) }
+	slices.SortFunc(data.Direct, byName)
+	slices.SortFunc(data.Effective, byName)
+	s.render(w, http.StatusOK, "admin_group.html", page{Title: data.Group.Name, User: p, Extra: data, Wide: true})
+}
+
+// adminConfig shows what the config file defines, read-only: the admin groups, the
+// rules in order, the OpenID Connect clients (never their secrets), the declared
+// groups and the apps.
+func (s *Server) adminConfig(w http.ResponseWriter, r *http.Request, p *session.Principal) {
+	s.render(w, http.StatusOK, "admin_config.html", page{Title: "Defined in the config file", User: p, Extra: s.cfg(), Wide: true})
+}
+
+// adminFailed answers an admin page whose reads failed.
+func (s *Server) adminFailed(w http.ResponseWriter, what string, err error) {
+	s.Log.Error("admin page: reading "+what+" failed", "error", err.Error())
+	s.message(w, http.StatusServiceUnavailable, "Try again shortly", "Gatehouse could not read "+what+" right now. Try again in a moment.")
 }

@@ -40,7 +40,11 @@ var staticFiles embed.FS
 const maxFormBytes = 16 << 10
 
 var pages = template.Must(template.New("").Funcs(template.FuncMap{"passkeyForm": passkeyForm,
-	"join": func(items []string) string { return strings.Join(items, ", ") }}).ParseFS(templateFiles, "templates/*.html"))
+	"join": func(items []string) string { return strings.Join(items, ", ") },
+	"list": func(items ...string) []string { return items },
+	"adminPath": func(section string) string {
+		return map[string]string{"People": "/admin/users", "Groups": "/admin/groups", "Audit log": "/admin/audit", "Config": "/admin/config"}[section]
+	}}).ParseFS(templateFiles, "templates/*.html"))
 
 // passkeyFormData is what the shared passkey sign-in form needs from its page.
 type passkeyFormData struct {

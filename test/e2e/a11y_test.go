@@ -19,7 +19,8 @@ import (
 const axeEnv = "TEST_GATEHOUSE_AXE"
 
 // TestPagesAreAccessible opens every page a person meets — the sign-in page, the apps
-// page, the account page, signing out, the admin pages, a refusal, an unknown
+// page, the account page, signing out, the admin pages (people, a person, groups, a
+// group, the audit log, the config), a refusal, an unknown
 // address — in headless
 // Chromium behind the README's nginx config, in light and in dark mode, and runs
 // axe-core's WCAG 2.2 A and AA checks on each: none may find a serious or critical
@@ -97,6 +98,9 @@ func TestPagesAreAccessible(t *testing.T) {
 			visit("the admin people page", auth+"/admin/users", "alice", "admin-people.png", true)
 			visit("a person's admin page", auth+"/admin/users/alice", "Recent events", "", false)
 			visit("the audit log", auth+"/admin/audit?actor=alice", "login.succeeded", "admin-audit.png", true)
+			visit("the groups page", auth+"/admin/groups", "Direct members", "", false)
+			visit("a group's page", auth+"/admin/groups/Family", "Effective members", "", false)
+			visit("the config page", auth+"/admin/config", "OpenID Connect clients", "admin-config.png", true)
 			signOut()
 
 			signIn("bob", "bob-password") // in no group: refused at the app
