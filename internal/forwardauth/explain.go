@@ -112,8 +112,13 @@ func ExplainFor(policy *access.Policy, p *session.Principal, rawURL string) (Rep
 	if err != nil {
 		return Report{}, fmt.Errorf("%w: %w", ErrBadURL, err)
 	}
+	return reportFor(policy, orig, p), nil
+}
+
+// reportFor explains orig for a signed-in principal, as the forward-auth check sees it.
+func reportFor(policy *access.Policy, orig Original, p *session.Principal) Report {
 	r := Report{URL: orig.URL(), Host: orig.HostName(), Path: orig.Path, Username: p.Username, Groups: nonNil(p.Groups), TwoFactor: p.TwoFactor}
-	return explained(policy, orig, identityOf(p), r), nil
+	return explained(policy, orig, identityOf(p), r)
 }
 
 // explained completes r with the policy's explanation of orig for who.

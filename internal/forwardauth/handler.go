@@ -138,8 +138,7 @@ func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, d Dialect, orig
 	if d == AuthRequest && h.RefusedURL != nil {
 		w.Header().Set(RedirectHeader, h.RefusedURL(orig.URL()))
 	}
-	h.RefusalPage(w, explained(h.Policy(), orig, identityOf(who),
-		Report{URL: orig.URL(), Host: orig.HostName(), Path: orig.Path, Username: who.Username, Groups: nonNil(who.Groups), TwoFactor: who.TwoFactor}))
+	h.RefusalPage(w, reportFor(h.Policy(), orig, who))
 }
 
 // Refusal is the text of a 403: who was refused which host, and why.

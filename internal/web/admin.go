@@ -48,8 +48,7 @@ func (s *Server) adminOnly(fn func(http.ResponseWriter, *http.Request, *session.
 		p, err := s.currentOrErr(r)
 		switch {
 		case err != nil:
-			s.Log.Error("admin page: checking the session failed", "error", err.Error())
-			s.message(w, http.StatusServiceUnavailable, "Try again shortly", "Gatehouse cannot reach its database right now. Try again in a moment.")
+			s.unavailable(w, "the admin page", "your session", err)
 		case p == nil:
 			http.Redirect(w, r, LoginURL("", s.cfg().Server.PublicURL+r.URL.RequestURI()), http.StatusFound)
 		case !s.isAdmin(p):
@@ -347,6 +346,12 @@ func (s *Server) adminConfig(w http.ResponseWriter, r *http.Request, p *session.
 
 // adminFailed answers an admin page whose reads failed.
 func (s *Server) adminFailed(w http.ResponseWriter, what string, err error) {
-	s.Log.Error("admin page: reading "+what+" failed", "error", err.Error())
+	s.unavailable(w, "an admin page", what, err)
+}
+
+// unavailable answers a page that could not read what it needed: logged with the
+// page and what it read, and a 503 asking the person to try again.
+func (s *Server) unavailable(w http.ResponseWriter, page, what string, err error) {
+	s.Log.Error(page+": reading "+what+" failed", "error", err.Error())
 	s.message(w, http.StatusServiceUnavailable, "Try again shortly", "Gatehouse could not read "+what+" right now. Try again in a moment.")
 }

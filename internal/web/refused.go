@@ -61,8 +61,7 @@ func (s *Server) refusedPage(w http.ResponseWriter, r *http.Request) {
 	p, err := s.currentOrErr(r)
 	switch {
 	case err != nil:
-		s.Log.Error("refusal page: checking the session failed", "error", err.Error())
-		s.message(w, http.StatusServiceUnavailable, "Try again shortly", "Gatehouse cannot reach its database right now. Try again in a moment.")
+		s.unavailable(w, "the refusal page", "your session", err)
 		return
 	case p == nil:
 		http.Redirect(w, r, LoginURL("", rd), http.StatusFound)

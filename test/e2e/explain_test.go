@@ -20,11 +20,7 @@ func explainAgreesWithProxy(t *testing.T, proxyPort int, dir string, env []strin
 	auth := fmt.Sprintf("http://auth.example.com:%d", proxyPort)
 	signedIn := func(user, password string) *browser {
 		b := newBrowser(t, proxyPort)
-		_, page := b.get(auth + "/login")
-		form := url.Values{"username": {user}, "password": {password}, "csrf_token": {csrfOf(t, page)}}
-		if resp, body := b.do(http.MethodPost, auth+"/login", strings.NewReader(form.Encode()), nil); resp.StatusCode != http.StatusSeeOther {
-			t.Fatalf("signing %s in: %d\n%s", user, resp.StatusCode, body)
-		}
+		b.signIn(auth, user, password)
 		return b
 	}
 	people := map[string]*browser{"-": newBrowser(t, proxyPort), "alice": signedIn("alice", "alice-password"), "bob": signedIn("bob", "bob-password")}

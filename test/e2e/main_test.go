@@ -11,6 +11,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -294,6 +295,16 @@ func (b *browser) do(method, url string, body io.Reader, header http.Header) (*h
 
 func (b *browser) get(url string) (*http.Response, string) {
 	return b.do(http.MethodGet, url, nil, nil)
+}
+
+// signIn signs the browser in with a password on Gatehouse's login page at auth.
+func (b *browser) signIn(auth, user, password string) {
+	b.t.Helper()
+	_, page := b.get(auth + "/login")
+	form := url.Values{"username": {user}, "password": {password}, "csrf_token": {csrfOf(b.t, page)}}
+	if resp, body := b.do(http.MethodPost, auth+"/login", strings.NewReader(form.Encode()), nil); resp.StatusCode != http.StatusSeeOther {
+		b.t.Fatalf("signing %s in: %d\n%s", user, resp.StatusCode, body)
+	}
 }
 
 var csrfField = regexp.MustCompile(`name="csrf_token" value="([^"]+)"`)

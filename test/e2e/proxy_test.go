@@ -147,9 +147,7 @@ func refusedAsPerson(t *testing.T, bob *browser, app, auth string) {
 	if resp, _ := bob.get(app); resp.StatusCode != http.StatusFound || !strings.Contains(resp.Header.Get("Location"), "/login?rd=") {
 		t.Fatalf("after switching account the app answers %d to %q, want the sign-in page", resp.StatusCode, resp.Header.Get("Location"))
 	}
-	_, page = bob.get(auth + "/login")
-	form = url.Values{"username": {"bob"}, "password": {"bob-password"}, "csrf_token": {csrfOf(t, page)}}
-	bob.do(http.MethodPost, auth+"/login", strings.NewReader(form.Encode()), nil)
+	bob.signIn(auth, "bob", "bob-password")
 	if resp, body := bob.do(http.MethodGet, app, nil, http.Header{"Accept": {"application/json"}}); resp.StatusCode != http.StatusForbidden || strings.Contains(body, "Sign in as someone else") {
 		t.Fatalf("a script of bob's: %d, want a 403 without the page for people\n%s", resp.StatusCode, body)
 	}
