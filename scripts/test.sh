@@ -63,6 +63,12 @@ if [ ! -f "$tools/axe-core-$axe_version/node_modules/axe-core/axe.min.js" ]; the
 	npm install --prefix "$tools/axe-core-$axe_version" --no-save --no-audit --no-fund --loglevel=error "axe-core@$axe_version" >/dev/null
 fi
 export TEST_GATEHOUSE_AXE="$tools/axe-core-$axe_version/node_modules/axe-core/axe.min.js"
+standardwebhooks_version=1.1.1
+if [ ! -f "$tools/standardwebhooks-$standardwebhooks_version/node_modules/standardwebhooks/package.json" ]; then
+	say "installing standardwebhooks $standardwebhooks_version from npm into $tools"
+	npm install --prefix "$tools/standardwebhooks-$standardwebhooks_version" --no-save --no-audit --no-fund --loglevel=error "standardwebhooks@$standardwebhooks_version" >/dev/null
+fi
+export TEST_GATEHOUSE_STANDARDWEBHOOKS_MODULES="$tools/standardwebhooks-$standardwebhooks_version/node_modules"
 export TEST_GATEHOUSE_CADDY_CURRENT="$tools/caddy-$caddy_version/caddy"
 export TEST_GATEHOUSE_OPENID_CLIENT_MODULES="$tools/openid-client-$openid_client_version/node_modules"
 export TEST_GATEHOUSE_EXPRESS_MODULES="$tools/express-$express_version/node_modules"

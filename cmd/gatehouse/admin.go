@@ -48,7 +48,7 @@ func (c *cli) user(args []string) error {
 		email, name, fromStdin, noPassword, asJSON = new(string), new(string), new(bool), new(bool), new(bool)
 		groups                                     stringList
 	)
-	sub, pos, dir, st, closeStore, err := c.admin(args, "user", "add, list, show, set-email, passwd, disable, enable, delete, credentials, mfa", func(fs *flag.FlagSet) {
+	sub, pos, dir, st, closeStore, err := c.admin(args, "user", "add, list, show, set-email, passwd, link, disable, enable, delete, credentials, mfa", func(fs *flag.FlagSet) {
 		fs.StringVar(email, "email", "", "email address")
 		fs.StringVar(name, "name", "", "display name")
 		fs.BoolVar(fromStdin, "password-stdin", false, "read the password from standard input")
@@ -140,6 +140,23 @@ func (c *cli) user(args []string) error {
 			return err
 		}
 		fmt.Fprintf(c.stdout, "password of %s changed; their sessions were ended\n", pos[0])
+	case "link":
+		// A person made with --no-password (or who lost every credential) signs in
+		// once with it and sets a password or adds a passkey on their account page.
+		if err := exactly(1, pos, "user link USERNAME"); err != nil {
+			return err
+		}
+		cfg, err := c.loadConfig()
+		if err != nil {
+			return err
+		}
+		token, expires, err := dir.IssueSignInLink(ctx, actor, pos[0])
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(c.stdout, "%s%s?token=%s\n", cfg.Server.PublicURL, identity.SignInLinkPath, token)
+		fmt.Fprintf(c.stderr, "a one-time sign-in link for %s, valid until %s; pass it on privately: it signs them in once, to set a password or add a passkey\n",
+			pos[0], expires.UTC().Format(time.RFC3339))
 	case "disable", "enable":
 		if err := exactly(1, pos, "user "+sub+" USERNAME"); err != nil {
 			return err

@@ -35,6 +35,7 @@ Usage:
   gatehouse migrate [--dry-run]                      apply (or list) database migrations
   gatehouse user add USERNAME [--email E] [--name N] [--group G]... [--password-stdin | --no-password]
   gatehouse user list | show USERNAME | set-email USERNAME EMAIL | passwd USERNAME [--password-stdin]
+  gatehouse user link USERNAME                       a one-time sign-in link, to set a password or add a passkey
   gatehouse user disable USERNAME | enable USERNAME | delete USERNAME
   gatehouse user credentials list USERNAME | credentials remove USERNAME ID | mfa reset USERNAME
   gatehouse group add NAME [--parent GROUP] | list | delete NAME

@@ -23,3 +23,7 @@ api -X PATCH "$GATEHOUSE/api/v1/users/grandma" -H "If-Match: $etag" -H 'Content-
 # there has allow_app_passwords: true). Its secret is in this answer and nowhere else.
 api -X POST "$GATEHOUSE/api/v1/users/grandma/app-passwords" -H 'Content-Type: application/json' \
   -d '{"name": "phone calendar", "hosts": ["dav.example.com"]}' | jq -r .password
+
+# Grandma has no password yet: a one-time link (24 hours) that signs her in once to
+# set one or add a passkey. Send it to her privately.
+api -X POST "$GATEHOUSE/api/v1/users/grandma/signin-link" | jq -r .url

@@ -43,7 +43,9 @@ type Handler struct {
 	Regulator *authn.Regulator
 	// ClientAddress is the caller's address, believing only trusted proxies.
 	ClientAddress func(*http.Request) string
-	Log           *slog.Logger
+	// PublicURL is server.public_url, where sign-in links point.
+	PublicURL func() string
+	Log       *slog.Logger
 }
 
 // Store is what the API reads; every change goes through the Directory. The API's own
@@ -76,6 +78,7 @@ func (h *Handler) Routes(mux *http.ServeMux) {
 		{"GET /api/v1/users/{username}/app-passwords", "credentials:read", h.listAppPasswords},
 		{"POST /api/v1/users/{username}/app-passwords", "credentials:write", h.createAppPassword},
 		{"DELETE /api/v1/users/{username}/app-passwords/{id}", "credentials:write", h.deleteAppPassword},
+		{"POST /api/v1/users/{username}/signin-link", "credentials:write", h.createSignInLink},
 		{"GET /api/v1/users/{username}/grants", "sessions:read", h.listGrants},
 		{"DELETE /api/v1/users/{username}/grants/{id}", "sessions:revoke", h.revokeGrant},
 		{"GET /api/v1/groups", "groups:read", h.listGroups},

@@ -106,3 +106,20 @@ func (h *Handler) listGrants(w http.ResponseWriter, r *http.Request, _ caller) {
 func (h *Handler) revokeGrant(w http.ResponseWriter, r *http.Request, c caller) {
 	h.done(w, h.Directory.RevokeGrant(r.Context(), c.actor(), r.PathValue("username"), r.PathValue("id")))
 }
+
+// SignInLink is a one-time sign-in link, in the answer that made it only.
+type SignInLink struct {
+	URL       string    `json:"url"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// createSignInLink makes a one-time sign-in link for a person, as `gatehouse user
+// link` and the admin page do.
+func (h *Handler) createSignInLink(w http.ResponseWriter, r *http.Request, c caller) {
+	token, expires, err := h.Directory.IssueSignInLink(r.Context(), c.actor(), r.PathValue("username"))
+	if err != nil {
+		h.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, SignInLink{URL: h.PublicURL() + identity.SignInLinkPath + "?token=" + token, ExpiresAt: expires.UTC()})
+}

@@ -185,6 +185,12 @@ func SetupLinkLimits(network string) []Limit {
 	return []Limit{{"setup|net:" + network, setupLinkPerNetwork}}
 }
 
+// SignInLinkLimits are the limits of guessing an admin's one-time sign-in links: the
+// same budget as setup links, kept apart so one never spends the other's.
+func SignInLinkLimits(network string) []Limit {
+	return []Limit{{"signinlink|net:" + network, setupLinkPerNetwork}}
+}
+
 // PasskeyLimits are the limits of failed passkey sign-ins from one address.
 func PasskeyLimits(network string) []Limit {
 	return []Limit{{"passkey|net:" + network, passkeyPerNetwork}}

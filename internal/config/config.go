@@ -25,6 +25,7 @@ type Config struct {
 	OIDC     OIDC        `yaml:"oidc"`
 	Branding Branding    `yaml:"branding"`
 	Apps     []App       `yaml:"apps" doc:"The apps listed on Gatehouse's home page, each shown only to the people its rules let through (decided as forward auth decides a visit to its url). Empty: the hosts of the rules that cover a whole host, without wildcards."`
+	Webhooks []Webhook   `yaml:"webhooks" doc:"Where Gatehouse posts its events as they happen (people created, disabled or deleted, memberships, credentials, sign-ins from new devices, refusals): one replica delivers each event once, retried while the receiver is down; the admin page Webhooks shows every delivery."`
 	Log      Log         `yaml:"log"`
 }
 

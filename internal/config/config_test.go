@@ -2,14 +2,15 @@ package config
 
 import (
 	"context"
+	"io"
+	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
-
-	"io"
-	"log/slog"
 )
 
 func writeFile(t *testing.T, body string) string {
@@ -141,6 +142,10 @@ func TestErrorsNameTheKey(t *testing.T) {
 		{"bad apps", "apps:\n  - name: Photos\n    url: photos.example.com\n  - name: photos\n    url: https://p.example.com/\n    icon: http://p.example.com/i.png\n  - url: https://x.example.com/\n", nil,
 			[]string{`apps[0].url: "photos.example.com" is not an absolute http:// or https:// URL`, `apps[1].name: "photos" is listed twice`,
 				`apps[1].icon: "http://p.example.com/i.png" is not an https:// URL`, `apps[2].name: give the app a name`}},
+		{"bad webhooks", "webhooks:\n  - name: audit archive\n    url: hooks.example.com\n    events: [user.create, \"*\", \"mfa.*\", \"nothing.*\"]\n  - name: chat\n    url: https://u:p@chat.example.com/x\n    format: teams\n    secret: abc\n    retry_for: 30d\n  - name: chat\n    url: https://chat.example.com/\n    format: slack\n", nil,
+			[]string{`webhooks[0].name: "audit archive": give 1 to 64 letters`, `webhooks[0].url: "hooks.example.com" is not an absolute`, `webhooks[0].events[0]: "user.create" is not an event kind Gatehouse records (did you mean "user.created"?)`,
+				`webhooks[0].events[3]: "nothing.*"`, `webhooks[0].secret: a standard webhook is signed`, `webhooks[1].url: "https://u:p@chat.example.com/x"`, `webhooks[1].format: "teams" is neither standard nor slack`,
+				`webhooks[1].secret: is not whsec_ followed by`, `webhooks[1].retry_for: 30d is outside 1m to 7d`, `webhooks[2].name: "chat" is used twice`}},
 		{"unknown env", "", []string{"GATEHOUSE_SESION_LIFETIME=1h"}, []string{"unknown environment variable GATEHOUSE_SESION_LIFETIME", `did you mean "GATEHOUSE_SESSION_LIFETIME"`}},
 		{"env and file both", "", []string{"GATEHOUSE_SERVER_SECRET=" + strings.Repeat("x", 32), "GATEHOUSE_SERVER_SECRET_FILE=/nonexistent"}, []string{"use one"}},
 		{"missing secret file", "", []string{"GATEHOUSE_SERVER_SECRET_FILE=/nonexistent/secret"}, []string{"GATEHOUSE_SERVER_SECRET_FILE: reading secret file"}},
@@ -282,5 +287,44 @@ func TestPublicURLFollowsTheAddress(t *testing.T) {
 	cfg, err := Load("", []string{"GATEHOUSE_SERVER_ADDRESS=:8080", "GATEHOUSE_SERVER_PUBLIC_URL=https://auth.example.com"})
 	if err != nil || cfg.Server.PublicURL != "https://auth.example.com" {
 		t.Errorf("an explicit public_url is kept: %q %v", cfg.Server.PublicURL, err)
+	}
+}
+
+// A webhook's secret may come from a file, and is read as Standard Webhooks write it.
+func TestWebhookSecretFile(t *testing.T) {
+	secret := writeFile(t, "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\n")
+	cfg, err := Load(writeFile(t, "webhooks:\n  - name: archive\n    url: https://hooks.example.com/in\n    secret_file: "+secret+"\n"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if key := cfg.Webhooks[0].SigningKey(); len(key) != 24 || cfg.Webhooks[0].Retry() != DefaultWebhookRetry {
+		t.Fatalf("signing key of %d bytes, retry %s", len(key), cfg.Webhooks[0].Retry())
+	}
+}
+
+// Every event kind a webhook may name is one Gatehouse records somewhere: a kind in
+// WebhookEventKinds that no code writes would be a webhook that never fires.
+func TestWebhookEventKindsAreRecorded(t *testing.T) {
+	var code strings.Builder
+	err := filepath.WalkDir("..", func(path string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && strings.HasSuffix(path, ".go") && !strings.HasSuffix(path, "_test.go") && !strings.Contains(path, "config/") {
+			b, err := os.ReadFile(path)
+			code.Write(b)
+			return err
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, kind := range WebhookEventKinds {
+		if !strings.Contains(code.String(), `"`+kind+`"`) {
+			t.Errorf("no code records %q", kind)
+		}
+	}
+	for _, kind := range DefaultWebhookEvents {
+		if !slices.Contains(WebhookEventKinds, kind) {
+			t.Errorf("default event %q is not in WebhookEventKinds", kind)
+		}
 	}
 }

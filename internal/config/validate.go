@@ -93,6 +93,8 @@ func (c *Config) Validate() error {
 		}
 	}
 
+	c.validateWebhooks(bad)
+
 	if path, ok := c.SQLitePath(); ok {
 		if path == "" {
 			bad("database.url", "sqlite: needs a file path, for example sqlite:./gatehouse-data/gatehouse.db")

@@ -124,7 +124,11 @@ func (d *Directory) AddUser(ctx context.Context, actor string, nu NewUser) (stor
 				return err
 			}
 		}
-		return d.auditUser(ctx, "user.created", actor, u, "groups: "+strings.Join(nu.Groups, ", "))
+		detail := "in no group"
+		if len(nu.Groups) > 0 {
+			detail = "groups: " + strings.Join(nu.Groups, ", ")
+		}
+		return d.auditUser(ctx, "user.created", actor, u, detail)
 	})
 	return u, err
 }

@@ -10,21 +10,27 @@ import (
 	"github.com/gatehouse-id/gatehouse/internal/store"
 )
 
+// invalidf is a validation error of field: a *FieldError, which every caller shows to
+// whoever typed the value (the API's 422, the admin pages' message, the CLI's error).
+func invalidf(field, format string, args ...any) error {
+	return &FieldError{field, fmt.Sprintf(format, args...)}
+}
+
 // CheckUsername says what is wrong with a username, or nil. Usernames travel in
 // headers and URLs and are typed on phones: letters, digits and . _ @ - only.
 func CheckUsername(name string) error {
 	if name == "" {
-		return fmt.Errorf("a username cannot be empty")
+		return invalidf("username", "a username cannot be empty")
 	}
 	if len(name) > 64 {
-		return fmt.Errorf("username is longer than 64 characters")
+		return invalidf("username", "username is longer than 64 characters")
 	}
 	for _, r := range name {
 		if unicode.IsControl(r) {
-			return fmt.Errorf("username %q contains a control character", name)
+			return invalidf("username", "username %q contains a control character", name)
 		}
 		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("._@-", r)) {
-			return fmt.Errorf("username %q contains %q: use letters, digits, \".\", \"_\", \"@\" and \"-\"", name, r)
+			return invalidf("username", "username %q contains %q: use letters, digits, \".\", \"_\", \"@\" and \"-\"", name, r)
 		}
 	}
 	return nil
@@ -37,7 +43,7 @@ func CheckEmail(email string) error {
 	}
 	a, err := mail.ParseAddress(email)
 	if err != nil || a.Address != email || a.Name != "" {
-		return fmt.Errorf("%q is not a plain email address such as name@example.com", email)
+		return invalidf("email", "%q is not a plain email address such as name@example.com", email)
 	}
 	return nil
 }
@@ -45,10 +51,10 @@ func CheckEmail(email string) error {
 // CheckDisplayName says what is wrong with a display name, or nil.
 func CheckDisplayName(name string) error {
 	if len(name) > 128 {
-		return fmt.Errorf("display name is longer than 128 bytes")
+		return invalidf("display_name", "display name is longer than 128 bytes")
 	}
 	if strings.IndexFunc(name, unicode.IsControl) >= 0 {
-		return fmt.Errorf("display name contains a control character")
+		return invalidf("display_name", "display name contains a control character")
 	}
 	return nil
 }

@@ -59,9 +59,9 @@ func NewHasher(concurrent int) *Hasher {
 func CheckPassword(pw string) error {
 	switch {
 	case len(pw) > MaxPasswordBytes:
-		return fmt.Errorf("password is longer than %d bytes", MaxPasswordBytes)
+		return invalidf("password", "password is longer than %d bytes", MaxPasswordBytes)
 	case len([]rune(pw)) < MinPasswordChars:
-		return fmt.Errorf("password is shorter than %d characters", MinPasswordChars)
+		return invalidf("password", "password is shorter than %d characters", MinPasswordChars)
 	}
 	return nil
 }

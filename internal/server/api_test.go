@@ -551,3 +551,36 @@ func TestAdminAPIExplain(t *testing.T) {
 		t.Errorf("explain without users:read: %d, want 403", status)
 	}
 }
+
+// A sign-in link from the API signs its person in once, is shown in its answer only,
+// and is refused for a disabled person with the reason.
+func TestAdminAPISignInLink(t *testing.T) {
+	h := start(t, testConfig(backends[0].url(t)))
+	c := newAPIClient(t, h)
+	admin := c.token("ops", identity.APIScopes, identity.DefaultAPITokenLifetime)
+	if _, err := h.app.Directory().AddUser(context.Background(), "test", identity.NewUser{Username: "kim"}); err != nil {
+		t.Fatal(err)
+	}
+	status, made, _ := c.call("POST", "/api/v1/users/kim/signin-link", admin, nil)
+	link, _ := made["url"].(string)
+	if status != 201 || !strings.HasPrefix(link, "https://auth.example.com/signin-link?token=") || made["expires_at"] == nil {
+		t.Fatalf("making a link: %d %v", status, made)
+	}
+	u, _ := url.Parse(link)
+	if resp, body := h.do(req{path: u.RequestURI()}); resp.StatusCode != http.StatusOK || !strings.Contains(body, "Sign in as kim") {
+		t.Fatalf("opening the API's link: %d", resp.StatusCode)
+	}
+	if status, p, _ := c.call("POST", "/api/v1/users/nobody/signin-link", admin, nil); status != 404 {
+		t.Errorf("a link for nobody: %d %v", status, p)
+	}
+	if err := h.app.Directory().SetDisabled(context.Background(), "test", "kim", true); err != nil {
+		t.Fatal(err)
+	}
+	if status, p, _ := c.call("POST", "/api/v1/users/kim/signin-link", admin, nil); status != 422 || !strings.Contains(fmt.Sprint(p["detail"]), "is disabled") {
+		t.Errorf("a link for a disabled person: %d %v", status, p)
+	}
+	reader := c.token("reader", []string{"credentials:read"}, identity.DefaultAPITokenLifetime)
+	if status, _, _ := c.call("POST", "/api/v1/users/kim/signin-link", reader, nil); status != 403 {
+		t.Errorf("a link without credentials:write: %d", status)
+	}
+}

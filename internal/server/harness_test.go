@@ -86,9 +86,11 @@ func (h *harness) logText() string {
 // count queries need, however fast the machine is.
 func (h *harness) quiet() { h.stopBG() }
 
-func start(t testing.TB, cfg config.Config) *harness {
+// start runs Gatehouse with cfg; prepare, when given, changes the app before its
+// background work starts (a test's shorter webhook pauses).
+func start(t testing.TB, cfg config.Config, prepare ...func(*App)) *harness {
 	t.Helper()
-	return startOn(t, httptest.NewUnstartedServer(nil), cfg)
+	return startOn(t, httptest.NewUnstartedServer(nil), cfg, prepare...)
 }
 
 // startSelf starts Gatehouse with server.public_url set to its own loopback address,
@@ -101,7 +103,7 @@ func startSelf(t *testing.T, cfg config.Config) *harness {
 	return startOn(t, srv, cfg)
 }
 
-func startOn(t testing.TB, srv *httptest.Server, cfg config.Config) *harness {
+func startOn(t testing.TB, srv *httptest.Server, cfg config.Config, prepare ...func(*App)) *harness {
 	t.Helper()
 	if err := cfg.Validate(); err != nil {
 		t.Fatalf("test config invalid: %v", err)
@@ -114,6 +116,9 @@ func startOn(t testing.TB, srv *httptest.Server, cfg config.Config) *harness {
 		t.Fatalf("starting gatehouse: %v", err)
 	}
 	h := &harness{t: t, app: app, log: logs, logw: logw, srv: srv}
+	for _, p := range prepare {
+		p(app)
+	}
 	h.srv.Config = app.HTTPServer()
 	h.srv.Start()
 	h.stopBG = sync.OnceFunc(app.StartBackground(context.Background()))

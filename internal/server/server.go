@@ -32,6 +32,7 @@ import (
 	"github.com/gatehouse-id/gatehouse/internal/store/sqlite"
 	"github.com/gatehouse-id/gatehouse/internal/store/sqlstore"
 	"github.com/gatehouse-id/gatehouse/internal/web"
+	"github.com/gatehouse-id/gatehouse/internal/webhook"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
@@ -47,6 +48,8 @@ type App struct {
 	MetricsHandler http.Handler
 	// OIDC is the OpenID Connect provider (its keys are managed by housekeeping).
 	OIDC *oidc.Provider
+	// Webhooks delivers events to the config's webhooks (started by StartBackground).
+	Webhooks *webhook.Sender
 
 	cfg       atomic.Pointer[config.Config]
 	policy    atomic.Pointer[access.Policy]
@@ -142,6 +145,7 @@ func newApp(ctx context.Context, st store.Store, cfg config.Config, log *slog.Lo
 		Regulator: a.regulator,
 	}
 	a.OIDC.SetKey(key)
+	a.Webhooks = &webhook.Sender{Store: st, Config: a.Config, Log: log, Holder: sqlstore.NewID()}
 	if err := a.OIDC.EnsureKey(ctx); err != nil {
 		return nil, fmt.Errorf("OpenID Connect signing key: %w", err)
 	}
@@ -156,7 +160,7 @@ func newApp(ctx context.Context, st store.Store, cfg config.Config, log *slog.Lo
 	}
 
 	admin := &api.Handler{Store: st, Directory: a.directory, Policy: a.policy.Load, Regulator: a.regulator, Log: log,
-		ClientAddress: a.web.OIDCPages().ClientAddress,
+		ClientAddress: a.web.OIDCPages().ClientAddress, PublicURL: func() string { return a.Config().Server.PublicURL },
 	}
 
 	mux := http.NewServeMux()
@@ -432,8 +436,8 @@ func (a *App) serve(ctx context.Context, srv *http.Server, errc <-chan error) er
 }
 
 // StartBackground starts the background work — the session change feed and last-seen
-// writes, the audit writer and the audit log's outbox reader, housekeeping — and returns a function that stops it and
-// waits. It outlives ctx's cancellation so that Serve can drain requests first.
+// writes, the audit writer and the audit log's outbox reader, webhook deliveries,
+// housekeeping — and returns a function that stops it and waits. It outlives ctx's cancellation so that Serve can drain requests first.
 func (a *App) StartBackground(ctx context.Context) (stop func()) {
 	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	if w, ok := a.Store.(interface{ Warm(context.Context) error }); ok {
@@ -444,7 +448,7 @@ func (a *App) StartBackground(ctx context.Context) (stop func()) {
 		}()
 	}
 	auditLog := &audit.Logger{Store: a.Store, Log: a.Log}
-	runs := []func(context.Context){a.Sessions.Run, a.audit.Run, auditLog.Run, a.housekeeping, a.logouts, a.checkpoints}
+	runs := []func(context.Context){a.Sessions.Run, a.audit.Run, auditLog.Run, a.Webhooks.Run, a.housekeeping, a.logouts, a.checkpoints}
 	done := make(chan struct{}, len(runs))
 	for _, run := range runs {
 		go func() { run(bg); done <- struct{}{} }()

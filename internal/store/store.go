@@ -471,6 +471,72 @@ type Schema interface {
 	Close() error
 }
 
+// SignInLink is a one-time link an admin made for a person: it signs them in once.
+type SignInLink struct {
+	TokenHash, UserID, CreatedBy string
+	CreatedAt, ExpiresAt         time.Time
+}
+
+// SignInLinks keeps admins' one-time sign-in links, by the hash of their token.
+type SignInLinks interface {
+	CreateSignInLink(ctx context.Context, l SignInLink) error
+	// SignInLinkValid returns the unexpired link with this hash; ErrNotFound if none.
+	SignInLinkValid(ctx context.Context, tokenHash string, now time.Time) (SignInLink, error)
+	// UseSignInLink deletes the unexpired link with this hash and returns it: of two
+	// uses at once, one gets it and the other ErrNotFound.
+	UseSignInLink(ctx context.Context, tokenHash string, now time.Time) (SignInLink, error)
+	// DeleteSignInLinks removes a person's links, and every expired one.
+	DeleteSignInLinks(ctx context.Context, userID string, now time.Time) (int, error)
+}
+
+// WebhookDelivery is one event on its way to one webhook.
+type WebhookDelivery struct {
+	ID         int64
+	Webhook    string // the webhook's name in the config
+	EventID    int64
+	EventKind  string
+	Body       string // the JSON sent, exactly as signed
+	State      string // WebhookPending, WebhookDelivered or WebhookFailed
+	Attempts   int
+	CreatedAt  time.Time
+	NextAt     time.Time // pending: when it may be tried (again)
+	FinishedAt time.Time // delivered or given up
+	LastStatus int       // the receiver's last HTTP status; 0: none (it could not be reached)
+	LastError  string
+}
+
+// The states of a webhook delivery.
+const (
+	WebhookPending   = "pending"
+	WebhookDelivered = "delivered"
+	WebhookFailed    = "failed"
+)
+
+// WebhookReader lists deliveries for the admin pages.
+type WebhookReader interface {
+	// WebhookDeliveries lists deliveries newest first, below beforeID when it is
+	// above 0, of one webhook when webhook is not empty.
+	WebhookDeliveries(ctx context.Context, webhook string, beforeID int64, limit int) ([]WebhookDelivery, error)
+}
+
+// Webhooks is the outbox of webhook deliveries.
+type Webhooks interface {
+	WebhookReader
+	// QueueWebhooks claims up to limit events not yet routed to webhooks, oldest first,
+	// and in the same transaction stores the deliveries route makes of each (none when
+	// no webhook wants it). It returns how many events it claimed.
+	QueueWebhooks(ctx context.Context, now time.Time, limit int, route func(Event) []WebhookDelivery) (int, error)
+	// ClaimWebhookDeliveries takes up to limit pending deliveries due at now, oldest
+	// first, counting an attempt and moving their next_at to until, so nobody else
+	// takes them meanwhile.
+	ClaimWebhookDeliveries(ctx context.Context, now, until time.Time, limit int) ([]WebhookDelivery, error)
+	// FinishWebhookAttempt stores an attempt's outcome: d's State, NextAt,
+	// FinishedAt, LastStatus and LastError.
+	FinishWebhookAttempt(ctx context.Context, d WebhookDelivery) error
+	// PruneWebhookDeliveries deletes finished deliveries that ended before before.
+	PruneWebhookDeliveries(ctx context.Context, before time.Time) (int, error)
+}
+
 // AccountReader is what the pages may read — the sign-in and account pages, and the
 // admin pages' views of people and the audit log; they have no store to write with,
 // so every change they ask for goes through a service.
@@ -480,7 +546,9 @@ type AccountReader interface {
 	EventReader
 	SessionReader
 	FactorReader
+	WebhookReader
 	SetupTokenValid(ctx context.Context, tokenHash string, now time.Time) (bool, error)
+	SignInLinkValid(ctx context.Context, tokenHash string, now time.Time) (SignInLink, error)
 }
 
 // Store is everything Gatehouse asks of its database. Every method is safe for
@@ -491,6 +559,8 @@ type Store interface {
 	Groups
 	Sessions
 	Setup
+	SignInLinks
+	Webhooks
 	Settings
 	Events
 	Factors

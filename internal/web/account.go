@@ -36,7 +36,11 @@ type accountView struct {
 
 // account is the signed-in user's own page: profile, password, second factor, sessions.
 func (s *Server) account(w http.ResponseWriter, r *http.Request) {
-	s.renderAccount(w, r, http.StatusOK, "", "")
+	notice := ""
+	if r.URL.Query().Has("welcome") { // after a sign-in link
+		notice = "You are signed in. Set a password or add a passkey below now: the link you used works only once."
+	}
+	s.renderAccount(w, r, http.StatusOK, notice, "")
 }
 
 func (s *Server) renderAccount(w http.ResponseWriter, r *http.Request, status int, notice, errMsg string) {

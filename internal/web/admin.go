@@ -1,6 +1,7 @@
 package web
 
 import (
+	"cmp"
 	"errors"
 	"net/http"
 	"net/url"
@@ -9,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gatehouse-id/gatehouse/internal/config"
+	"github.com/gatehouse-id/gatehouse/internal/identity"
 	"github.com/gatehouse-id/gatehouse/internal/session"
 	"github.com/gatehouse-id/gatehouse/internal/store"
 )
@@ -16,9 +19,10 @@ import (
 // adminPageSize is how many rows an admin listing shows at once.
 const adminPageSize = 50
 
-// adminRoutes registers the admin pages: read-only views of the people, the groups,
-// the audit log and what the config defines, for members of access.admin_groups. Every change still goes through the CLI,
-// the API and the account pages' services; nothing here writes.
+// adminRoutes registers the admin pages, for members of access.admin_groups: the
+// people (with their changes, adminchange.go), the groups, the audit log, the
+// decision explorer, the webhook deliveries and a read-only view of what the config
+// defines. Nothing here writes: every change calls identity.Directory.
 func (s *Server) adminRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /admin", func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "/admin/users", http.StatusFound) })
 	mux.HandleFunc("GET /admin/users", s.adminOnly(s.adminUsers))
@@ -27,6 +31,8 @@ func (s *Server) adminRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /admin/groups", s.adminOnly(s.adminGroups))
 	mux.HandleFunc("GET /admin/groups/{name}", s.adminOnly(s.adminGroup))
 	mux.HandleFunc("GET /admin/config", s.adminOnly(s.adminConfig))
+	mux.HandleFunc("GET /admin/webhooks", s.adminOnly(s.adminWebhooks))
+	s.adminChangeRoutes(mux)
 }
 
 // isAdmin says whether p is in one of access.admin_groups.
@@ -64,14 +70,29 @@ type adminUserList struct {
 	Query, Match string
 	Users        []store.User
 	Next         string // the link to the next page; "" on the last
+	// New is the form for a new person, as sent when it was refused; Groups are
+	// the groups to choose from.
+	New    identity.NewUser
+	Groups []store.Group
 }
 
 // adminUsers lists people 50 at a time by username, or finds them: a username exactly
 // (letter case aside), or every username starting with what was typed (letter case
 // counting, as usernames sort).
 func (s *Server) adminUsers(w http.ResponseWriter, r *http.Request, p *session.Principal) {
+	s.renderAdminUsers(w, r, p, "")
+}
+
+// renderAdminUsers shows the people page, with notice after a change.
+func (s *Server) renderAdminUsers(w http.ResponseWriter, r *http.Request, p *session.Principal, notice string) {
+	s.renderAdminUsersForm(w, r, p, http.StatusOK, identity.NewUser{}, notice)
+}
+
+// renderAdminUsersForm shows the people page with the new-person form as sent and
+// what is wrong with it (status above 299), or a notice.
+func (s *Server) renderAdminUsersForm(w http.ResponseWriter, r *http.Request, p *session.Principal, status int, nu identity.NewUser, msg string) {
 	ctx, q := r.Context(), r.URL.Query()
-	data := adminUserList{Query: strings.TrimSpace(q.Get("q")), Match: q.Get("match")}
+	data := adminUserList{Query: strings.TrimSpace(q.Get("q")), Match: q.Get("match"), New: nu}
 	if data.Match != "exact" {
 		data.Match = "prefix"
 	}
@@ -89,6 +110,9 @@ func (s *Server) adminUsers(w http.ResponseWriter, r *http.Request, p *session.P
 	default:
 		data.Users, err = s.usersWithPrefix(r, data.Query, q.Get("after"))
 	}
+	if err == nil {
+		data.Groups, err = s.Store.ListGroups(ctx)
+	}
 	if err != nil {
 		s.adminFailed(w, "the users", err)
 		return
@@ -102,7 +126,13 @@ func (s *Server) adminUsers(w http.ResponseWriter, r *http.Request, p *session.P
 		}
 		data.Next = "/admin/users?" + next.Encode()
 	}
-	s.render(w, http.StatusOK, "admin_users.html", page{Title: "People", User: p, Extra: data, Wide: true})
+	pg := page{Title: "People", User: p, Extra: data, Wide: true, CSRF: s.csrfToken(w, r), NeedPassword: s.needPassword(r, p)}
+	if status > 299 {
+		pg.Error = msg
+	} else {
+		pg.Notice = msg
+	}
+	s.render(w, status, "admin_users.html", pg)
 }
 
 // usersWithPrefix is a page of the users whose username starts with prefix, after the
@@ -133,20 +163,41 @@ func (s *Server) usersWithPrefix(r *http.Request, prefix, after string) ([]store
 
 // adminUserView is what a person's admin page shows.
 type adminUserView struct {
-	Person   store.User
-	Groups   []string
-	Sessions []store.Session
-	Events   []store.Event
+	Person      store.User
+	Groups      []string
+	OtherGroups []string // the groups they could be added to
+	Sessions    []store.Session
+	Credentials []identity.Credential
+	Grants      []identity.Grant
+	Events      []store.Event
+	Link        string // a sign-in link just made, shown this once
+	AdminGroups []string
 }
 
 func (s *Server) adminUser(w http.ResponseWriter, r *http.Request, p *session.Principal) {
+	s.renderAdminUser(w, r, p, r.PathValue("username"), http.StatusOK, "", "", "")
+}
+
+// needPassword says whether a dangerous change needs the admin's password in the
+// form: they signed in too long ago, and have a password to give.
+func (s *Server) needPassword(r *http.Request, p *session.Principal) bool {
+	if time.Since(p.AuthenticatedAt) < RecentAuth {
+		return false
+	}
+	me, err := s.Store.UserByID(r.Context(), p.UserID)
+	return err == nil && me.PasswordHash != ""
+}
+
+// renderAdminUser shows a person's page with a notice or an error after a change,
+// and the sign-in link just made.
+func (s *Server) renderAdminUser(w http.ResponseWriter, r *http.Request, p *session.Principal, username string, status int, notice, errMsg, link string) {
 	ctx := r.Context()
-	u, err := s.Store.UserByUsername(ctx, r.PathValue("username"))
+	u, err := s.Store.UserByUsername(ctx, username)
 	if errors.Is(err, store.ErrNotFound) {
-		s.message(w, http.StatusNotFound, "No such person", "Nobody is called "+strconv.Quote(r.PathValue("username"))+" here.")
+		s.render(w, http.StatusNotFound, "message.html", page{Title: "No such person", User: p, Error: cmp.Or(errMsg, "Nobody is called "+strconv.Quote(username)+" here.")})
 		return
 	}
-	data := adminUserView{Person: u}
+	data := adminUserView{Person: u, Link: link, AdminGroups: s.cfg().Access.AdminGroups}
 	var ids []string
 	var groups []store.Group
 	if err == nil {
@@ -161,6 +212,12 @@ func (s *Server) adminUser(w http.ResponseWriter, r *http.Request, p *session.Pr
 	if err == nil {
 		data.Events, err = s.Store.FindEvents(ctx, store.EventQuery{Target: u.Username, Limit: 20})
 	}
+	if err == nil {
+		data.Credentials, err = s.Directory.Credentials(ctx, u.Username)
+	}
+	if err == nil {
+		data.Grants, err = s.Directory.Grants(ctx, u.Username)
+	}
 	if err != nil {
 		s.adminFailed(w, "this person", err)
 		return
@@ -168,9 +225,14 @@ func (s *Server) adminUser(w http.ResponseWriter, r *http.Request, p *session.Pr
 	for _, g := range groups {
 		if slices.Contains(ids, g.ID) {
 			data.Groups = append(data.Groups, g.Name)
+		} else {
+			data.OtherGroups = append(data.OtherGroups, g.Name)
 		}
 	}
-	s.render(w, http.StatusOK, "admin_user.html", page{Title: u.Username, User: p, Extra: data, Wide: true})
+	slices.Sort(data.Groups)
+	slices.Sort(data.OtherGroups)
+	s.render(w, status, "admin_user.html", page{Title: u.Username, User: p, Extra: data, Wide: true, Notice: notice, Error: errMsg,
+		CSRF: s.csrfToken(w, r), NeedPassword: s.needPassword(r, p)})
 }
 
 // adminAuditView is what the audit page shows.
@@ -354,4 +416,34 @@ func (s *Server) adminFailed(w http.ResponseWriter, what string, err error) {
 func (s *Server) unavailable(w http.ResponseWriter, page, what string, err error) {
 	s.Log.Error(page+": reading "+what+" failed", "error", err.Error())
 	s.message(w, http.StatusServiceUnavailable, "Try again shortly", "Gatehouse could not read "+what+" right now. Try again in a moment.")
+}
+
+// adminWebhooksView is the delivery log: the webhooks the config defines and their
+// deliveries, newest first.
+type adminWebhooksView struct {
+	Webhook    string // the one shown; "" for all
+	Webhooks   []config.Webhook
+	Deliveries []store.WebhookDelivery
+	Next       string
+}
+
+func (s *Server) adminWebhooks(w http.ResponseWriter, r *http.Request, p *session.Principal) {
+	q := r.URL.Query()
+	data := adminWebhooksView{Webhook: q.Get("webhook"), Webhooks: s.cfg().Webhooks}
+	before, _ := strconv.ParseInt(q.Get("before"), 10, 64)
+	list, err := s.Store.WebhookDeliveries(r.Context(), data.Webhook, before, adminPageSize+1)
+	if err != nil {
+		s.adminFailed(w, "the webhook deliveries", err)
+		return
+	}
+	if len(list) > adminPageSize {
+		list = list[:adminPageSize]
+		next := url.Values{"before": {strconv.FormatInt(list[adminPageSize-1].ID, 10)}}
+		if data.Webhook != "" {
+			next.Set("webhook", data.Webhook)
+		}
+		data.Next = "/admin/webhooks?" + next.Encode()
+	}
+	data.Deliveries = list
+	s.render(w, http.StatusOK, "admin_webhooks.html", page{Title: "Webhooks", User: p, Extra: data, Wide: true})
 }

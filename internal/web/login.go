@@ -150,6 +150,11 @@ func (s *Server) finishLogin(w http.ResponseWriter, r *http.Request, u store.Use
 			return
 		}
 	}
+	if s.knownDevice(r, u.ID) == "" {
+		// Webhooks and the audit log hear of it: "was that you?" is asked of these.
+		s.Audit(store.Event{Kind: "login.new_device", Actor: u.Username, Target: u.Username, TargetID: u.ID,
+			Detail: method + " from " + s.clientIP(r), Fields: map[string]string{"method": method, "ip": s.clientIP(r), "user_agent": clip(r.UserAgent(), 200)}})
+	}
 	s.rememberDevice(w, r, u.ID)
 	s.Metrics.Logins.WithLabelValues("success").Inc()
 	http.Redirect(w, r, orDefault(rd, "/"), http.StatusSeeOther)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gatehouse-id/gatehouse/internal/authn"
 	"github.com/gatehouse-id/gatehouse/internal/store"
@@ -72,3 +73,14 @@ func minutes(d time.Duration) string {
 
 // network is the client's address as the throttle counts it (an IPv6 /64).
 func (s *Server) network(r *http.Request) string { return authn.Network(s.clientIP(r)) }
+
+// clip shortens s to at most n bytes for an event, on a rune boundary.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}

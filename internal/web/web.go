@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/gatehouse-id/gatehouse/internal/access"
@@ -42,8 +43,20 @@ const maxFormBytes = 16 << 10
 var pages = template.Must(template.New("").Funcs(template.FuncMap{"passkeyForm": passkeyForm,
 	"join": func(items []string) string { return strings.Join(items, ", ") },
 	"list": func(items ...string) []string { return items },
+	"has":  slices.Contains[[]string],
+	// siteOf shows where a URL points without its path: a webhook's path can be its
+	// secret (Slack's are).
+	"siteOf": func(raw string) string {
+		u, err := url.Parse(raw)
+		if err != nil {
+			return ""
+		}
+		return u.Scheme + "://" + u.Host + "/…"
+	},
+	// reauthFor is what the "reauth" field needs: whether to ask, and its id's prefix.
+	"reauthFor": func(p page, id string) page { return page{NeedPassword: p.NeedPassword, Extra: id} },
 	"adminPath": func(section string) string {
-		return map[string]string{"People": "/admin/users", "Groups": "/admin/groups", "Audit log": "/admin/audit", "Config": "/admin/config"}[section]
+		return map[string]string{"People": "/admin/users", "Groups": "/admin/groups", "Audit log": "/admin/audit", "Why": "/admin/explain", "Webhooks": "/admin/webhooks", "Config": "/admin/config"}[section]
 	}}).ParseFS(templateFiles, "templates/*.html"))
 
 // passkeyFormData is what the shared passkey sign-in form needs from its page.
@@ -116,6 +129,8 @@ func (s *Server) Routes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /logout", s.logout)
 	mux.HandleFunc("GET /setup", s.setupPage)
 	mux.HandleFunc("POST /setup", s.setup)
+	mux.HandleFunc("GET "+identity.SignInLinkPath, s.signInLinkPage)
+	mux.HandleFunc("POST "+identity.SignInLinkPath, s.useSignInLink)
 	mux.Handle("GET /static/", http.FileServerFS(staticFiles))
 	mux.HandleFunc("GET /favicon.ico", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "public, max-age=86400")
@@ -155,6 +170,9 @@ type page struct {
 	AppName string
 	// Wide lays the page out for tables (the admin pages); Admin shows their link.
 	Wide, Admin bool
+	// NeedPassword asks for the current password in the forms of dangerous changes:
+	// the sign-in is older than RecentAuth.
+	NeedPassword bool
 	// Logo and Accent are branding.logo and whether branding.accent is set.
 	Logo   string
 	Accent bool

@@ -9,7 +9,6 @@ import (
 	"testing"
 
 	"github.com/chromedp/cdproto/emulation"
-	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
 	"github.com/gatehouse-id/gatehouse/internal/testenv"
@@ -28,14 +27,7 @@ const axeEnv = "TEST_GATEHOUSE_AXE"
 // the README (docs/screenshots, see TestPasskeyInABrowser).
 func TestPagesAreAccessible(t *testing.T) {
 	chromium := testenv.Tool(t, "chromium", "chromium")
-	axePath := os.Getenv(axeEnv)
-	if axePath == "" {
-		testenv.Missing(t, "axe-core from npm ("+axeEnv+")")
-	}
-	axe, err := os.ReadFile(axePath)
-	if err != nil {
-		t.Fatalf("reading axe-core: %v", err)
-	}
+	axe := loadAxe(t)
 	proxyPort, apps := freePort(t), startApps(t)
 	dir, env, ghPort := protectedSite(t, proxyPort)
 	ok(t, dir, env, "root-password\n", "user", "add", "root", "--group", "admins", "--password-stdin")
@@ -47,9 +39,7 @@ func TestPagesAreAccessible(t *testing.T) {
 	for _, scheme := range []string{"light", "dark"} {
 		t.Run(scheme, func(t *testing.T) {
 			b := newChromium(t, chromium, auth)
-			if _, err := chromedp.Call(b.ctx, page.SetBypassCSP, page.SetBypassCSPParams{Enabled: true}); err != nil { // axe is injected over DevTools
-				t.Fatal(err)
-			}
+			bypassCSP(t, b)
 			if _, err := chromedp.Call(b.ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
 				Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: scheme}}}); err != nil {
 				t.Fatalf("emulating %s mode: %v", scheme, err)
@@ -57,7 +47,7 @@ func TestPagesAreAccessible(t *testing.T) {
 			suffix := map[string]string{"light": "", "dark": "-dark"}[scheme]
 			check := func(what string) {
 				t.Helper()
-				checkAccessible(t, b, string(axe), what)
+				checkAccessible(t, b, axe, what)
 			}
 			signIn := func(user, password string) {
 				t.Helper()
@@ -101,6 +91,8 @@ func TestPagesAreAccessible(t *testing.T) {
 			visit("the groups page", auth+"/admin/groups", "Direct members", "", false)
 			visit("a group's page", auth+"/admin/groups/Family", "Effective members", "", false)
 			visit("the config page", auth+"/admin/config", "OpenID Connect clients", "admin-config.png", true)
+			visit("the decision explorer", auth+"/admin/explain?username=bob&url="+url.QueryEscape(app), "Deciding rule", "", false)
+			visit("the webhook deliveries", auth+"/admin/webhooks", "Deliveries", "", false)
 			signOut()
 
 			signIn("bob", "bob-password") // in no group: refused at the app
@@ -115,6 +107,16 @@ func TestPagesAreAccessible(t *testing.T) {
 			b.screenshot("refused" + suffix + ".png")
 		})
 	}
+}
+
+// loadAxe reads axe-core's script.
+func loadAxe(t *testing.T) string {
+	t.Helper()
+	axe, err := os.ReadFile(fromEnv(t, axeEnv, "axe-core from npm"))
+	if err != nil {
+		t.Fatalf("reading axe-core: %v", err)
+	}
+	return string(axe)
 }
 
 // checkAccessible runs axe-core's WCAG 2.2 A and AA rules on the page b shows and fails

@@ -43,8 +43,8 @@ access:
 		t.Fatalf("api.sh: %v\n%s", err, out)
 	}
 	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-	if len(lines) != 4 || !strings.Contains(lines[0], `"username":"grandma"`) || lines[1] != "grandma" || !strings.Contains(lines[2], `"display_name":"Granny"`) ||
-		!strings.HasPrefix(lines[3], "gatehouse-app-") {
+	if len(lines) != 5 || !strings.Contains(lines[0], `"username":"grandma"`) || lines[1] != "grandma" || !strings.Contains(lines[2], `"display_name":"Granny"`) ||
+		!strings.HasPrefix(lines[3], "gatehouse-app-") || !strings.HasPrefix(lines[4], "http://"+addr+"/signin-link?token=") {
 		t.Fatalf("api.sh printed:\n%s", out)
 	}
 	// Grandma's calendar app gets in with it, as Traefik would ask.
@@ -57,6 +57,12 @@ access:
 		t.Fatalf("the app password from api.sh at forward auth: %v %v", err, resp)
 	}
 	resp.Body.Close()
+	// The link opens grandma's one-time sign-in page.
+	if resp, err := http.Get(lines[4]); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("the sign-in link from api.sh: %v %v", err, resp)
+	} else {
+		resp.Body.Close()
+	}
 	// The same script with a read-only token stops at the first write, with the reason.
 	reader := strings.TrimSpace(ok(t, dir, env, "", "token", "create", "reader", "--config", cfg))
 	cmd = exec.Command(sh, script)

@@ -28,10 +28,7 @@ const expressModulesEnv = "TEST_GATEHOUSE_EXPRESS_MODULES"
 // on www.example.com.
 func expressApp(t *testing.T) int {
 	t.Helper()
-	modules := os.Getenv(expressModulesEnv)
-	if modules == "" {
-		testenv.Missing(t, "Express 4 from npm ("+expressModulesEnv+")")
-	}
+	modules := fromEnv(t, expressModulesEnv, "Express 4 from npm")
 	node := testenv.Tool(t, "node", "nodejs")
 	port := freePort(t)
 	script, _ := filepath.Abs("testdata/express-app.js")

@@ -107,6 +107,11 @@ func TestCLI(t *testing.T) {
 			fail(1, "password is the only way \"alice\" can sign in; add a passkey or set a password first", "", "user", "credentials", "remove", "alice", "password")
 			fail(1, `user "alice" has no credential "totp"`, "", "user", "credentials", "remove", "alice", "totp")
 			fail(2, "expected user credentials list USERNAME, or user credentials remove USERNAME ID", "", "user", "credentials", "remove", "alice")
+			if out := run("", "user", "link", "alice"); !regexp.MustCompile(`^http://localhost:9000/signin-link\?token=[A-Za-z0-9_-]{43}\n$`).MatchString(out) {
+				t.Errorf("user link printed %q", out)
+			}
+			fail(1, `user "alic": not found`, "", "user", "link", "alic")
+			fail(2, "expected user link USERNAME", "", "user", "link")
 			if out := run("", "user", "mfa", "reset", "alice"); !strings.Contains(out, "second factors of alice removed") {
 				t.Errorf("mfa reset: %q", out)
 			}

@@ -332,3 +332,14 @@ func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {
 	t.Helper()
 	testenv.WaitFor(t, limit, what, cond)
 }
+
+// fromEnv returns the tool scripts/test.sh installed and named in the environment
+// variable env, skipping (or, in CI, failing) the test when it is not set.
+func fromEnv(t *testing.T, env, what string) string {
+	t.Helper()
+	v := os.Getenv(env)
+	if v == "" {
+		testenv.Missing(t, what+" ("+env+")")
+	}
+	return v
+}

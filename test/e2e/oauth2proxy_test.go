@@ -7,15 +7,12 @@ import (
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
-	"os"
 	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/gatehouse-id/gatehouse/internal/testenv"
 )
 
 // oauth2ProxyEnv names the oauth2-proxy binary scripts/test.sh builds with go install
@@ -28,10 +25,7 @@ const oauth2ProxyEnv = "TEST_GATEHOUSE_OAUTH2_PROXY"
 // --cookie-refresh while four requests arrive at once without losing the grant, and
 // its sign-out (--backend-logout-url) ends the Gatehouse sign-in too.
 func TestOAuth2Proxy(t *testing.T) {
-	bin := os.Getenv(oauth2ProxyEnv)
-	if bin == "" {
-		testenv.Missing(t, "oauth2-proxy built with go install ("+oauth2ProxyEnv+")")
-	}
+	bin := fromEnv(t, oauth2ProxyEnv, "oauth2-proxy built with go install")
 	addr, metrics := fmt.Sprintf("127.0.0.1:%d", freePort(t)), fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	base := "http://" + addr
 	proxyPort := freePort(t)

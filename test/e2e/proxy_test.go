@@ -23,7 +23,7 @@ import (
 
 // protectedSite starts Gatehouse (its config pointing the login pages at the proxy's
 // port) with two users, and returns its port.
-func protectedSite(t *testing.T, proxyPort int) (dir string, env []string, ghPort int) {
+func protectedSite(t *testing.T, proxyPort int, extraConfig ...string) (dir string, env []string, ghPort int) {
 	t.Helper()
 	dir = t.TempDir()
 	ghPort = freePort(t)
@@ -65,7 +65,7 @@ oidc:
       type: public
       redirect_uris: ["http://app.example.com:%[2]d/oauth/callback"]
       groups: [Family]
-`, ghPort, proxyPort))
+`, ghPort, proxyPort)+strings.Join(extraConfig, ""))
 	env = cleanEnv("GATEHOUSE_DATABASE_URL=sqlite:" + filepath.Join(dir, "gh.db"))
 	serve(t, dir, env, fmt.Sprintf("127.0.0.1:%d", ghPort), "--config", cfg)
 	ok(t, dir, env, "alice-password\n", "user", "add", "alice", "--email", "alice@example.com", "--name", "Alice", "--group", "Family", "--password-stdin")

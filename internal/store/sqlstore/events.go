@@ -27,7 +27,7 @@ func (s *Store) AppendEvent(ctx context.Context, e store.Event) error {
 		}
 		fields = string(b)
 	}
-	_, err := s.conn().exec(ctx, "INSERT INTO events (at, kind, actor, target, detail, target_id, fields, logged_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 0)",
+	_, err := s.conn().exec(ctx, "INSERT INTO events (at, kind, actor, target, detail, target_id, fields, logged_at, hooked_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 0, 0)",
 		toDB(e.At), e.Kind, e.Actor, e.Target, e.Detail, e.TargetID, fields)
 	return s.mapErr(err, "audit event")
 }

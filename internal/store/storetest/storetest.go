@@ -54,6 +54,8 @@ func Run(t *testing.T, open Backend) {
 		"Transactions":      testTransactions,
 		"EventOutbox":       testEventOutbox,
 		"AppPasswords":      testAppPasswords,
+		"SignInLinks":       testSignInLinks,
+		"WebhookOutbox":     testWebhookOutbox,
 	}
 	names := make([]string, 0, len(tests))
 	for name := range tests {
@@ -972,40 +974,15 @@ func testEventOutbox(t *testing.T, s store.Store) {
 	for i := range n {
 		noErr(t, s.AppendEvent(ctx, store.Event{Kind: "test", Target: fmt.Sprint(i)}))
 	}
-	var mu sync.Mutex
-	seen := map[int64]int{}
-	var wg sync.WaitGroup
-	for range 4 {
-		wg.Go(func() {
-			for {
-				batch, err := s.ClaimUnloggedEvents(ctx, time.Now(), 7)
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				if len(batch) == 0 {
-					return
-				}
-				mu.Lock()
-				for i, e := range batch {
-					seen[e.ID]++
-					if i > 0 && batch[i-1].ID >= e.ID {
-						t.Errorf("a batch out of order: %d before %d", batch[i-1].ID, e.ID)
-					}
-				}
-				mu.Unlock()
+	claimedOnce(t, n, func() ([]store.Event, error) {
+		batch, err := s.ClaimUnloggedEvents(ctx, time.Now(), 7)
+		for i := 1; i < len(batch); i++ {
+			if batch[i-1].ID >= batch[i].ID {
+				t.Errorf("a batch out of order: %d before %d", batch[i-1].ID, batch[i].ID)
 			}
-		})
-	}
-	wg.Wait()
-	if len(seen) != n {
-		t.Fatalf("four claimers got %d of %d events", len(seen), n)
-	}
-	for id, times := range seen {
-		if times != 1 {
-			t.Fatalf("event %d claimed %d times", id, times)
 		}
-	}
+		return batch, err
+	}, func(e store.Event) int64 { return e.ID })
 	if evs := must(s.ListEvents(ctx, 1))(t); evs[0].Fields != nil || evs[0].Kind != "test" {
 		t.Fatalf("an event without fields reads back as %+v", evs[0])
 	}
@@ -1039,4 +1016,177 @@ func testAppPasswords(t *testing.T, s store.Store) {
 	noErr(t, s.DeleteUser(ctx, bob.ID))
 	_, err = s.AppPasswordByHash(ctx, "h2")
 	wantErr(t, err, store.ErrNotFound)
+}
+
+// A sign-in link is found while unexpired, used once (of two uses at once, one wins),
+// and goes with its user.
+func testSignInLinks(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	u := must(s.CreateUser(ctx, store.User{Username: "nopass"}))(t)
+	now := time.Now()
+	noErr(t, s.CreateSignInLink(ctx, store.SignInLink{TokenHash: "h1", UserID: u.ID, CreatedBy: "admin", CreatedAt: now, ExpiresAt: now.Add(time.Hour)}))
+	noErr(t, s.CreateSignInLink(ctx, store.SignInLink{TokenHash: "old", UserID: u.ID, CreatedAt: now, ExpiresAt: now.Add(-time.Second)}))
+	if l := must(s.SignInLinkValid(ctx, "h1", now))(t); l.UserID != u.ID || l.CreatedBy != "admin" {
+		t.Fatalf("link reads back as %+v", l)
+	}
+	_, err := s.SignInLinkValid(ctx, "old", now)
+	wantErr(t, err, store.ErrNotFound)
+	_, err = s.UseSignInLink(ctx, "old", now)
+	wantErr(t, err, store.ErrNotFound)
+	var wins atomic.Int32
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			if _, err := s.UseSignInLink(ctx, "h1", now); err == nil {
+				wins.Add(1)
+			} else if !errors.Is(err, store.ErrNotFound) {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if wins.Load() != 1 {
+		t.Fatalf("a one-time link was used %d times", wins.Load())
+	}
+	noErr(t, s.CreateSignInLink(ctx, store.SignInLink{TokenHash: "h2", UserID: u.ID, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}))
+	if n := must(s.DeleteSignInLinks(ctx, u.ID, now))(t); n != 2 {
+		t.Fatalf("deleted %d links, want 2 (the expired one and h2)", n)
+	}
+	noErr(t, s.CreateSignInLink(ctx, store.SignInLink{TokenHash: "h3", UserID: u.ID, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}))
+	noErr(t, s.DeleteUser(ctx, u.ID))
+	_, err = s.SignInLinkValid(ctx, "h3", now)
+	wantErr(t, err, store.ErrNotFound)
+}
+
+// Webhooks read the outbox like the log does: each event is routed once, with its
+// deliveries in the same transaction; a delivery is claimed by one caller until its
+// next attempt is due, and its outcome is kept for the delivery log.
+func testWebhookOutbox(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	const n = 60
+	for i := range n {
+		noErr(t, s.AppendEvent(ctx, store.Event{Kind: "user.created", Target: fmt.Sprint(i)}))
+	}
+	route := func(e store.Event) []store.WebhookDelivery {
+		if e.Target == "7" {
+			return nil // no webhook wants it
+		}
+		return []store.WebhookDelivery{{Webhook: "a", Body: `{"n":"` + e.Target + `"}`}, {Webhook: "b", Body: "{}"}}
+	}
+	var routed atomic.Int32
+	var wg sync.WaitGroup
+	for range 3 {
+		wg.Go(func() {
+			for {
+				k, err := s.QueueWebhooks(ctx, time.Now(), 7, route)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if k == 0 {
+					return
+				}
+				routed.Add(int32(k))
+			}
+		})
+	}
+	wg.Wait()
+	if routed.Load() != n {
+		t.Fatalf("three routers claimed %d of %d events", routed.Load(), n)
+	}
+	if k := must(s.QueueWebhooks(ctx, time.Now(), 10, route))(t); k != 0 {
+		t.Fatalf("routed %d events twice", k)
+	}
+	// A route whose rows cannot be stored leaves the event for the next try.
+	noErr(t, s.AppendEvent(ctx, store.Event{Kind: "user.deleted", Target: "x"}))
+	twice := func(store.Event) []store.WebhookDelivery {
+		return []store.WebhookDelivery{{Webhook: "a"}, {Webhook: "a"}}
+	}
+	if _, err := s.QueueWebhooks(ctx, time.Now(), 10, twice); err == nil {
+		t.Fatal("two deliveries of one event to one webhook were stored")
+	}
+	if k := must(s.QueueWebhooks(ctx, time.Now(), 10, route))(t); k != 1 {
+		t.Fatalf("after a failed route the event was not routed again (%d)", k)
+	}
+	want := 2*(n-1) + 2
+	now := time.Now()
+	claimedOnce(t, want, func() ([]store.WebhookDelivery, error) {
+		batch, err := s.ClaimWebhookDeliveries(ctx, now, now.Add(time.Minute), 9)
+		for _, d := range batch {
+			if d.Attempts != 1 || d.State != store.WebhookPending || d.EventID == 0 || d.EventKind == "" {
+				t.Errorf("claimed %+v", d)
+			}
+		}
+		return batch, err
+	}, func(d store.WebhookDelivery) int64 { return d.ID })
+	if again := must(s.ClaimWebhookDeliveries(ctx, now.Add(30*time.Second), now.Add(2*time.Minute), 100))(t); len(again) != 0 {
+		t.Fatalf("claimed %d deliveries before their next attempt", len(again))
+	}
+	list := must(s.WebhookDeliveries(ctx, "a", 0, 5))(t)
+	if len(list) != 5 || list[0].ID < list[1].ID || list[0].Webhook != "a" {
+		t.Fatalf("newest deliveries of a: %+v", list)
+	}
+	older := must(s.WebhookDeliveries(ctx, "", list[4].ID, 1000))(t)
+	if len(older) != want-1-indexOfID(t, s, list[4].ID) {
+		t.Fatalf("%d deliveries below %d", len(older), list[4].ID)
+	}
+	d := list[0]
+	d.State, d.FinishedAt, d.LastStatus, d.LastError = store.WebhookDelivered, now, 204, ""
+	noErr(t, s.FinishWebhookAttempt(ctx, d))
+	f := list[1]
+	f.State, f.NextAt, f.LastStatus, f.LastError = store.WebhookPending, now.Add(-time.Second), 503, "HTTP 503"
+	noErr(t, s.FinishWebhookAttempt(ctx, f))
+	retry := must(s.ClaimWebhookDeliveries(ctx, now, now.Add(time.Minute), 100))(t)
+	if len(retry) != 1 || retry[0].ID != f.ID || retry[0].Attempts != 2 || retry[0].LastStatus != 503 {
+		t.Fatalf("the retry due is %+v", retry)
+	}
+	if got := must(s.WebhookDeliveries(ctx, "a", d.ID+1, 1))(t); got[0].ID != d.ID || got[0].State != store.WebhookDelivered || got[0].LastStatus != 204 {
+		t.Fatalf("the delivered one reads back as %+v", got[0])
+	}
+	if k := must(s.PruneWebhookDeliveries(ctx, now.Add(time.Second)))(t); k != 1 {
+		t.Fatalf("pruned %d finished deliveries, want 1", k)
+	}
+}
+
+// indexOfID is the position of the delivery with id in the newest-first list.
+func indexOfID(t *testing.T, s store.Store, id int64) int {
+	all := must(s.WebhookDeliveries(context.Background(), "", 0, 10000))(t)
+	return slices.IndexFunc(all, func(d store.WebhookDelivery) bool { return d.ID == id })
+}
+
+// claimedOnce runs claim from four goroutines until it returns nothing, and fails the
+// test unless the n items were claimed exactly once each.
+func claimedOnce[T any](t *testing.T, n int, claim func() ([]T, error), id func(T) int64) {
+	t.Helper()
+	var mu sync.Mutex
+	seen := map[int64]int{}
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for {
+				batch, err := claim()
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if len(batch) == 0 {
+					return
+				}
+				mu.Lock()
+				for _, item := range batch {
+					seen[id(item)]++
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if len(seen) != n {
+		t.Fatalf("four claimers got %d of %d", len(seen), n)
+	}
+	for id, times := range seen {
+		if times != 1 {
+			t.Fatalf("%d claimed %d times", id, times)
+		}
+	}
 }
