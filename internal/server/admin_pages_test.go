@@ -72,6 +72,16 @@ func TestAdminPages(t *testing.T) {
 		_, body := get("/admin/audit?kind=login.succeeded&actor=fay", root)
 		return strings.Contains(body, "<td>login.succeeded</td><td>fay</td>")
 	})
+	if resp, _ := h.do(req{path: "/api/authz/forward-auth", header: traefik("https://grafana.example.com/d/1"), cookies: []*http.Cookie{fay}}); resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("fay at grafana: %d", resp.StatusCode)
+	}
+	waitFor(t, "fay's refusal under its host", func() bool {
+		_, body := get("/admin/audit?host=Grafana.example.com", root)
+		return strings.Contains(body, "<td>access.denied</td><td>fay</td><td>grafana.example.com/d/1</td>")
+	})
+	if _, body := get("/admin/audit?host=grafana.example", root); strings.Contains(body, "access.denied") {
+		t.Fatalf("a host's start matched as the host:\n%s", body)
+	}
 	if _, body := get("/admin/audit?actor=nobody-at-all", root); !strings.Contains(body, "No event matches") {
 		t.Fatalf("a filter nothing matches:\n%s", body)
 	}

@@ -193,9 +193,12 @@ type Event struct {
 // Until bound the time (Until exclusive); BeforeID continues a listing (newest first).
 type EventQuery struct {
 	Kind, Actor, Target string
-	Since, Until        time.Time
-	BeforeID            int64
-	Limit               int
+	// Host selects events about a host: a target that is the host, or starts with it
+	// and a "/" (a refusal's target is host and path).
+	Host         string
+	Since, Until time.Time
+	BeforeID     int64
+	Limit        int
 }
 
 // ChangeKind says what a Change invalidates in other replicas' caches.

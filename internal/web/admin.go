@@ -237,17 +237,19 @@ func (s *Server) renderAdminUser(w http.ResponseWriter, r *http.Request, p *sess
 
 // adminAuditView is what the audit page shows.
 type adminAuditView struct {
-	Kind, Actor, Target, Since, Until string
-	Events                            []store.Event
-	Next                              string
+	Kind, Actor, Target, Host, Since, Until string
+	Events                                  []store.Event
+	Next                                    string
 }
 
 // adminAudit shows the audit log newest first, 50 at a time, filtered by kind, who did
-// it, what it was done to, and a day range (dates in UTC, both days included).
+// it, what it was done to, the host it was about (refusals), and a day range (dates in
+// UTC, both days included).
 func (s *Server) adminAudit(w http.ResponseWriter, r *http.Request, p *session.Principal) {
 	q := r.URL.Query()
-	data := adminAuditView{Kind: q.Get("kind"), Actor: q.Get("actor"), Target: q.Get("target"), Since: q.Get("since"), Until: q.Get("until")}
-	query := store.EventQuery{Kind: data.Kind, Actor: data.Actor, Target: data.Target, Limit: adminPageSize + 1}
+	data := adminAuditView{Kind: q.Get("kind"), Actor: q.Get("actor"), Target: q.Get("target"), Host: strings.ToLower(strings.TrimSpace(q.Get("host"))),
+		Since: q.Get("since"), Until: q.Get("until")}
+	query := store.EventQuery{Kind: data.Kind, Actor: data.Actor, Target: data.Target, Host: data.Host, Limit: adminPageSize + 1}
 	pg := page{Title: "Audit log", User: p, Wide: true}
 	if data.Since != "" {
 		if d, err := time.Parse(time.DateOnly, data.Since); err != nil {
@@ -275,7 +277,7 @@ func (s *Server) adminAudit(w http.ResponseWriter, r *http.Request, p *session.P
 		if len(events) > adminPageSize {
 			events = events[:adminPageSize]
 			next := url.Values{"before": {strconv.FormatInt(events[adminPageSize-1].ID, 10)}}
-			for k, v := range map[string]string{"kind": data.Kind, "actor": data.Actor, "target": data.Target, "since": data.Since, "until": data.Until} {
+			for k, v := range map[string]string{"kind": data.Kind, "actor": data.Actor, "target": data.Target, "host": data.Host, "since": data.Since, "until": data.Until} {
 				if v != "" {
 					next.Set(k, v)
 				}

@@ -92,6 +92,11 @@ func (s *Store) FindEvents(ctx context.Context, q store.EventQuery) ([]store.Eve
 	if q.Target != "" {
 		add("target = $%d", q.Target)
 	}
+	if q.Host != "" {
+		// substr, not LIKE: a host may hold "_", which LIKE reads as a wildcard.
+		args = append(args, q.Host, q.Host+"/", len(q.Host)+1)
+		where = append(where, fmt.Sprintf("(target = $%d OR substr(target, 1, $%d) = $%d)", len(args)-2, len(args), len(args)-1))
+	}
 	if !q.Since.IsZero() {
 		add("at >= $%d", toDB(q.Since))
 	}

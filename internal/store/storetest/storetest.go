@@ -431,6 +431,18 @@ func testEventsAndChanges(t *testing.T, s store.Store) {
 	if evs := must(s.ListEvents(ctx, 10))(t); len(evs) != 2 || evs[1].Target != "3" {
 		t.Fatalf("events after prune: %+v", evs)
 	}
+	// A host's events: the host itself, or host and path; not a longer host, and "_"
+	// is no wildcard.
+	for _, target := range []string{"a_b.example.com/x", "a_b.example.com", "a_b.example.com.evil/x", "axb.example.com/x", "a_b.example.comx"} {
+		noErr(t, s.AppendEvent(ctx, store.Event{Kind: "access.denied", Target: target}))
+	}
+	var hosts []string
+	for _, e := range must(s.FindEvents(ctx, store.EventQuery{Host: "a_b.example.com", Limit: 10}))(t) {
+		hosts = append(hosts, e.Target)
+	}
+	if strings.Join(hosts, " ") != "a_b.example.com a_b.example.com/x" {
+		t.Fatalf("events about a_b.example.com: %q", hosts)
+	}
 
 	if id := must(s.LatestChangeID(ctx))(t); id != 0 {
 		t.Fatalf("empty feed latest = %d", id)
