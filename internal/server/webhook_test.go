@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
+	"database/sql"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -260,4 +261,32 @@ func TestWebhooksThreeReplicasDeliverOnce(t *testing.T) {
 			}
 		}
 	})
+}
+
+// A webhook added by a reload starts from then on: what happened while no webhook
+// was defined is not replayed from the audit log.
+func TestWebhookAddedLaterStartsThen(t *testing.T) {
+	h := start(t, testConfig(backends[0].url(t)), fastWebhooks)
+	ctx := context.Background()
+	d := h.app.Directory()
+	if _, err := d.AddUser(ctx, "root", identity.NewUser{Username: "before"}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the event marked routed", func() bool {
+		var unrouted int
+		err := h.app.Store.(interface{ DB() *sql.DB }).DB().QueryRow("SELECT COUNT(*) FROM events WHERE hooked_at = 0").Scan(&unrouted)
+		return err == nil && unrouted == 0
+	})
+	rc := newReceiver(t, 0)
+	if err := h.app.Reload(ctx, webhookConfig(h.app.Config().Database.URL, config.Webhook{Name: "late", URL: rc.srv.URL, Secret: testWebhookSecret})); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.AddUser(ctx, "root", identity.NewUser{Username: "after"}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the later creation at the receiver", func() bool { _, ok := rc.accepted("user.created")["after"]; return ok })
+	if _, replayed := rc.accepted("user.created")["before"]; replayed {
+		t.Fatal("an event from before the webhook existed was sent")
+	}
+	rc.check()
 }

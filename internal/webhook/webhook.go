@@ -129,6 +129,13 @@ func cmpOr(d, def time.Duration) time.Duration {
 // Work does one round if this replica holds (or takes) the lease: route new events,
 // attempt the deliveries that are due, and now and then prune the delivery log.
 func (s *Sender) Work(ctx context.Context) error {
+	if len(s.Config().Webhooks) == 0 {
+		// Nothing to send, and no lease to hold: events are only marked routed (a
+		// read when there are none), so a webhook added later starts from then on
+		// instead of replaying the audit log. Replicas claiming at once is safe.
+		_, err := s.Store.QueueWebhooks(ctx, time.Now(), 1000, s.route)
+		return err
+	}
 	held, err := s.Store.TakeLease(ctx, leaseName, s.Holder, leaseTTL)
 	if err != nil || !held {
 		return err
