@@ -44,6 +44,8 @@ Usage:
   gatehouse token create NAME [--scope S]... [--expires 90d|never] | list | revoke ID|NAME
   gatehouse app-password create USERNAME NAME --host HOST... [--expires never|365d]
   gatehouse app-password list USERNAME | revoke USERNAME ID|NAME
+  gatehouse invite create --group G... [--expires 7d] [--uses 1] [--email E | --domain D] [--note N]
+  gatehouse invite list [--json] | revoke ID
   gatehouse access explain USERNAME|- URL [--two-factor] [--json]   what forward auth decides, and why
   gatehouse oidc hash-secret --secret-stdin | keys | rotate-keys
   gatehouse backup FILE                              a consistent copy of the SQLite database, while the server runs
@@ -77,7 +79,7 @@ func main() {
 }
 
 // commands are the subcommands, for suggestions.
-var commands = []string{"serve", "migrate", "user", "group", "oidc", "key", "session", "token", "app-password", "access", "backup", "restore", "config", "healthcheck", "version", "help"}
+var commands = []string{"serve", "migrate", "user", "group", "oidc", "key", "session", "token", "app-password", "invite", "access", "backup", "restore", "config", "healthcheck", "version", "help"}
 
 // run executes one command line; main's only job is the process around it.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, env []string) error {
@@ -122,6 +124,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = c.session(rest)
 	case "app-password":
 		err = c.appPassword(rest)
+	case "invite":
+		err = c.invite(rest)
 	case "access":
 		err = c.accessCmd(rest)
 	case "token":

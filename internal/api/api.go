@@ -92,6 +92,9 @@ func (h *Handler) Routes(mux *http.ServeMux) {
 		{"POST /api/v1/tokens", "tokens:write", h.createToken},
 		{"DELETE /api/v1/tokens/{id}", "tokens:write", h.deleteToken},
 		{"GET /api/v1/access/explain", "users:read", h.explain},
+		{"GET /api/v1/invitations", "users:read", h.listInvitations},
+		{"POST /api/v1/invitations", "users:write", h.createInvitation},
+		{"DELETE /api/v1/invitations/{id}", "users:write", h.revokeInvitation},
 	} {
 		mux.HandleFunc(r.pattern, h.authorized(r.scope, r.fn))
 	}

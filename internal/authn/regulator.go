@@ -191,6 +191,11 @@ func SignInLinkLimits(network string) []Limit {
 	return []Limit{{"signinlink|net:" + network, setupLinkPerNetwork}}
 }
 
+// InvitationLimits are the limits of guessing invitation codes from one network.
+func InvitationLimits(network string) []Limit {
+	return []Limit{{"invitation|net:" + network, setupLinkPerNetwork}}
+}
+
 // PasskeyLimits are the limits of failed passkey sign-ins from one address.
 func PasskeyLimits(network string) []Limit {
 	return []Limit{{"passkey|net:" + network, passkeyPerNetwork}}

@@ -13,7 +13,7 @@ import (
 type Webhook struct {
 	Name     string   `yaml:"name" doc:"What the delivery log calls it: letters, digits, \"-\" and \"_\", unique. Deliveries are kept under this name, so renaming a webhook starts it afresh."`
 	URL      string   `yaml:"url" doc:"Where each event is posted: an absolute http:// or https:// URL. Redirects are not followed."`
-	Events   []string `yaml:"events" doc:"The event kinds to send: exact (user.created), a family (user.*), or * for every event. Empty: user.created, user.disabled, user.enabled, user.deleted, group.member_added, group.member_removed, credential.added, credential.removed, login.new_device and access.denied (at most one a minute per person and host)."`
+	Events   []string `yaml:"events" doc:"The event kinds to send: exact (user.created), a family (user.*), or * for every event. Empty: user.created, user.disabled, user.enabled, user.deleted, group.member_added, group.member_removed, credential.added, credential.removed, invitation.used, login.new_device and access.denied (at most one a minute per person and host)."`
 	Secret   string   `yaml:"secret" secret:"true" doc:"The signing secret as Standard Webhooks write it: whsec_ and 24 to 64 random bytes in base64 (echo whsec_$(head -c 32 /dev/urandom | base64)); or secret_file: PATH. Required with format standard."`
 	Format   string   `yaml:"format" doc:"standard (the default): a JSON event signed per Standard Webhooks (webhook-id, webhook-timestamp, webhook-signature: HMAC-SHA256); or slack: a {\"text\": …} body that a Slack, Mattermost or Discord (/slack) incoming webhook shows as a message."`
 	RetryFor Duration `yaml:"retry_for" doc:"How long a failed delivery is tried again, with growing pauses (5s, 1m, 5m, 30m, 2h, then every 5h), before it is given up and marked failed in the delivery log. Empty: 24h."`
@@ -21,7 +21,7 @@ type Webhook struct {
 
 // DefaultWebhookEvents are the events a webhook without events gets.
 var DefaultWebhookEvents = []string{"user.created", "user.disabled", "user.enabled", "user.deleted", "group.member_added", "group.member_removed",
-	"credential.added", "credential.removed", "login.new_device", "access.denied"}
+	"credential.added", "credential.removed", "invitation.used", "login.new_device", "access.denied"}
 
 // WebhookEventKinds are the event kinds Gatehouse records, which a webhook's events
 // may name (TestWebhookEventKindsAreRecorded checks each is written somewhere).
@@ -33,6 +33,7 @@ var WebhookEventKinds = []string{
 	"login.succeeded", "login.failed", "login.throttled", "login.new_device", "login.second_factor_failed",
 	"session.revoked", "access.denied", "app_password.created", "app_password.revoked",
 	"token.created", "token.revoked", "oidc.consent_given", "oidc.grant_revoked", "oidc.grants_revoked", "setup.completed",
+	"invitation.created", "invitation.revoked", "invitation.used",
 }
 
 // DefaultWebhookRetry is how long a failing delivery is retried when retry_for is empty.

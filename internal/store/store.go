@@ -492,6 +492,31 @@ type SignInLinks interface {
 	DeleteSignInLinks(ctx context.Context, userID string, now time.Time) (int, error)
 }
 
+// Invitation lets people make their own account into its groups, up to MaxUses times
+// before ExpiresAt.
+type Invitation struct {
+	ID, CodeHash         string
+	GroupIDs             []string
+	MaxUses, Uses        int
+	Email, Domain        string // when set, what the new account's address must be (or end in)
+	Note, CreatedBy      string
+	CreatedAt, ExpiresAt time.Time
+}
+
+// Invitations keeps invitations by the hash of their code.
+type Invitations interface {
+	CreateInvitation(ctx context.Context, inv Invitation) (Invitation, error)
+	Invitations(ctx context.Context) ([]Invitation, error)
+	// InvitationByCode returns the invitation whose code hashes to codeHash, spent or
+	// expired too; ErrNotFound if none.
+	InvitationByCode(ctx context.Context, codeHash string) (Invitation, error)
+	// UseInvitation counts one use of the unexpired, unspent invitation whose code
+	// hashes to codeHash and returns it as it was before; ErrNotFound when there is no
+	// such invitation left. Of two uses of the last one at once, one gets it.
+	UseInvitation(ctx context.Context, codeHash string, now time.Time) (Invitation, error)
+	DeleteInvitation(ctx context.Context, id string) (Invitation, error)
+}
+
 // WebhookDelivery is one event on its way to one webhook.
 type WebhookDelivery struct {
 	ID         int64
@@ -552,6 +577,8 @@ type AccountReader interface {
 	WebhookReader
 	SetupTokenValid(ctx context.Context, tokenHash string, now time.Time) (bool, error)
 	SignInLinkValid(ctx context.Context, tokenHash string, now time.Time) (SignInLink, error)
+	InvitationByCode(ctx context.Context, codeHash string) (Invitation, error)
+	Invitations(ctx context.Context) ([]Invitation, error)
 }
 
 // Store is everything Gatehouse asks of its database. Every method is safe for
@@ -563,6 +590,7 @@ type Store interface {
 	Sessions
 	Setup
 	SignInLinks
+	Invitations
 	Webhooks
 	Settings
 	Events

@@ -54,6 +54,9 @@ func (s *Server) adminChangeRoutes(mux *http.ServeMux) {
 		}))
 	}
 	mux.HandleFunc("GET /admin/explain", s.adminOnly(s.adminExplain))
+	mux.HandleFunc("GET /admin/invitations", s.adminOnly(s.adminInvitations))
+	mux.HandleFunc("POST /admin/invitations", s.adminPost(false, s.adminCreateInvitation))
+	mux.HandleFunc("POST /admin/invitations/revoke", s.adminPost(false, s.adminRevokeInvitation))
 }
 
 // adminPost runs an admin form: CSRF, an admin signed in, and for a dangerous change
@@ -310,4 +313,71 @@ func (s *Server) adminExplain(w http.ResponseWriter, r *http.Request, p *session
 	}
 	pg.Extra = data
 	s.render(w, status, "admin_explain.html", pg)
+}
+
+// adminInvitationsView is the invitations page: the invitations, the groups to invite
+// into, and a code just made (shown this once).
+type adminInvitationsView struct {
+	Invitations []identity.InvitationView
+	Groups      []store.Group
+	Code, Link  string
+}
+
+func (s *Server) adminInvitations(w http.ResponseWriter, r *http.Request, p *session.Principal) {
+	s.renderAdminInvitations(w, r, p, http.StatusOK, "", "", "")
+}
+
+func (s *Server) renderAdminInvitations(w http.ResponseWriter, r *http.Request, p *session.Principal, status int, notice, errMsg, code string) {
+	data := adminInvitationsView{Code: code}
+	if code != "" {
+		data.Link = s.cfg().Server.PublicURL + identity.InvitationPath + "?code=" + code
+	}
+	var err error
+	if data.Invitations, err = s.Directory.Invitations(r.Context()); err == nil {
+		data.Groups, err = s.Store.ListGroups(r.Context())
+	}
+	if err != nil {
+		s.adminFailed(w, "the invitations", err)
+		return
+	}
+	s.render(w, status, "admin_invitations.html", page{Title: "Invitations", User: p, Extra: data, Wide: true, Notice: notice, Error: errMsg,
+		CSRF: s.csrfToken(w, r), NeedPassword: s.needPassword(r, p)})
+}
+
+// adminCreateInvitation makes an invitation; into a group whose members are admins,
+// it takes a recent sign-in like any dangerous change.
+func (s *Server) adminCreateInvitation(w http.ResponseWriter, r *http.Request, p *session.Principal) {
+	days, _ := strconv.Atoi(r.PostFormValue("days"))
+	uses, _ := strconv.Atoi(r.PostFormValue("uses"))
+	ni := identity.NewInvitation{Groups: r.PostForm["group"], Lifetime: time.Duration(max(days, 0)) * 24 * time.Hour, MaxUses: max(uses, 0),
+		Email: r.PostFormValue("email"), Domain: r.PostFormValue("domain"), Note: strings.TrimSpace(r.PostFormValue("note"))}
+	var err error
+	for _, g := range ni.Groups {
+		if err = s.membershipChange(r, p, g); err != nil {
+			break
+		}
+	}
+	code := ""
+	if err == nil {
+		code, _, err = s.Directory.CreateInvitation(r.Context(), p.Username, ni)
+	}
+	s.adminInvitationAnswer(w, r, p, "", code, err)
+}
+
+func (s *Server) adminRevokeInvitation(w http.ResponseWriter, r *http.Request, p *session.Principal) {
+	err := s.Directory.RevokeInvitation(r.Context(), p.Username, r.PostFormValue("id"))
+	s.adminInvitationAnswer(w, r, p, "Revoked the invitation: its code no longer works.", "", err)
+}
+
+func (s *Server) adminInvitationAnswer(w http.ResponseWriter, r *http.Request, p *session.Principal, notice, code string, err error) {
+	if err == nil {
+		s.renderAdminInvitations(w, r, p, http.StatusOK, notice, "", code)
+		return
+	}
+	msg, status := refusedChange(err)
+	if status == 0 {
+		s.adminFailed(w, "what the invitation needed", err)
+		return
+	}
+	s.renderAdminInvitations(w, r, p, status, "", msg+" Nothing was changed.", "")
 }

@@ -56,7 +56,7 @@ var pages = template.Must(template.New("").Funcs(template.FuncMap{"passkeyForm":
 	// reauthFor is what the "reauth" field needs: whether to ask, and its id's prefix.
 	"reauthFor": func(p page, id string) page { return page{NeedPassword: p.NeedPassword, Extra: id} },
 	"adminPath": func(section string) string {
-		return map[string]string{"People": "/admin/users", "Groups": "/admin/groups", "Audit log": "/admin/audit", "Why": "/admin/explain", "Webhooks": "/admin/webhooks", "Config": "/admin/config"}[section]
+		return map[string]string{"People": "/admin/users", "Groups": "/admin/groups", "Invitations": "/admin/invitations", "Audit log": "/admin/audit", "Why": "/admin/explain", "Webhooks": "/admin/webhooks", "Config": "/admin/config"}[section]
 	}}).ParseFS(templateFiles, "templates/*.html"))
 
 // passkeyFormData is what the shared passkey sign-in form needs from its page.
@@ -129,6 +129,8 @@ func (s *Server) Routes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /logout", s.logout)
 	mux.HandleFunc("GET /setup", s.setupPage)
 	mux.HandleFunc("POST /setup", s.setup)
+	mux.HandleFunc("GET "+identity.InvitationPath, s.invitePage)
+	mux.HandleFunc("POST "+identity.InvitationPath, s.acceptInvite)
 	mux.HandleFunc("GET "+identity.SignInLinkPath, s.signInLinkPage)
 	mux.HandleFunc("POST "+identity.SignInLinkPath, s.useSignInLink)
 	mux.Handle("GET /static/", http.FileServerFS(staticFiles))

@@ -18,9 +18,9 @@ import (
 const axeEnv = "TEST_GATEHOUSE_AXE"
 
 // TestPagesAreAccessible opens every page a person meets — the sign-in page, the apps
-// page, the account page, signing out, the admin pages (people, a person, groups, a
-// group, the audit log, the config), a refusal, an unknown
-// address — in headless
+// page, the account page, signing out, the invitation page, the admin pages (people, a
+// person, groups, a group, the audit log, the config, the explorer, webhooks,
+// invitations), a refusal, an unknown address — in headless
 // Chromium behind the README's nginx config, in light and in dark mode, and runs
 // axe-core's WCAG 2.2 A and AA checks on each: none may find a serious or critical
 // violation. The apps page and the refusal page are photographed in both modes for
@@ -81,6 +81,7 @@ func TestPagesAreAccessible(t *testing.T) {
 			b.screenshot("apps" + suffix + ".png")
 			visit("the account page", auth+"/account", "Passkeys", "", false)
 			visit("the not-found page", auth+"/no/such/page", "no page at this address", "", false)
+			visit("the invitation page", auth+"/invite", "Invitation code", "", false)
 			visit("the sign-out page", auth+"/logout", "out of every site", "", false)
 			signOut()
 
@@ -93,6 +94,7 @@ func TestPagesAreAccessible(t *testing.T) {
 			visit("the config page", auth+"/admin/config", "OpenID Connect clients", "admin-config.png", true)
 			visit("the decision explorer", auth+"/admin/explain?username=bob&url="+url.QueryEscape(app), "Deciding rule", "", false)
 			visit("the webhook deliveries", auth+"/admin/webhooks", "Deliveries", "", false)
+			visit("the invitations page", auth+"/admin/invitations", "Invite someone", "", false)
 			signOut()
 
 			signIn("bob", "bob-password") // in no group: refused at the app

@@ -16,8 +16,9 @@ import (
 // TestAdminInABrowser drives the admin pages in headless Chromium behind the README's
 // nginx config, as a new admin would: add a person with no password into Family,
 // make them a one-time sign-in link, use it in a second browser to set a password,
-// see the audit entries, end the person's session (their browser is signed out), and
-// ask the decision explorer why a URL is refused. axe-core checks the pages that
+// see the audit entries, end the person's session (their browser is signed out), ask
+// the decision explorer why a URL is refused, and invite a cousin, who joins in a
+// third browser and opens the app at once. axe-core checks the pages that
 // change things; the person's page and the explorer are photographed for the README.
 func TestAdminInABrowser(t *testing.T) {
 	exe := testenv.Tool(t, "chromium", "chromium")
@@ -110,6 +111,33 @@ func TestAdminInABrowser(t *testing.T) {
 	if text := admin.text(); !strings.Contains(text, "deny") || !strings.Contains(text, "Family") {
 		t.Fatalf("the explorer's answer:\n%s", text)
 	}
+
+	// An invitation into Family, made on the admin page; a cousin joins with it in a
+	// fresh browser and lands on the apps page.
+	admin.run("opening the invitations", chromedp.Navigate(auth+"/admin/invitations"))
+	admin.run("inviting into Family", chromedp.Click(chromedp.CSS(`input[name=group][value=Family]`)),
+		chromedp.SendKeys(chromedp.CSS("#inv_note"), "cousin Ann"), chromedp.Click(chromedp.CSS(`form[action="/admin/invitations"] button[type=submit]`)))
+	admin.waitText("shown only this once")
+	check(admin, "the invitations page with a new code")
+	admin.screenshot("admin-invitations.png")
+	invite, err := chromedp.Run(admin.ctx, chromedp.Evaluate[string](`document.querySelector("#invite_link").value`))
+	if err != nil || !strings.HasPrefix(invite, auth+"/invite?code=") {
+		t.Fatalf("the invitation link on the page: %q, %v", invite, err)
+	}
+	ann := newChromium(t, exe, auth)
+	bypassCSP(t, ann)
+	ann.run("opening the invitation", chromedp.Navigate(invite))
+	ann.waitText("This invitation makes your account in Family")
+	check(ann, "the invitation page")
+	ann.screenshot("invite.png")
+	ann.run("joining", chromedp.SendKeys(chromedp.CSS("#username"), "ann"), chromedp.SendKeys(chromedp.CSS("#display_name"), "Ann"),
+		chromedp.SendKeys(chromedp.CSS("#password"), "ann-password"), chromedp.SendKeys(chromedp.CSS("#password_confirm"), "ann-password"),
+		chromedp.Click(chromedp.CSS(`form[action="/invite"] button`)))
+	ann.waitText("signed in as ann")
+	ann.run("opening the app", chromedp.Navigate(fmt.Sprintf("http://app.example.com:%d/photos/1", proxyPort)))
+	ann.waitText(`"remote-user":"ann"`)
+	admin.run("opening the invitations again", chromedp.Navigate(auth+"/admin/invitations"))
+	admin.waitText("1 of 1")
 
 	// The deliveries of what happened: taken by one receiver, waiting for the other.
 	admin.run("opening the webhooks", chromedp.Navigate(auth+"/admin/webhooks"))

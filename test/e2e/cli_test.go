@@ -112,6 +112,22 @@ func TestCLI(t *testing.T) {
 			}
 			fail(1, `user "alic": not found`, "", "user", "link", "alic")
 			fail(2, "expected user link USERNAME", "", "user", "link")
+			invite := strings.Fields(run("", "invite", "create", "--group", "Family", "--uses", "2", "--note", "cousins"))
+			if len(invite) != 2 || !regexp.MustCompile(`^[0-9A-HJKMNP-TV-Z]{4}-[0-9A-HJKMNP-TV-Z]{4}$`).MatchString(invite[0]) || invite[1] != "http://localhost:9000/invite?code="+invite[0] {
+				t.Errorf("invite create printed %q", invite)
+			}
+			listed := run("", "invite", "list")
+			if !strings.Contains(listed, "Family") || !strings.Contains(listed, "0 of 2") || !strings.Contains(listed, "cousins") || strings.Contains(listed, invite[0]) {
+				t.Errorf("invite list:\n%s", listed)
+			}
+			id := strings.Fields(strings.Split(listed, "\n")[1])[0]
+			if out := run("", "invite", "revoke", id); !strings.Contains(out, "revoked") {
+				t.Errorf("invite revoke: %s", out)
+			}
+			fail(1, "name the group (or groups) the invited person joins", "", "invite", "create")
+			fail(1, `group "Nobody": not found`, "", "invite", "create", "--group", "Nobody")
+			fail(2, `--expires "soon"`, "", "invite", "create", "--group", "Family", "--expires", "soon")
+			fail(1, "not found", "", "invite", "revoke", "no-such-id")
 			if out := run("", "user", "mfa", "reset", "alice"); !strings.Contains(out, "second factors of alice removed") {
 				t.Errorf("mfa reset: %q", out)
 			}

@@ -55,6 +55,7 @@ func Run(t *testing.T, open Backend) {
 		"EventOutbox":       testEventOutbox,
 		"AppPasswords":      testAppPasswords,
 		"SignInLinks":       testSignInLinks,
+		"Invitations":       testInvitations,
 		"WebhookOutbox":     testWebhookOutbox,
 	}
 	names := make([]string, 0, len(tests))
@@ -1201,4 +1202,46 @@ func claimedOnce[T any](t *testing.T, n int, claim func() ([]T, error), id func(
 			t.Fatalf("%d claimed %d times", id, times)
 		}
 	}
+}
+
+// An invitation is used up to its uses, never past them even when raced, and not
+// once expired; it reads back whole, and is deleted by exact id.
+func testInvitations(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	now := time.Now()
+	inv := must(s.CreateInvitation(ctx, store.Invitation{CodeHash: "c1", GroupIDs: []string{"g1", "g2"}, MaxUses: 3, Domain: "example.com", Note: "cousins", CreatedBy: "root", ExpiresAt: now.Add(time.Hour)}))(t)
+	if got := must(s.InvitationByCode(ctx, "c1"))(t); got.ID != inv.ID || strings.Join(got.GroupIDs, ",") != "g1,g2" || got.MaxUses != 3 || got.Domain != "example.com" || got.Note != "cousins" {
+		t.Fatalf("invitation reads back as %+v", got)
+	}
+	var wins atomic.Int32
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			if _, err := s.UseInvitation(ctx, "c1", now); err == nil {
+				wins.Add(1)
+			} else if !errors.Is(err, store.ErrNotFound) {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if wins.Load() != 3 {
+		t.Fatalf("an invitation for 3 was used %d times", wins.Load())
+	}
+	if got := must(s.InvitationByCode(ctx, "c1"))(t); got.Uses != 3 {
+		t.Fatalf("uses %d, want 3", got.Uses)
+	}
+	must(s.CreateInvitation(ctx, store.Invitation{CodeHash: "old", MaxUses: 1, ExpiresAt: now.Add(-time.Second)}))(t)
+	_, err := s.UseInvitation(ctx, "old", now)
+	wantErr(t, err, store.ErrNotFound)
+	if list := must(s.Invitations(ctx))(t); len(list) != 2 {
+		t.Fatalf("%d invitations listed", len(list))
+	}
+	if gone := must(s.DeleteInvitation(ctx, inv.ID))(t); gone.CodeHash != "c1" {
+		t.Fatalf("deleted %+v", gone)
+	}
+	_, err = s.InvitationByCode(ctx, "c1")
+	wantErr(t, err, store.ErrNotFound)
+	_, err = s.DeleteInvitation(ctx, inv.ID)
+	wantErr(t, err, store.ErrNotFound)
 }
