@@ -52,6 +52,12 @@ if [ ! -x "$tools/oauth2-proxy-$oauth2_proxy_version/oauth2-proxy" ]; then
 	GOBIN="$tools/oauth2-proxy-$oauth2_proxy_version" go install "github.com/oauth2-proxy/oauth2-proxy/v7@$oauth2_proxy_version"
 fi
 export TEST_GATEHOUSE_OAUTH2_PROXY="$tools/oauth2-proxy-$oauth2_proxy_version/oauth2-proxy"
+zitadel_oidc_version=v3.52.0
+if [ ! -x "$tools/zitadel-oidc-$zitadel_oidc_version/server" ]; then
+	say "building the zitadel/oidc example OpenID provider $zitadel_oidc_version with go install into $tools (once per machine: about a minute)"
+	GOBIN="$tools/zitadel-oidc-$zitadel_oidc_version" go install "github.com/zitadel/oidc/v3/example/server@$zitadel_oidc_version"
+fi
+export TEST_GATEHOUSE_ZITADEL_OP="$tools/zitadel-oidc-$zitadel_oidc_version/server"
 openid_client_version=6.8.9
 if [ ! -f "$tools/openid-client-$openid_client_version/node_modules/openid-client/package.json" ]; then
 	say "installing openid-client $openid_client_version from npm into $tools"
@@ -89,7 +95,7 @@ go test -race -count=1 -timeout 20m "$@" ./...
 say "Helm chart: lint, render, and compare with deploy/manifests (Helm's Go library)"
 (cd deploy/helm/chartcheck && go vet ./... && go test -count=1 ./...)
 say "fuzzing the network-facing parsers briefly"
-for spec in access:FuzzNoReadingIsWeaker forwardauth:FuzzForwardedRequest forwardauth:FuzzOriginalOf forwardauth:FuzzAppPasswordOf web:FuzzReturnURL config:FuzzLoad oidc:FuzzRedirectAllowed api:FuzzRequestParsing; do
+for spec in access:FuzzNoReadingIsWeaker forwardauth:FuzzForwardedRequest forwardauth:FuzzOriginalOf forwardauth:FuzzAppPasswordOf web:FuzzReturnURL config:FuzzLoad oidc:FuzzRedirectAllowed api:FuzzRequestParsing upstream:FuzzVerify; do
 	pkg=./internal/${spec%%:*} target=${spec#*:}
 	# A failing input is written under testdata/fuzz and fails the run. A run that
 	# fails without one is the fuzzing engine's trouble (a worker it took for hung on

@@ -48,7 +48,7 @@ func (c *cli) user(args []string) error {
 		email, name, fromStdin, noPassword, asJSON = new(string), new(string), new(bool), new(bool), new(bool)
 		groups                                     stringList
 	)
-	sub, pos, dir, st, closeStore, err := c.admin(args, "user", "add, list, show, set-email, passwd, link, disable, enable, delete, credentials, mfa", func(fs *flag.FlagSet) {
+	sub, pos, dir, st, closeStore, err := c.admin(args, "user", "add, list, show, set-email, passwd, link, link-account, disable, enable, delete, credentials, mfa", func(fs *flag.FlagSet) {
 		fs.StringVar(email, "email", "", "email address")
 		fs.StringVar(name, "name", "", "display name")
 		fs.BoolVar(fromStdin, "password-stdin", false, "read the password from standard input")
@@ -157,6 +157,27 @@ func (c *cli) user(args []string) error {
 		fmt.Fprintf(c.stdout, "%s%s?token=%s\n", cfg.Server.PublicURL, identity.SignInLinkPath, token)
 		fmt.Fprintf(c.stderr, "a one-time sign-in link for %s, valid until %s; pass it on privately: it signs them in once, to set a password or add a passkey\n",
 			pos[0], expires.UTC().Format(time.RFC3339))
+	case "link-account":
+		// An admin's pre-link: the person's account at a login provider signs in to
+		// this one from their first sign-in there.
+		if err := exactly(3, pos, "user link-account USERNAME PROVIDER SUBJECT (the sub the provider names the person by)"); err != nil {
+			return err
+		}
+		cfg, err := c.loadConfig()
+		if err != nil {
+			return err
+		}
+		if _, ok := cfg.ProviderByID(pos[1]); !ok {
+			return fmt.Errorf("no login provider %q in the config (login_providers)", pos[1])
+		}
+		u, err := dir.User(ctx, pos[0])
+		if err != nil {
+			return err
+		}
+		if err := dir.LinkUpstream(ctx, actor, u.ID, identity.UpstreamClaims{Provider: pos[1], Subject: pos[2]}); err != nil {
+			return err
+		}
+		fmt.Fprintf(c.stdout, "linked %s account %s to %s; remove it with: gatehouse user credentials remove %s %s\n", pos[1], pos[2], u.Username, u.Username, identity.UpstreamCredentialID(pos[1], pos[2]))
 	case "disable", "enable":
 		if err := exactly(1, pos, "user "+sub+" USERNAME"); err != nil {
 			return err

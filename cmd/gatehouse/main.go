@@ -36,6 +36,7 @@ Usage:
   gatehouse user add USERNAME [--email E] [--name N] [--group G]... [--password-stdin | --no-password]
   gatehouse user list | show USERNAME | set-email USERNAME EMAIL | passwd USERNAME [--password-stdin]
   gatehouse user link USERNAME                       a one-time sign-in link, to set a password or add a passkey
+  gatehouse user link-account USERNAME PROVIDER SUBJECT   link an account at a login provider
   gatehouse user disable USERNAME | enable USERNAME | delete USERNAME
   gatehouse user credentials list USERNAME | credentials remove USERNAME ID | mfa reset USERNAME
   gatehouse group add NAME [--parent GROUP] | list | delete NAME

@@ -17,16 +17,17 @@ import (
 // Config is the whole configuration file. Each field's doc tag is its entry in the
 // README's config reference, which a test keeps in step with this model.
 type Config struct {
-	Server   Server      `yaml:"server"`
-	Database Database    `yaml:"database"`
-	Session  Session     `yaml:"session"`
-	Access   Access      `yaml:"access"`
-	Groups   []GroupDecl `yaml:"groups" doc:"Groups declared as code: created at start and on reload, read-only for the CLI. Groups may also be created as data with 'gatehouse group add'."`
-	OIDC     OIDC        `yaml:"oidc"`
-	Branding Branding    `yaml:"branding"`
-	Apps     []App       `yaml:"apps" doc:"The apps listed on Gatehouse's home page, each shown only to the people its rules let through (decided as forward auth decides a visit to its url). Empty: the hosts of the rules that cover a whole host, without wildcards."`
-	Webhooks []Webhook   `yaml:"webhooks" doc:"Where Gatehouse posts its events as they happen (people created, disabled or deleted, memberships, credentials, sign-ins from new devices, refusals): one replica delivers each event once, retried while the receiver is down; the admin page Webhooks shows every delivery."`
-	Log      Log         `yaml:"log"`
+	Server         Server          `yaml:"server"`
+	Database       Database        `yaml:"database"`
+	Session        Session         `yaml:"session"`
+	Access         Access          `yaml:"access"`
+	Groups         []GroupDecl     `yaml:"groups" doc:"Groups declared as code: created at start and on reload, read-only for the CLI. Groups may also be created as data with 'gatehouse group add'."`
+	OIDC           OIDC            `yaml:"oidc"`
+	Branding       Branding        `yaml:"branding"`
+	Apps           []App           `yaml:"apps" doc:"The apps listed on Gatehouse's home page, each shown only to the people its rules let through (decided as forward auth decides a visit to its url). Empty: the hosts of the rules that cover a whole host, without wildcards."`
+	LoginProviders []LoginProvider `yaml:"login_providers" doc:"Other identity providers people may sign in with, a button each on the sign-in page in this order. A provider's account signs in to the Gatehouse account it is linked to: linked by its owner from the account page, by an invitation, or (opt-in) by a verified email."`
+	Webhooks       []Webhook       `yaml:"webhooks" doc:"Where Gatehouse posts its events as they happen (people created, disabled or deleted, memberships, credentials, sign-ins from new devices, refusals): one replica delivers each event once, retried while the receiver is down; the admin page Webhooks shows every delivery."`
+	Log            Log             `yaml:"log"`
 }
 
 // Branding is how Gatehouse's pages present themselves.

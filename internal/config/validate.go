@@ -94,6 +94,7 @@ func (c *Config) Validate() error {
 	}
 
 	c.validateWebhooks(bad)
+	c.validateProviders(bad)
 
 	if path, ok := c.SQLitePath(); ok {
 		if path == "" {

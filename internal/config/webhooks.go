@@ -70,11 +70,7 @@ func (w Webhook) SigningKey() []byte {
 
 // WebhookByName returns the webhook called name.
 func (c *Config) WebhookByName(name string) (Webhook, bool) {
-	i := slices.IndexFunc(c.Webhooks, func(w Webhook) bool { return w.Name == name })
-	if i < 0 {
-		return Webhook{}, false
-	}
-	return c.Webhooks[i], true
+	return find(c.Webhooks, func(w Webhook) bool { return w.Name == name })
 }
 
 // validateWebhooks checks the webhooks, reporting each problem through bad.

@@ -326,8 +326,27 @@ func (d *Directory) credentialsOf(ctx context.Context, u store.User) ([]Credenti
 	if n > 0 {
 		out = append(out, Credential{CredentialRecoveryCodes, "recovery-codes", fmt.Sprintf("%d unused", n)})
 	}
+	linked, err := d.Store.UpstreamIdentities(ctx, u.ID)
+	if err != nil {
+		return nil, err
+	}
+	for _, l := range linked {
+		detail := l.Provider + " account " + l.Subject
+		if l.Email != "" {
+			detail += " (" + l.Email + ")"
+		}
+		out = append(out, Credential{UpstreamCredentialID(l.Provider, l.Subject), "upstream", detail + ", linked " + l.CreatedAt.Format("2006-01-02")})
+	}
 	return out, nil
 }
+
+// UpstreamCredentialID is how a linked account is named among credentials.
+func UpstreamCredentialID(provider, subject string) string {
+	return "upstream:" + provider + ":" + subject
+}
+
+// signsIn says whether a credential of kind signs in on its own.
+func signsIn(kind string) bool { return kind == "password" || kind == "passkey" || kind == "upstream" }
 
 // RemoveCredential removes one credential of a user (exact username) by the id
 // Credentials shows. Removing the password or a passkey is refused with
@@ -352,11 +371,11 @@ func (d *Directory) RemoveCredential(ctx context.Context, actor, username, id st
 		gone := creds[i]
 		signIns := 0
 		for _, c := range creds {
-			if c.Kind == "password" || c.Kind == "passkey" {
+			if signsIn(c.Kind) {
 				signIns++
 			}
 		}
-		if (gone.Kind == "password" || gone.Kind == "passkey") && signIns == 1 {
+		if signsIn(gone.Kind) && signIns == 1 {
 			return fmt.Errorf("%w: %s is the only way %q can sign in; add a passkey or set a password first (gatehouse user passwd %s)",
 				ErrLastCredential, gone.Kind, u.Username, u.Username)
 		}
@@ -371,6 +390,9 @@ func (d *Directory) RemoveCredential(ctx context.Context, actor, username, id st
 			}
 		case "recovery-codes":
 			err = d.Store.SetRecoveryCodes(ctx, u.ID, nil)
+		case "upstream":
+			provider, subject, _ := strings.Cut(strings.TrimPrefix(gone.ID, "upstream:"), ":")
+			err = d.Store.UnlinkUpstream(ctx, u.ID, provider, subject)
 		}
 		if err == nil && endSessions {
 			err = d.endSessions(ctx, u.ID)

@@ -261,7 +261,17 @@ func (d *Directory) AcceptInvitation(ctx context.Context, typed string, nu NewUs
 			return store.User{}, err
 		}
 	}
-	err = d.write(ctx, false, func(d *Directory) error {
+	return d.join(ctx, hash, u, true, nil)
+}
+
+// join makes account u with the invitation whose code hashes to hash, in its groups,
+// counting the use, in one transaction; with link, the upstream identity is linked
+// to the new account in it too. The invitation's address or domain pin is checked
+// against u's email; emailProven false (an upstream address its provider does not
+// call verified) refuses a pinned invitation. An address typed on the invitation page
+// is taken as typed: Gatehouse sends no mail to prove it yet.
+func (d *Directory) join(ctx context.Context, hash string, u store.User, emailProven bool, link *store.UpstreamIdentity) (store.User, error) {
+	err := d.write(ctx, false, func(d *Directory) error {
 		inv, err := d.Store.UseInvitation(ctx, hash, time.Now())
 		if errors.Is(err, store.ErrNotFound) {
 			return ErrInvitationNotValid
@@ -269,6 +279,8 @@ func (d *Directory) AcceptInvitation(ctx context.Context, typed string, nu NewUs
 			return err
 		}
 		switch at := strings.LastIndex(strings.ToLower(u.Email), "@"); {
+		case (inv.Email != "" || inv.Domain != "") && !emailProven:
+			return invalidf("email", "this invitation is for a given address, and the provider does not say yours is verified: join with a password, or verify the address there first")
 		case inv.Email != "" && !strings.EqualFold(u.Email, inv.Email):
 			return invalidf("email", "this invitation is for %s: give that address", inv.Email)
 		case inv.Domain != "" && (at < 0 || strings.ToLower(u.Email[at+1:]) != inv.Domain):
@@ -289,7 +301,15 @@ func (d *Directory) AcceptInvitation(ctx context.Context, typed string, nu NewUs
 				}
 			}
 		}
-		if err := d.auditUser(ctx, "user.created", u.Username, u, "by invitation "+inv.ID+"; groups: "+strings.Join(names, ", ")); err != nil {
+		how := "by invitation " + inv.ID
+		if link != nil {
+			link.UserID = u.ID
+			if err := d.Store.LinkUpstream(ctx, *link); err != nil {
+				return err
+			}
+			how += " through " + link.Provider
+		}
+		if err := d.auditUser(ctx, "user.created", u.Username, u, how+"; groups: "+strings.Join(names, ", ")); err != nil {
 			return err
 		}
 		return d.auditUser(ctx, "invitation.used", u.Username, u, fmt.Sprintf("invitation %s, use %d of %d", inv.ID, inv.Uses+1, inv.MaxUses),

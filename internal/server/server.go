@@ -31,6 +31,7 @@ import (
 	"github.com/gatehouse-id/gatehouse/internal/store"
 	"github.com/gatehouse-id/gatehouse/internal/store/sqlite"
 	"github.com/gatehouse-id/gatehouse/internal/store/sqlstore"
+	"github.com/gatehouse-id/gatehouse/internal/upstream"
 	"github.com/gatehouse-id/gatehouse/internal/web"
 	"github.com/gatehouse-id/gatehouse/internal/webhook"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -137,6 +138,7 @@ func newApp(ctx context.Context, st store.Store, cfg config.Config, log *slog.Lo
 	a.web = &web.Server{
 		Store: st, Sessions: a.Sessions, Hasher: hasher, Directory: a.directory, Config: a.Config,
 		Metrics: a.Metrics, Audit: a.audit.Record, Log: log, Regulator: a.regulator, Policy: a.policy.Load,
+		Upstream: &upstream.Client{},
 	}
 	a.web.SetKey(key)
 	a.OIDC = &oidc.Provider{

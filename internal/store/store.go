@@ -259,6 +259,8 @@ type UserReader interface {
 	ListUsersAfter(ctx context.Context, after string, limit int) ([]User, error) // a page, by username
 	// UsersByIDs reads many at once (at most 1000 ids).
 	UsersByIDs(ctx context.Context, ids []string) ([]User, error)
+	// UsersByEmail finds the users whose confirmed email is email, letter case aside.
+	UsersByEmail(ctx context.Context, email string) ([]User, error)
 }
 
 // Users keeps people.
@@ -517,6 +519,48 @@ type Invitations interface {
 	DeleteInvitation(ctx context.Context, id string) (Invitation, error)
 }
 
+// UpstreamIdentity is an account at another identity provider, linked to a user.
+type UpstreamIdentity struct {
+	Provider, Subject, UserID, Email string
+	CreatedAt                        time.Time
+}
+
+// UpstreamFlow is a sign-in on its way through another provider.
+type UpstreamFlow struct {
+	StateHash, Provider string
+	Intent              string // UpstreamSignIn, UpstreamLink or UpstreamJoin
+	UserID              string // UpstreamLink: whose account to link
+	Invitation          string // UpstreamJoin: the invitation code's hash
+	Nonce, Verifier     string
+	ReturnTo            string
+	ExpiresAt           time.Time
+}
+
+// What an upstream flow is for.
+const (
+	UpstreamSignIn = "signin"
+	UpstreamLink   = "link"
+	UpstreamJoin   = "join"
+)
+
+// Upstream keeps linked upstream identities and the flows on their way.
+type Upstream interface {
+	UpstreamIdentityReader
+	LinkUpstream(ctx context.Context, id UpstreamIdentity) error
+	// UnlinkUpstream removes one of a user's linked identities.
+	UnlinkUpstream(ctx context.Context, userID, provider, subject string) error
+	CreateUpstreamFlow(ctx context.Context, f UpstreamFlow) error
+	// TakeUpstreamFlow deletes the unexpired flow with this state hash and returns it:
+	// a state is used once. It also deletes expired flows.
+	TakeUpstreamFlow(ctx context.Context, stateHash string, now time.Time) (UpstreamFlow, error)
+}
+
+// UpstreamIdentityReader finds linked identities.
+type UpstreamIdentityReader interface {
+	UpstreamIdentity(ctx context.Context, provider, subject string) (UpstreamIdentity, error)
+	UpstreamIdentities(ctx context.Context, userID string) ([]UpstreamIdentity, error)
+}
+
 // WebhookDelivery is one event on its way to one webhook.
 type WebhookDelivery struct {
 	ID         int64
@@ -579,6 +623,7 @@ type AccountReader interface {
 	SignInLinkValid(ctx context.Context, tokenHash string, now time.Time) (SignInLink, error)
 	InvitationByCode(ctx context.Context, codeHash string) (Invitation, error)
 	Invitations(ctx context.Context) ([]Invitation, error)
+	UpstreamIdentityReader
 }
 
 // Store is everything Gatehouse asks of its database. Every method is safe for
@@ -591,6 +636,7 @@ type Store interface {
 	Setup
 	SignInLinks
 	Invitations
+	Upstream
 	Webhooks
 	Settings
 	Events

@@ -31,7 +31,11 @@ type accountView struct {
 	// AppPasswordHosts are the hosts of the rules with allow_app_passwords; none
 	// hides the section.
 	AppPasswordHosts []string
-	Notice, Error    string
+	// Linked are the accounts at other providers that sign in to this one;
+	// Providers the login_providers to link one more from.
+	Linked        []store.UpstreamIdentity
+	Providers     []config.LoginProvider
+	Notice, Error string
 }
 
 // account is the signed-in user's own page: profile, password, second factor, sessions.
@@ -39,6 +43,11 @@ func (s *Server) account(w http.ResponseWriter, r *http.Request) {
 	notice := ""
 	if r.URL.Query().Has("welcome") { // after a sign-in link
 		notice = "You are signed in. Set a password or add a passkey below now: the link you used works only once."
+	}
+	if id := r.URL.Query().Get("linked"); id != "" {
+		if p, ok := s.cfg().ProviderByID(id); ok {
+			notice = "Linked: you can sign in with " + cmpName(p) + " from now on."
+		}
 	}
 	s.renderAccount(w, r, http.StatusOK, notice, "")
 }
@@ -69,6 +78,10 @@ func (s *Server) renderAccount(w http.ResponseWriter, r *http.Request, status in
 	}
 	if err == nil {
 		v.Passkeys, err = s.Store.Passkeys(ctx, p.UserID)
+	}
+	if err == nil && len(s.cfg().LoginProviders) > 0 {
+		v.Providers = s.cfg().LoginProviders
+		v.Linked, err = s.Store.UpstreamIdentities(ctx, p.UserID)
 	}
 	if v.AppPasswordHosts = appPasswordHosts(s.cfg().Access); err == nil && v.AppPasswordHosts != nil {
 		v.AppPasswords, err = s.Store.AppPasswords(ctx, p.UserID)

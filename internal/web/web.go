@@ -28,6 +28,7 @@ import (
 	"github.com/gatehouse-id/gatehouse/internal/serverkey"
 	"github.com/gatehouse-id/gatehouse/internal/session"
 	"github.com/gatehouse-id/gatehouse/internal/store"
+	"github.com/gatehouse-id/gatehouse/internal/upstream"
 )
 
 //go:embed templates/*.html
@@ -83,6 +84,8 @@ type Server struct {
 	Regulator *authn.Regulator
 	// Policy is the access rules in force, for the refusal page.
 	Policy func() *access.Policy
+	// Upstream signs people in with the config's login_providers.
+	Upstream *upstream.Client
 
 	secret []byte           // signs CSRF tokens and the values pages carry (package signed)
 	totp   serverkey.Sealer // seals authenticator-app secrets in the database
@@ -126,6 +129,7 @@ func (s *Server) Routes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /logout", s.logoutPage)
 	mux.HandleFunc("GET /refused", s.refusedPage)
 	s.adminRoutes(mux)
+	s.upstreamRoutes(mux)
 	mux.HandleFunc("POST /logout", s.logout)
 	mux.HandleFunc("GET /setup", s.setupPage)
 	mux.HandleFunc("POST /setup", s.setup)
@@ -178,6 +182,8 @@ type page struct {
 	// Logo and Accent are branding.logo and whether branding.accent is set.
 	Logo   string
 	Accent bool
+	// Providers are the login_providers, for their buttons.
+	Providers []config.LoginProvider
 	// Base prefixes the stylesheet's address: "" on Gatehouse's own pages, its public
 	// URL on a page answered on an app's address (a refusal from forward auth).
 	Base string
@@ -202,6 +208,7 @@ func (s *Server) renderStyled(w http.ResponseWriter, status int, name string, p 
 	brand := s.cfg().Branding
 	p.AppName, p.Logo, p.Accent = cmp.Or(brand.Name, "Gatehouse"), brand.Logo, brand.Accent != ""
 	p.Admin = s.isAdmin(p.User)
+	p.Providers = s.cfg().LoginProviders
 	if u, err := url.Parse(brand.Logo); brand.Logo != "" && err == nil {
 		imgSrc += " " + u.Scheme + "://" + u.Host
 	}

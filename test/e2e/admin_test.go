@@ -40,6 +40,13 @@ func TestAdminInABrowser(t *testing.T) {
     url: %s/services/T0000/B0000/XXXXXXXX
     format: slack
     events: [user.created, login.new_device]
+login_providers: # shown on the sign-in and invitation pages (not used here)
+  - id: google
+    type: oidc
+    name: Google
+    issuer: http://localhost:9/
+    client_id: gatehouse
+    client_secret: not-used-in-this-test
 `, taken.URL, down.URL))
 	ok(t, dir, env, "root-password\n", "user", "add", "root", "--group", "admins", "--password-stdin")
 	cmd, logFile := nginxCommand(t, proxyPort, ghPort, apps.express, apps.moreHosts()...)
@@ -50,6 +57,9 @@ func TestAdminInABrowser(t *testing.T) {
 	bypassCSP(t, admin)
 
 	admin.run("opening the sign-in page", chromedp.Navigate(auth+"/login"))
+	admin.waitText("Sign in with Google")
+	check(admin, "the sign-in page with a provider's button")
+	admin.screenshot("login-providers.png")
 	admin.run("signing in as root", chromedp.SendKeys(chromedp.CSS("#username"), "root"), chromedp.SendKeys(chromedp.CSS("#password"), "root-password"),
 		chromedp.Click(chromedp.CSS(`form[action="/login"] button[type=submit]`)))
 	admin.waitText("signed in as root")
@@ -128,6 +138,7 @@ func TestAdminInABrowser(t *testing.T) {
 	bypassCSP(t, ann)
 	ann.run("opening the invitation", chromedp.Navigate(invite))
 	ann.waitText("This invitation makes your account in Family")
+	ann.waitText("Join with Google")
 	check(ann, "the invitation page")
 	ann.screenshot("invite.png")
 	ann.run("joining", chromedp.SendKeys(chromedp.CSS("#username"), "ann"), chromedp.SendKeys(chromedp.CSS("#display_name"), "Ann"),

@@ -62,6 +62,16 @@ func (s *Store) UserByUsername(ctx context.Context, username string) (store.User
 	return u, s.mapErr(err, "user "+quote(username))
 }
 
+// UsersByEmail finds users by their confirmed email, letter case aside (a sign-in
+// that links by email: rare, so no index).
+func (s *Store) UsersByEmail(ctx context.Context, email string) ([]store.User, error) {
+	rows, err := s.conn().query(ctx, "SELECT "+userColumns+" FROM users WHERE email <> '' AND lower(email) = lower($1) ORDER BY username_key", email)
+	if err != nil {
+		return nil, s.mapErr(err, "users by email")
+	}
+	return collect(rows, scanUser)
+}
+
 // ListUsers returns every user ordered by username.
 func (s *Store) ListUsers(ctx context.Context) ([]store.User, error) {
 	rows, err := s.conn().query(ctx, "SELECT "+userColumns+" FROM users ORDER BY username_key")

@@ -56,6 +56,7 @@ func Run(t *testing.T, open Backend) {
 		"AppPasswords":      testAppPasswords,
 		"SignInLinks":       testSignInLinks,
 		"Invitations":       testInvitations,
+		"Upstream":          testUpstream,
 		"WebhookOutbox":     testWebhookOutbox,
 	}
 	names := make([]string, 0, len(tests))
@@ -1243,5 +1244,48 @@ func testInvitations(t *testing.T, s store.Store) {
 	_, err = s.InvitationByCode(ctx, "c1")
 	wantErr(t, err, store.ErrNotFound)
 	_, err = s.DeleteInvitation(ctx, inv.ID)
+	wantErr(t, err, store.ErrNotFound)
+}
+
+// An upstream identity links to one account only; a flow is taken once, and not
+// once expired.
+func testUpstream(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	a := must(s.CreateUser(ctx, store.User{Username: "ann"}))(t)
+	b := must(s.CreateUser(ctx, store.User{Username: "bob"}))(t)
+	noErr(t, s.LinkUpstream(ctx, store.UpstreamIdentity{Provider: "google", Subject: "123", UserID: a.ID, Email: "ann@example.com"}))
+	wantErr(t, s.LinkUpstream(ctx, store.UpstreamIdentity{Provider: "google", Subject: "123", UserID: b.ID}), store.ErrConflict)
+	noErr(t, s.LinkUpstream(ctx, store.UpstreamIdentity{Provider: "github", Subject: "123", UserID: b.ID}))
+	if got := must(s.UpstreamIdentity(ctx, "google", "123"))(t); got.UserID != a.ID || got.Email != "ann@example.com" {
+		t.Fatalf("google 123 is %+v", got)
+	}
+	if list := must(s.UpstreamIdentities(ctx, b.ID))(t); len(list) != 1 || list[0].Provider != "github" {
+		t.Fatalf("bob's identities: %+v", list)
+	}
+	wantErr(t, s.UnlinkUpstream(ctx, b.ID, "google", "123"), store.ErrNotFound)
+	noErr(t, s.UnlinkUpstream(ctx, a.ID, "google", "123"))
+	_, err := s.UpstreamIdentity(ctx, "google", "123")
+	wantErr(t, err, store.ErrNotFound)
+	noErr(t, s.DeleteUser(ctx, b.ID))
+	_, err = s.UpstreamIdentity(ctx, "github", "123")
+	wantErr(t, err, store.ErrNotFound)
+
+	now := time.Now()
+	noErr(t, s.CreateUpstreamFlow(ctx, store.UpstreamFlow{StateHash: "s1", Provider: "google", Intent: store.UpstreamJoin, Invitation: "ih", Nonce: "n", Verifier: "v", ReturnTo: "/x", ExpiresAt: now.Add(time.Minute)}))
+	noErr(t, s.CreateUpstreamFlow(ctx, store.UpstreamFlow{StateHash: "old", Provider: "google", Intent: store.UpstreamSignIn, Nonce: "n", Verifier: "v", ExpiresAt: now.Add(-time.Second)}))
+	var wins atomic.Int32
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			if f, err := s.TakeUpstreamFlow(ctx, "s1", now); err == nil && f.Invitation == "ih" && f.Intent == store.UpstreamJoin && f.ReturnTo == "/x" {
+				wins.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if wins.Load() != 1 {
+		t.Fatalf("a flow was taken %d times", wins.Load())
+	}
+	_, err = s.TakeUpstreamFlow(ctx, "old", now)
 	wantErr(t, err, store.ErrNotFound)
 }
