@@ -10,9 +10,13 @@ import (
 // LoginProvider is an upstream identity provider people may sign in with.
 type LoginProvider struct {
 	ID             string   `yaml:"id" doc:"Names the provider in URLs and in linked identities: lower-case letters, digits and \"-\". Its redirect URI, to register at the provider, is server.public_url + /login/provider/ID/callback."`
-	Type           string   `yaml:"type" doc:"oidc: any OpenID Connect provider, found by discovery from its issuer."`
+	Type           string   `yaml:"type" doc:"oidc: any OpenID Connect provider, found by discovery from its issuer; google: Google's OpenID Connect, with its hd claim checked against allowed_domains; github: GitHub's OAuth app flow (the primary verified address, allowed_orgs); facebook: Facebook Login, by its Graph profile (its addresses are never taken as verified)."`
 	Name           string   `yaml:"name" doc:"The button's text: \"Sign in with NAME\". Empty: the id."`
-	Issuer         string   `yaml:"issuer" doc:"type oidc: the issuer URL; its /.well-known/openid-configuration is read (and read again hourly)."`
+	Issuer         string   `yaml:"issuer" doc:"type oidc: the issuer URL; its /.well-known/openid-configuration is read (and read again hourly). type google: https://accounts.google.com unless set."`
+	AuthURL        string   `yaml:"auth_url" doc:"types github and facebook: the authorization page, for GitHub Enterprise (https://github.example.com/login/oauth/authorize). Empty: the public service's."`
+	TokenURL       string   `yaml:"token_url" doc:"types github and facebook: the token endpoint. Empty: the public service's."`
+	APIURL         string   `yaml:"api_url" doc:"types github and facebook: the API the profile is read from (https://github.example.com/api/v3). Empty: the public service's."`
+	AllowedOrgs    []string `yaml:"allowed_orgs" doc:"type github: only members of one of these organizations may sign in with it (read with the read:org scope)."`
 	ClientID       string   `yaml:"client_id" doc:"The client id the provider gave Gatehouse."`
 	ClientSecret   string   `yaml:"client_secret" secret:"true" doc:"Its client secret, or client_secret_file: PATH."`
 	Scopes         []string `yaml:"scopes" doc:"Scopes to ask for. Empty: openid, profile, email."`
@@ -31,10 +35,28 @@ func (p LoginProvider) Button() string {
 
 // ScopeList is what to ask the provider for.
 func (p LoginProvider) ScopeList() []string {
-	if len(p.Scopes) == 0 {
-		return []string{"openid", "profile", "email"}
+	switch {
+	case len(p.Scopes) > 0:
+		return p.Scopes
+	case p.Type == "github" && len(p.AllowedOrgs) > 0:
+		return []string{"read:user", "user:email", "read:org"}
+	case p.Type == "github":
+		return []string{"read:user", "user:email"}
+	case p.Type == "facebook":
+		return []string{"public_profile", "email"}
 	}
-	return p.Scopes
+	return []string{"openid", "profile", "email"}
+}
+
+// GoogleIssuer is Google's OpenID Connect issuer.
+const GoogleIssuer = "https://accounts.google.com"
+
+// IssuerURL is the OpenID Connect issuer of an oidc or google provider.
+func (p LoginProvider) IssuerURL() string {
+	if p.Type == "google" && p.Issuer == "" {
+		return GoogleIssuer
+	}
+	return p.Issuer
 }
 
 // ProviderByID returns the login provider called id.
@@ -63,15 +85,25 @@ func (c *Config) validateProviders(bad func(key, format string, args ...any)) {
 			bad(key+".id", "%q is used twice", p.ID)
 		}
 		seen[p.ID] = true
-		if p.Type != "oidc" {
-			bad(key+".type", "%q is not a provider type Gatehouse knows: use oidc", p.Type)
+		switch p.Type {
+		case "oidc", "google":
+			if p.Issuer != "" || p.Type == "oidc" {
+				checkProviderURL(bad, key+".issuer", p.Issuer)
+			}
+		case "github", "facebook":
+			for k, v := range map[string]string{"auth_url": p.AuthURL, "token_url": p.TokenURL, "api_url": p.APIURL} {
+				if v != "" {
+					checkProviderURL(bad, key+"."+k, v)
+				}
+			}
+		default:
+			bad(key+".type", "%q is not a provider type Gatehouse knows: use oidc, google, github or facebook", p.Type)
 		}
-		u, err := url.Parse(p.Issuer)
-		switch {
-		case err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") || u.RawQuery != "" || u.Fragment != "":
-			bad(key+".issuer", "%q is not an issuer URL such as https://accounts.example.com", p.Issuer)
-		case u.Scheme == "http" && !loopbackHost(u.Hostname()):
-			bad(key+".issuer", "%q: an issuer is reached over https (http only on localhost)", p.Issuer)
+		if p.Type == "facebook" && p.LinkByEmail {
+			bad(key+".link_by_email", "Facebook does not say whether an address is verified, so its addresses never link accounts: remove link_by_email")
+		}
+		if len(p.AllowedOrgs) > 0 && p.Type != "github" {
+			bad(key+".allowed_orgs", "only a github provider has organizations")
 		}
 		if p.ClientID == "" {
 			bad(key+".client_id", "give the client id the provider gave Gatehouse")
@@ -79,7 +111,7 @@ func (c *Config) validateProviders(bad func(key, format string, args ...any)) {
 		if p.ClientSecret == "" {
 			bad(key+".client_secret", "give the client secret (or client_secret_file) the provider gave Gatehouse")
 		}
-		if len(p.Scopes) > 0 && !slices.Contains(p.Scopes, "openid") {
+		if len(p.Scopes) > 0 && (p.Type == "oidc" || p.Type == "google") && !slices.Contains(p.Scopes, "openid") {
 			bad(key+".scopes", "an OpenID Connect sign-in asks for openid")
 		}
 		for j, d := range p.AllowedDomains {
@@ -87,6 +119,17 @@ func (c *Config) validateProviders(bad func(key, format string, args ...any)) {
 				bad(fmt.Sprintf("%s.allowed_domains[%d]", key, j), "%q is not a domain such as example.com", d)
 			}
 		}
+	}
+}
+
+// checkProviderURL reports a provider URL that is not https (or http on localhost).
+func checkProviderURL(bad func(key, format string, args ...any), key, raw string) {
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") || u.RawQuery != "" || u.Fragment != "":
+		bad(key, "%q is not a URL such as https://accounts.example.com", raw)
+	case u.Scheme == "http" && !loopbackHost(u.Hostname()):
+		bad(key, "%q: a provider is reached over https (http only on localhost)", raw)
 	}
 }
 

@@ -86,36 +86,73 @@ func Challenge(verifier string) string {
 
 // AuthURL is where to send the browser to sign in with p.
 func (c *Client) AuthURL(ctx context.Context, p config.LoginProvider, redirectURI, state, nonce, verifier string) (string, error) {
-	d, err := c.discover(ctx, p.Issuer, false)
-	if err != nil {
-		return "", err
+	endpoint := ""
+	switch p.Type {
+	case "github":
+		endpoint = cmpOr(p.AuthURL, GitHubAuthURL)
+	case "facebook":
+		endpoint = cmpOr(p.AuthURL, FacebookAuthURL)
+	default:
+		d, err := c.discover(ctx, p.IssuerURL(), false)
+		if err != nil {
+			return "", err
+		}
+		endpoint = d.meta.AuthorizationEndpoint
 	}
-	u, err := url.Parse(d.meta.AuthorizationEndpoint)
+	u, err := url.Parse(endpoint)
 	if err != nil {
-		return "", fmt.Errorf("%s: its authorization_endpoint %q is not a URL", p.ID, d.meta.AuthorizationEndpoint)
+		return "", fmt.Errorf("%s: its authorization endpoint %q is not a URL", p.ID, endpoint)
 	}
 	q := u.Query()
 	q.Set("response_type", "code")
 	q.Set("client_id", p.ClientID)
 	q.Set("redirect_uri", redirectURI)
-	q.Set("scope", strings.Join(p.ScopeList(), " "))
+	scopes := strings.Join(p.ScopeList(), " ")
+	if p.Type == "facebook" {
+		scopes = strings.Join(p.ScopeList(), ",")
+	}
+	q.Set("scope", scopes)
 	q.Set("state", state)
-	q.Set("nonce", nonce)
 	q.Set("code_challenge", Challenge(verifier))
 	q.Set("code_challenge_method", "S256")
+	switch p.Type {
+	case "oidc", "google":
+		q.Set("nonce", nonce)
+	}
+	if p.Type == "google" && len(p.AllowedDomains) == 1 {
+		q.Set("hd", p.AllowedDomains[0]) // a hint for Google's account chooser only: the answer's hd claim is what is checked
+	}
 	u.RawQuery = q.Encode()
 	return u.String(), nil
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
 }
 
 // Result is a verified sign-in at a provider.
 type Result struct {
 	identity.UpstreamClaims
 	AMR []string // how the provider says the person signed in
+	// HostedDomain is Google's hd claim: the Workspace domain of the account.
+	HostedDomain string
+	// Orgs are the GitHub organizations the person is a member of (with allowed_orgs).
+	Orgs []string
 }
 
-// Exchange trades a code for tokens, checks the ID token, and returns who signed in.
+// Exchange trades a code for tokens, checks what the provider says, and returns who
+// signed in.
 func (c *Client) Exchange(ctx context.Context, p config.LoginProvider, redirectURI, code, verifier, nonce string) (Result, error) {
-	d, err := c.discover(ctx, p.Issuer, false)
+	switch p.Type {
+	case "github":
+		return c.github(ctx, p, redirectURI, code, verifier)
+	case "facebook":
+		return c.facebook(ctx, p, redirectURI, code)
+	}
+	d, err := c.discover(ctx, p.IssuerURL(), false)
 	if err != nil {
 		return Result{}, err
 	}
@@ -159,7 +196,7 @@ func (c *Client) Exchange(ctx context.Context, p config.LoginProvider, redirectU
 		}
 	}
 	r := Result{UpstreamClaims: identity.UpstreamClaims{Provider: p.ID, Subject: claims.Subject, Name: claims.Name, PreferredUsername: claims.PreferredUsername,
-		EmailVerified: bool(claims.EmailVerified)}, AMR: claims.AMR}
+		EmailVerified: bool(claims.EmailVerified)}, AMR: claims.AMR, HostedDomain: claims.HostedDomain}
 	if claims.Email != nil {
 		r.Email = *claims.Email
 	}
@@ -179,6 +216,7 @@ type idClaims struct {
 	Name              string   `json:"name"`
 	PreferredUsername string   `json:"preferred_username"`
 	AMR               []string `json:"amr"`
+	HostedDomain      string   `json:"hd"`
 }
 
 // truthy reads email_verified as true or "true": some providers send a string.
@@ -203,7 +241,7 @@ func (c *Client) verify(ctx context.Context, p config.LoginProvider, d *discover
 		kid = tok.Headers[0].KeyID
 	}
 	if kid != "" && len(d.keys.Key(kid)) == 0 {
-		if d, err = c.discover(ctx, p.Issuer, true); err != nil {
+		if d, err = c.discover(ctx, p.IssuerURL(), true); err != nil {
 			return nil, err
 		}
 	}
@@ -309,6 +347,28 @@ func (c *Client) fetch(ctx context.Context, issuer string) (*discovered, error) 
 		return nil, fmt.Errorf("reading the signing keys of %s: HTTP %d %v", issuer, status, err)
 	}
 	return d, nil
+}
+
+// postForm sends a form and decodes the JSON answer.
+func (c *Client) postForm(ctx context.Context, endpoint string, form url.Values, v any) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(form.Encode()))
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Accept", "application/json")
+	return c.getJSON(req, v)
+}
+
+// getBearer reads JSON from an API with an access token.
+func (c *Client) getBearer(ctx context.Context, endpoint, token string, v any) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, endpoint, nil)
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Accept", "application/json")
+	return c.getJSON(req, v)
 }
 
 // getJSON sends req and decodes its JSON answer into v, whatever the status.

@@ -152,13 +152,21 @@ func (s *Server) upstreamCallback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	res, err := s.Upstream.Exchange(r.Context(), p, s.redirectURI(p.ID), q.Get("code"), f.Verifier, f.Nonce)
+	if errors.Is(err, upstream.ErrNotAllowed) {
+		s.Audit(store.Event{Kind: "login.failed", Actor: "anonymous", Target: p.ID, Detail: clip(err.Error(), 200)})
+		s.message(w, http.StatusForbidden, "Not allowed", "Signing in with "+cmpName(p)+" is open to members of "+strings.Join(p.AllowedOrgs, ", ")+" only.")
+		return
+	}
 	if err != nil {
 		s.Log.Warn("sign-in through a provider refused", "provider", p.ID, "error", err.Error())
 		s.Audit(store.Event{Kind: "login.failed", Actor: "anonymous", Target: p.ID, Detail: clip(err.Error(), 200)})
 		s.message(w, http.StatusBadGateway, "Sign-in failed", "Gatehouse could not confirm your sign-in with "+cmpName(p)+". Start again, or sign in another way.")
 		return
 	}
-	if len(p.AllowedDomains) > 0 && !allowedDomain(res.Email, res.EmailVerified, p.AllowedDomains) {
+	// Google's hd claim names the Workspace an account belongs to: the domain of its
+	// address alone would let a personal account with an alias at the domain in.
+	googleOutside := p.Type == "google" && len(p.AllowedDomains) > 0 && !allowedDomain("@"+res.HostedDomain, res.HostedDomain != "", p.AllowedDomains)
+	if len(p.AllowedDomains) > 0 && (!allowedDomain(res.Email, res.EmailVerified, p.AllowedDomains) || googleOutside) {
 		s.Audit(store.Event{Kind: "login.failed", Actor: "anonymous", Target: p.ID, Detail: "address " + clip(res.Email, 100) + " not in allowed_domains"})
 		s.message(w, http.StatusForbidden, "Not allowed", "Signing in with "+cmpName(p)+" is open to verified addresses at "+strings.Join(p.AllowedDomains, ", ")+" only.")
 		return
