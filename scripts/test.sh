@@ -58,6 +58,12 @@ if [ ! -x "$tools/zitadel-oidc-$zitadel_oidc_version/server" ]; then
 	GOBIN="$tools/zitadel-oidc-$zitadel_oidc_version" go install "github.com/zitadel/oidc/v3/example/server@$zitadel_oidc_version"
 fi
 export TEST_GATEHOUSE_ZITADEL_OP="$tools/zitadel-oidc-$zitadel_oidc_version/server"
+mailpit_version=v1.33.1
+if [ ! -x "$tools/mailpit-$mailpit_version/mailpit" ]; then
+	say "building Mailpit $mailpit_version (an SMTP server with an API) with go install into $tools (once per machine: about two minutes)"
+	GOBIN="$tools/mailpit-$mailpit_version" go install "github.com/axllent/mailpit@$mailpit_version"
+fi
+export TEST_GATEHOUSE_MAILPIT="$tools/mailpit-$mailpit_version/mailpit"
 openid_client_version=6.8.9
 if [ ! -f "$tools/openid-client-$openid_client_version/node_modules/openid-client/package.json" ]; then
 	say "installing openid-client $openid_client_version from npm into $tools"

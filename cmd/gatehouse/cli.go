@@ -18,6 +18,7 @@ import (
 
 	"github.com/gatehouse-id/gatehouse/internal/config"
 	"github.com/gatehouse-id/gatehouse/internal/identity"
+	"github.com/gatehouse-id/gatehouse/internal/mail"
 	"github.com/gatehouse-id/gatehouse/internal/server"
 	"github.com/gatehouse-id/gatehouse/internal/store"
 	"golang.org/x/term"
@@ -92,6 +93,7 @@ func (c *cli) open() (*identity.Directory, store.Store, func(), error) {
 		return nil, nil, nil, err
 	}
 	d := identity.NewDirectory(st, identity.NewHasher(1), func() []string { return cfg.Access.AdminGroups })
+	d.Mail = mail.Composer{Config: func() *config.Config { return &cfg }}.Compose // sent by the server, from the outbox
 	return d, st, closeStore, nil
 }
 

@@ -196,6 +196,12 @@ func InvitationLimits(network string) []Limit {
 	return []Limit{{"invitation|net:" + network, setupLinkPerNetwork}}
 }
 
+// ResetLimits bound the password resets asked for from one network (each may send a
+// mail).
+func ResetLimits(network string) []Limit {
+	return []Limit{{"reset|net:" + network, setupLinkPerNetwork}}
+}
+
 // PasskeyLimits are the limits of failed passkey sign-ins from one address.
 func PasskeyLimits(network string) []Limit {
 	return []Limit{{"passkey|net:" + network, passkeyPerNetwork}}

@@ -25,6 +25,8 @@ type Config struct {
 	OIDC           OIDC            `yaml:"oidc"`
 	Branding       Branding        `yaml:"branding"`
 	Apps           []App           `yaml:"apps" doc:"The apps listed on Gatehouse's home page, each shown only to the people its rules let through (decided as forward auth decides a visit to its url). Empty: the hosts of the rules that cover a whole host, without wildcards."`
+	SignUp         SignUp          `yaml:"signup"`
+	SMTP           SMTP            `yaml:"smtp" doc:"The mail server Gatehouse sends through: invitations pinned to an address, password resets, address confirmations and \"new sign-in\" notices. Without a host no mail is sent, and the same links are shown to admins to pass on."`
 	LoginProviders []LoginProvider `yaml:"login_providers" doc:"Other identity providers people may sign in with, a button each on the sign-in page in this order. A provider's account signs in to the Gatehouse account it is linked to: linked by its owner from the account page, by an invitation, or (opt-in) by a verified email."`
 	Webhooks       []Webhook       `yaml:"webhooks" doc:"Where Gatehouse posts its events as they happen (people created, disabled or deleted, memberships, credentials, sign-ins from new devices, refusals): one replica delivers each event once, retried while the receiver is down; the admin page Webhooks shows every delivery."`
 	Log            Log             `yaml:"log"`
@@ -155,6 +157,7 @@ func Default() Config {
 		},
 		Session: Session{CookieName: "gatehouse_session", Lifetime: Duration(28 * 24 * time.Hour)},
 		Access:  Access{AdminGroups: []string{"admins"}},
+		SMTP:    SMTP{Port: 587, StartTLS: true},
 		OIDC:    OIDC{SigningAlgorithm: "RS256", KeyRotation: Duration(30 * 24 * time.Hour), RefreshReuseGrace: Duration(time.Minute)},
 		Log:     Log{Level: "info", Format: "json"},
 	}

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"net/mail"
 	"net/url"
 	"slices"
 	"strings"
@@ -134,3 +135,51 @@ func checkProviderURL(bad func(key, format string, args ...any), key, raw string
 }
 
 func loopbackHost(h string) bool { return h == "localhost" || h == "127.0.0.1" || h == "::1" }
+
+// SMTP is the mail server Gatehouse sends through.
+type SMTP struct {
+	Host     string `yaml:"host" doc:"The mail server's host name. Empty: no mail."`
+	Port     int    `yaml:"port" doc:"Its port: 587 (submission with STARTTLS) unless set; 465 is implicit TLS."`
+	Username string `yaml:"username" doc:"The account to sign in to it with (AUTH PLAIN, over TLS only). Empty: no sign-in."`
+	Password string `yaml:"password" secret:"true" doc:"Its password, or password_file: PATH."`
+	From     string `yaml:"from" doc:"The sender, such as \"Gatehouse <auth@example.com>\"."`
+	StartTLS bool   `yaml:"starttls" doc:"Ask for STARTTLS, and refuse to send when the server does not offer it. Off only for a relay on this machine (or a test server)."`
+}
+
+// PortOr is the port to connect to.
+func (s SMTP) PortOr() int {
+	if s.Port == 0 {
+		return 587
+	}
+	return s.Port
+}
+
+// StartTLSOn says whether STARTTLS is required.
+func (s SMTP) StartTLSOn() bool { return s.StartTLS }
+
+func (s SMTP) validate(bad func(key, format string, args ...any)) {
+	if s.Host == "" {
+		return
+	}
+	if s.Port < 0 || s.Port > 65535 {
+		bad("smtp.port", "%d is not a port", s.Port)
+	}
+	if a, err := mail.ParseAddress(s.From); err != nil || !strings.Contains(a.Address, "@") {
+		bad("smtp.from", "%q is not a sender address such as \"Gatehouse <auth@example.com>\"", s.From)
+	}
+	if s.Username != "" && !s.StartTLSOn() && s.PortOr() != 465 && !loopbackHost(s.Host) {
+		bad("smtp.starttls", "off with a username would send the password in the clear to %s: keep starttls on, or use port 465", s.Host)
+	}
+}
+
+// SignUp says whether people may make their own account without an invitation.
+type SignUp struct {
+	Open   bool     `yaml:"open" doc:"Let anyone make an account on the invitation page without a code, or by signing in with a login provider no account is linked to yet. Off: joining takes an invitation."`
+	Groups []string `yaml:"groups" doc:"The groups such an account is put in; with open, at least one."`
+}
+
+func (s SignUp) validate(bad func(key, format string, args ...any)) {
+	if s.Open && len(s.Groups) == 0 {
+		bad("signup.groups", "with open sign-up, name the groups new people get (for example [Friends]), or leave signup.open off")
+	}
+}

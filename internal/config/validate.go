@@ -95,6 +95,8 @@ func (c *Config) Validate() error {
 
 	c.validateWebhooks(bad)
 	c.validateProviders(bad)
+	c.SMTP.validate(bad)
+	c.SignUp.validate(bad)
 
 	if path, ok := c.SQLitePath(); ok {
 		if path == "" {

@@ -34,6 +34,7 @@ var WebhookEventKinds = []string{
 	"session.revoked", "access.denied", "app_password.created", "app_password.revoked",
 	"token.created", "token.revoked", "oidc.consent_given", "oidc.grant_revoked", "oidc.grants_revoked", "setup.completed",
 	"invitation.created", "invitation.revoked", "invitation.used",
+	"user.password_reset_requested", "user.password_reset_link_used", "user.email_confirmed",
 }
 
 // DefaultWebhookRetry is how long a failing delivery is retried when retry_for is empty.

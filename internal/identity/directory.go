@@ -30,6 +30,12 @@ type Directory struct {
 	// server drops what it invalidates from its own cache at once, instead of at its
 	// next poll of the feed (which is how the other replicas learn of it).
 	Applied func(store.Change)
+	// Mail composes a mail of kind to an address from its template data; false when
+	// Gatehouse sends no mail (mail.Composer.Compose).
+	Mail func(kind, to string, data map[string]string) (store.Mail, bool)
+	// SignUpGroups are signup.groups, and whether signup.open lets people make their
+	// own account without an invitation; nil: it does not.
+	SignUpGroups func() (groups []string, open bool)
 
 	changes *[]store.Change // inside write: the change-feed rows to apply once committed
 }

@@ -156,6 +156,11 @@ func (d *Directory) CreateInvitation(ctx context.Context, actor string, ni NewIn
 		if inv, err = d.Store.CreateInvitation(ctx, inv); err != nil {
 			return err
 		}
+		// An invitation for one address is mailed there, when Gatehouse sends mail.
+		if err := d.mail(ctx, "invitation", ni.Email, map[string]string{"Code": code, "Path": InvitationPath + "?code=" + code,
+			"Groups": strings.Join(ni.Groups, ", "), "By": actor, "Until": inv.ExpiresAt.Format("2 Jan 2006 15:04 UTC")}); err != nil {
+			return err
+		}
 		return d.Store.AppendEvent(ctx, store.Event{Kind: "invitation.created", Actor: actor, Target: "invitation " + inv.ID, TargetID: inv.ID,
 			Detail: fmt.Sprintf("groups: %s; %d uses; until %s", strings.Join(ni.Groups, ", "), inv.MaxUses, inv.ExpiresAt.Format(time.RFC3339)),
 			Fields: map[string]string{"groups": strings.Join(ni.Groups, ","), "max_uses": fmt.Sprint(inv.MaxUses), "expires": inv.ExpiresAt.Format(time.RFC3339)}})
@@ -243,12 +248,22 @@ func (d *Directory) AcceptInvitation(ctx context.Context, typed string, nu NewUs
 	if !ok {
 		return store.User{}, ErrInvitationNotValid
 	}
-	nu.Email = strings.TrimSpace(nu.Email)
-	if err := errors.Join(CheckUsername(nu.Username), CheckEmail(nu.Email), CheckDisplayName(nu.DisplayName)); err != nil {
+	u, err := d.newAccount(ctx, nu)
+	if err != nil {
 		return store.User{}, err
 	}
 	hash, err := d.hashInvitationCode(ctx, normal)
 	if err != nil {
+		return store.User{}, err
+	}
+	return d.join(ctx, hash, u, true, nil)
+}
+
+// newAccount validates what a person typed to make their own account and hashes its
+// password (none: they add a passkey next), before any transaction.
+func (d *Directory) newAccount(ctx context.Context, nu NewUser) (store.User, error) {
+	nu.Email = strings.TrimSpace(nu.Email)
+	if err := errors.Join(CheckUsername(nu.Username), CheckEmail(nu.Email), CheckDisplayName(nu.DisplayName)); err != nil {
 		return store.User{}, err
 	}
 	u := store.User{Username: nu.Username, Email: nu.Email, DisplayName: nu.DisplayName}
@@ -261,7 +276,7 @@ func (d *Directory) AcceptInvitation(ctx context.Context, typed string, nu NewUs
 			return store.User{}, err
 		}
 	}
-	return d.join(ctx, hash, u, true, nil)
+	return u, nil
 }
 
 // join makes account u with the invitation whose code hashes to hash, in its groups,
@@ -272,8 +287,15 @@ func (d *Directory) AcceptInvitation(ctx context.Context, typed string, nu NewUs
 // is taken as typed: Gatehouse sends no mail to prove it yet.
 func (d *Directory) join(ctx context.Context, hash string, u store.User, emailProven bool, link *store.UpstreamIdentity) (store.User, error) {
 	err := d.write(ctx, false, func(d *Directory) error {
-		inv, err := d.Store.UseInvitation(ctx, hash, time.Now())
-		if errors.Is(err, store.ErrNotFound) {
+		var inv store.Invitation
+		var err error
+		if hash == OpenSignUp {
+			// No invitation: open sign-up (signup.open), into signup.groups.
+			if inv.GroupIDs, err = d.openSignUpGroups(ctx); err != nil {
+				return err
+			}
+			inv.ID, inv.MaxUses = "none (open sign-up)", 1
+		} else if inv, err = d.Store.UseInvitation(ctx, hash, time.Now()); errors.Is(err, store.ErrNotFound) {
 			return ErrInvitationNotValid
 		} else if err != nil {
 			return err
@@ -312,8 +334,47 @@ func (d *Directory) join(ctx context.Context, hash string, u store.User, emailPr
 		if err := d.auditUser(ctx, "user.created", u.Username, u, how+"; groups: "+strings.Join(names, ", ")); err != nil {
 			return err
 		}
+		if hash == OpenSignUp {
+			return nil
+		}
 		return d.auditUser(ctx, "invitation.used", u.Username, u, fmt.Sprintf("invitation %s, use %d of %d", inv.ID, inv.Uses+1, inv.MaxUses),
 			"invitation_id", inv.ID, "groups", strings.Join(names, ","), "created_by", inv.CreatedBy)
 	})
 	return u, err
+}
+
+// OpenSignUp stands for "no invitation" where join takes an invitation's hash: the
+// open sign-up that signup.open allows.
+const OpenSignUp = "open sign-up"
+
+// ErrSignUpClosed is a sign-up without an invitation where signup.open is off.
+var ErrSignUpClosed = errors.New("joining takes an invitation here: ask for one")
+
+// SignUp is the open sign-up: nu's account in signup.groups, only when signup.open.
+func (d *Directory) SignUp(ctx context.Context, nu NewUser) (store.User, error) {
+	u, err := d.newAccount(ctx, nu)
+	if err != nil {
+		return store.User{}, err
+	}
+	return d.join(ctx, OpenSignUp, u, true, nil)
+}
+
+// openSignUpGroups are the ids of signup.groups, or ErrSignUpClosed.
+func (d *Directory) openSignUpGroups(ctx context.Context) ([]string, error) {
+	if d.SignUpGroups == nil {
+		return nil, ErrSignUpClosed
+	}
+	names, open := d.SignUpGroups()
+	if !open {
+		return nil, ErrSignUpClosed
+	}
+	var ids []string
+	for _, name := range names {
+		g, err := d.Store.GroupByName(ctx, name)
+		if err != nil {
+			return nil, fmt.Errorf("signup.groups: %w", err)
+		}
+		ids = append(ids, g.ID)
+	}
+	return ids, nil
 }

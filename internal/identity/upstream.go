@@ -94,7 +94,8 @@ func (d *Directory) LinkByEmail(ctx context.Context, c UpstreamClaims) (store.Us
 }
 
 // JoinUpstream makes an account for an upstream identity with the invitation whose
-// code hashes to invitationHash, linked to it, in one transaction. The username is
+// code hashes to invitationHash (OpenSignUp: none, where signup.open), linked to it,
+// in one transaction. The username is
 // the provider's preferred username, else the email's local part, made fit for a
 // username; if that is taken, the same with a suffix derived from the identity, so a
 // retry picks the same one. The email is kept only when the provider says it is

@@ -187,13 +187,13 @@ func TestSignInLinkRules(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := d.UseSignInLink(ctx, identity.HashLinkToken(first)); err == nil {
+	if _, _, err := d.UseSignInLink(ctx, identity.HashLinkToken(first)); err == nil {
 		t.Fatal("an earlier link still works after a new one was made")
 	}
 	if err := d.SetDisabled(ctx, "test", "kim", true); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := d.UseSignInLink(ctx, identity.HashLinkToken(second)); err == nil {
+	if _, _, err := d.UseSignInLink(ctx, identity.HashLinkToken(second)); err == nil {
 		t.Fatal("a disabled person signed in with a link")
 	}
 	if _, _, err := d.IssueSignInLink(ctx, "test", "kim"); err == nil || !strings.Contains(err.Error(), "is disabled: enable them first") {

@@ -12,8 +12,10 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/gatehouse-id/gatehouse/internal/config"
 	"github.com/gatehouse-id/gatehouse/internal/identity"
 	"github.com/gatehouse-id/gatehouse/internal/store"
+	"github.com/gatehouse-id/gatehouse/internal/testenv/fakeidp"
 )
 
 // join posts the invitation page's form as a new person would.
@@ -159,4 +161,50 @@ func TestInvitationRacedFromTwoReplicas(t *testing.T) {
 			t.Fatalf("%d accounts made, %d users (%v)", made.Load(), len(users), err)
 		}
 	})
+}
+
+// With signup.open, the invitation page makes accounts without a code, into
+// signup.groups, and so does a first sign-in with a login provider; a code still
+// gives its own groups. Closed, joining without a code is refused.
+func TestOpenSignUp(t *testing.T) {
+	gh := fakeidp.GitHub(t)
+	cfg := providersConfig(backends[0].url(t), fakeProvider("github", "github", gh, nil))
+	cfg.SignUp = config.SignUp{Open: true, Groups: []string{"Allow Login Users"}}
+	h := start(t, cfg)
+	ctx := context.Background()
+	if _, body := h.do(req{path: "/invite"}); !strings.Contains(body, "Anyone may make an account here: it joins Allow Login Users") {
+		t.Fatalf("the open sign-up page:\n%s", body)
+	}
+	if resp, body := h.join("", "walkin", "", "a walk-in's password"); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("an open sign-up: %d\n%s", resp.StatusCode, body)
+	}
+	inGroups := func(name string) []string {
+		u, err := h.app.Store.UserByUsername(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids, _ := h.app.Store.UserGroupIDs(ctx, u.ID)
+		all, _ := h.app.Store.ListGroups(ctx)
+		return identity.EffectiveGroups(ids, all)
+	}
+	if g := inGroups("walkin"); strings.Join(g, ",") != "Allow Login Users" {
+		t.Fatalf("walkin is in %v", g)
+	}
+	gh.SignInAs(fakeidp.Person{ID: "77", Login: "newcomer", Email: "n@example.net", EmailVerified: true})
+	if resp, body := h.viaProvider(req{path: "/login/provider/github"}); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("a first GitHub sign-in with open sign-up: %d\n%s", resp.StatusCode, body)
+	}
+	if g := inGroups("newcomer"); strings.Join(g, ",") != "Allow Login Users" {
+		t.Fatalf("newcomer is in %v", g)
+	}
+
+	closed := start(t, testConfig(backends[0].url(t)))
+	if resp, body := closed.join("", "walkin", "", "a walk-in's password"); resp.StatusCode != http.StatusNotFound || !strings.Contains(body, "not valid") {
+		t.Fatalf("joining without a code, sign-up closed: %d\n%s", resp.StatusCode, body)
+	}
+	bad := testConfig(backends[0].url(t))
+	bad.SignUp.Open = true
+	if err := bad.Validate(); err == nil || !strings.Contains(err.Error(), "signup.groups") {
+		t.Fatalf("open sign-up without groups: %v", err)
+	}
 }

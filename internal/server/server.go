@@ -25,6 +25,7 @@ import (
 	"github.com/gatehouse-id/gatehouse/internal/config"
 	"github.com/gatehouse-id/gatehouse/internal/forwardauth"
 	"github.com/gatehouse-id/gatehouse/internal/identity"
+	"github.com/gatehouse-id/gatehouse/internal/mail"
 	"github.com/gatehouse-id/gatehouse/internal/metrics"
 	"github.com/gatehouse-id/gatehouse/internal/oidc"
 	"github.com/gatehouse-id/gatehouse/internal/session"
@@ -51,6 +52,8 @@ type App struct {
 	OIDC *oidc.Provider
 	// Webhooks delivers events to the config's webhooks (started by StartBackground).
 	Webhooks *webhook.Sender
+	// Mail sends the outbox's mail through smtp (started by StartBackground).
+	Mail *mail.Sender
 
 	cfg       atomic.Pointer[config.Config]
 	policy    atomic.Pointer[access.Policy]
@@ -135,6 +138,8 @@ func newApp(ctx context.Context, st store.Store, cfg config.Config, log *slog.Lo
 	a.regulator = &authn.Regulator{Store: st}
 	a.directory = identity.NewDirectory(st, hasher, func() []string { return a.Config().Access.AdminGroups })
 	a.directory.Applied = a.Sessions.Apply
+	a.directory.Mail = mail.Composer{Config: a.Config}.Compose
+	a.directory.SignUpGroups = func() ([]string, bool) { return a.Config().SignUp.Groups, a.Config().SignUp.Open }
 	a.web = &web.Server{
 		Store: st, Sessions: a.Sessions, Hasher: hasher, Directory: a.directory, Config: a.Config,
 		Metrics: a.Metrics, Audit: a.audit.Record, Log: log, Regulator: a.regulator, Policy: a.policy.Load,
@@ -148,6 +153,7 @@ func newApp(ctx context.Context, st store.Store, cfg config.Config, log *slog.Lo
 	}
 	a.OIDC.SetKey(key)
 	a.Webhooks = &webhook.Sender{Store: st, Config: a.Config, Log: log, Holder: sqlstore.NewID()}
+	a.Mail = &mail.Sender{Store: st, Config: a.Config, Log: log, Holder: sqlstore.NewID()}
 	if err := a.OIDC.EnsureKey(ctx); err != nil {
 		return nil, fmt.Errorf("OpenID Connect signing key: %w", err)
 	}
@@ -450,7 +456,7 @@ func (a *App) StartBackground(ctx context.Context) (stop func()) {
 		}()
 	}
 	auditLog := &audit.Logger{Store: a.Store, Log: a.Log}
-	runs := []func(context.Context){a.Sessions.Run, a.audit.Run, auditLog.Run, a.Webhooks.Run, a.housekeeping, a.logouts, a.checkpoints}
+	runs := []func(context.Context){a.Sessions.Run, a.audit.Run, auditLog.Run, a.Webhooks.Run, a.Mail.Run, a.housekeeping, a.logouts, a.checkpoints}
 	done := make(chan struct{}, len(runs))
 	for _, run := range runs {
 		go func() { run(bg); done <- struct{}{} }()

@@ -476,10 +476,46 @@ type Schema interface {
 	Close() error
 }
 
-// SignInLink is a one-time link an admin made for a person: it signs them in once.
+// SignInLink is a one-time link for a person: it signs them in once.
 type SignInLink struct {
 	TokenHash, UserID, CreatedBy string
-	CreatedAt, ExpiresAt         time.Time
+	// Purpose is LinkSignIn (an admin's), LinkReset (a forgotten password) or
+	// LinkVerify (confirms the address waiting in EmailPending).
+	Purpose              string
+	CreatedAt, ExpiresAt time.Time
+}
+
+// What a one-time link is for.
+const (
+	LinkSignIn = "signin"
+	LinkReset  = "reset"
+	LinkVerify = "verify"
+)
+
+// Mail is an email on its way to the SMTP server.
+type Mail struct {
+	ID                int64
+	Kind              string // invitation, reset, verify, new_sign_in
+	To, Subject       string
+	Text, HTML        string
+	State             string // WebhookPending, WebhookDelivered or WebhookFailed
+	Attempts          int
+	CreatedAt, NextAt time.Time
+	FinishedAt        time.Time
+	LastError         string
+}
+
+// Mails is the outbox of email.
+type Mails interface {
+	EnqueueMail(ctx context.Context, m Mail) error
+	// ClaimMails takes up to limit pending mails due at now, oldest first, counting an
+	// attempt and keeping them from every other caller until until.
+	ClaimMails(ctx context.Context, now, until time.Time, limit int) ([]Mail, error)
+	// FinishMail stores an attempt's outcome: State, NextAt, FinishedAt, LastError.
+	FinishMail(ctx context.Context, m Mail) error
+	PruneMails(ctx context.Context, before time.Time) (int, error)
+	// RecentMails lists mails newest first, for the admin pages.
+	RecentMails(ctx context.Context, limit int) ([]Mail, error)
 }
 
 // SignInLinks keeps admins' one-time sign-in links, by the hash of their token.
@@ -490,8 +526,8 @@ type SignInLinks interface {
 	// UseSignInLink deletes the unexpired link with this hash and returns it: of two
 	// uses at once, one gets it and the other ErrNotFound.
 	UseSignInLink(ctx context.Context, tokenHash string, now time.Time) (SignInLink, error)
-	// DeleteSignInLinks removes a person's links, and every expired one.
-	DeleteSignInLinks(ctx context.Context, userID string, now time.Time) (int, error)
+	// DeleteSignInLinks removes a person's links of one purpose, and every expired one.
+	DeleteSignInLinks(ctx context.Context, userID, purpose string, now time.Time) (int, error)
 }
 
 // Invitation lets people make their own account into its groups, up to MaxUses times
@@ -637,6 +673,7 @@ type Store interface {
 	SignInLinks
 	Invitations
 	Upstream
+	Mails
 	Webhooks
 	Settings
 	Events

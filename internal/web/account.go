@@ -44,6 +44,9 @@ func (s *Server) account(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Query().Has("welcome") { // after a sign-in link
 		notice = "You are signed in. Set a password or add a passkey below now: the link you used works only once."
 	}
+	if r.URL.Query().Has("reset") {
+		notice = "You are signed in, and every other session of yours has ended. Choose a new password below."
+	}
 	if id := r.URL.Query().Get("linked"); id != "" {
 		if p, ok := s.cfg().ProviderByID(id); ok {
 			notice = "Linked: you can sign in with " + cmpName(p) + " from now on."
@@ -187,7 +190,15 @@ func (s *Server) changeProfile(w http.ResponseWriter, r *http.Request, p *sessio
 		if shown == "" {
 			shown = "no address"
 		}
-		return fmt.Sprintf("Profile saved. Your new email address %s is used once it is confirmed (ask an admin); until then apps see %s.", email, shown), nil
+		sent, err := s.Directory.RequestEmailConfirmation(r.Context(), u.ID)
+		if err != nil {
+			return "", err
+		}
+		how := "ask an admin"
+		if sent {
+			how = "open the link just mailed to it"
+		}
+		return fmt.Sprintf("Profile saved. Your new email address %s is used once it is confirmed (%s); until then apps see %s.", email, how, shown), nil
 	}
 	return "Profile saved.", nil
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/gatehouse-id/gatehouse/internal/authn"
 	"github.com/gatehouse-id/gatehouse/internal/identity"
+	"github.com/gatehouse-id/gatehouse/internal/store"
 )
 
 // The invitation page: a person with a code makes their own account, which lands in
@@ -16,10 +17,14 @@ import (
 
 // inviteView is what the invitation page shows.
 type inviteView struct {
-	Code   string
-	Groups []string // of a valid code, so the person sees what they join
-	Email  string   // the address the invitation is pinned to
-	Domain string
+	// Open is signup.open: a code is not needed, and SignUpGroups are what one gets
+	// without.
+	Open         bool
+	SignUpGroups []string
+	Code         string
+	Groups       []string // of a valid code, so the person sees what they join
+	Email        string   // the address the invitation is pinned to
+	Domain       string
 }
 
 // checkInvitation reads a typed code for the page, throttled like setup links.
@@ -41,7 +46,11 @@ func (s *Server) checkInvitation(r *http.Request, code string) (identity.Invitat
 }
 
 func (s *Server) renderInvite(w http.ResponseWriter, r *http.Request, status int, v inviteView, f map[string]string, msg string) {
-	s.render(w, status, "invite.html", page{Title: "Join with an invitation", CSRF: s.csrfToken(w, r), Extra: v, Form: f, Error: msg})
+	title := "Join with an invitation"
+	if su := s.cfg().SignUp; su.Open {
+		v.Open, v.SignUpGroups, title = true, su.Groups, "Make your account"
+	}
+	s.render(w, status, "invite.html", page{Title: title, CSRF: s.csrfToken(w, r), Extra: v, Form: f, Error: msg})
 }
 
 func (s *Server) invitePage(w http.ResponseWriter, r *http.Request) {
@@ -72,6 +81,8 @@ func (s *Server) invitationRefused(w http.ResponseWriter, err error) (string, in
 		return "Too many wrong invitation codes came from your address. Wait 15 minutes and try again.", http.StatusTooManyRequests, false
 	case errors.Is(err, identity.ErrInvitationNotValid):
 		return upper(err.Error()) + ".", http.StatusNotFound, false
+	case errors.Is(err, identity.ErrSignUpClosed):
+		return upper(err.Error()) + ".", http.StatusForbidden, false
 	case errors.As(err, &field):
 		return upper(field.Detail) + ".", http.StatusBadRequest, false
 	}
@@ -115,7 +126,17 @@ func (s *Server) acceptInvite(w http.ResponseWriter, r *http.Request) {
 		fail(http.StatusBadRequest, "The two passwords differ: nothing was made.")
 		return
 	}
-	u, err := s.Directory.AcceptInvitation(r.Context(), v.Code, identity.NewUser{Username: f["username"], Email: f["email"], DisplayName: f["display_name"], Password: password})
+	nu := identity.NewUser{Username: f["username"], Email: f["email"], DisplayName: f["display_name"], Password: password}
+	var u store.User
+	var err error
+	if v.Code == "" && s.cfg().SignUp.Open {
+		// Open sign-up: every account made counts against the network's budget.
+		if err = s.Regulator.Fail(r.Context(), limits...); err == nil {
+			u, err = s.Directory.SignUp(r.Context(), nu)
+		}
+	} else {
+		u, err = s.Directory.AcceptInvitation(r.Context(), v.Code, nu)
+	}
 	if errors.Is(err, identity.ErrInvitationNotValid) { // a wrong code, or one used up meanwhile
 		if ferr := s.Regulator.Fail(r.Context(), limits...); ferr != nil {
 			s.loginError(w, ferr)

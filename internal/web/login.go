@@ -151,9 +151,13 @@ func (s *Server) finishLogin(w http.ResponseWriter, r *http.Request, u store.Use
 		}
 	}
 	if s.knownDevice(r, u.ID) == "" {
-		// Webhooks and the audit log hear of it: "was that you?" is asked of these.
+		// Webhooks, the audit log and the person (by mail) hear of it: "was that you?"
+		// is asked of these.
 		s.Audit(store.Event{Kind: "login.new_device", Actor: u.Username, Target: u.Username, TargetID: u.ID,
 			Detail: method + " from " + s.clientIP(r), Fields: map[string]string{"method": method, "ip": s.clientIP(r), "user_agent": clip(r.UserAgent(), 200)}})
+		if err := s.Directory.NotifyNewSignIn(r.Context(), u, method+" from "+s.clientIP(r)+", "+clip(r.UserAgent(), 120)); err != nil {
+			s.Log.Warn("the new sign-in mail was not queued", "user", u.Username, "error", err.Error())
+		}
 	}
 	s.rememberDevice(w, r, u.ID)
 	s.Metrics.Logins.WithLabelValues("success").Inc()

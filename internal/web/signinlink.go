@@ -3,6 +3,7 @@ package web
 import (
 	"errors"
 	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/gatehouse-id/gatehouse/internal/authn"
@@ -57,13 +58,20 @@ func (s *Server) signInLinkPage(w http.ResponseWriter, r *http.Request) {
 		s.signInLinkRefused(w, err)
 		return
 	}
+	if l.Purpose == store.LinkVerify {
+		http.Redirect(w, r, identity.VerifyEmailPath+"?token="+url.QueryEscape(token), http.StatusFound)
+		return
+	}
 	u, err := s.Store.UserByID(r.Context(), l.UserID)
 	if err != nil {
 		s.signInLinkRefused(w, err)
 		return
 	}
-	s.render(w, http.StatusOK, "signin_link.html", page{Title: "Sign in as " + u.Username, CSRF: s.csrfToken(w, r), Token: token,
-		Extra: l.ExpiresAt})
+	title := "Sign in as " + u.Username
+	if l.Purpose == store.LinkReset {
+		title = "Reset the password of " + u.Username
+	}
+	s.render(w, http.StatusOK, "signin_link.html", page{Title: title, CSRF: s.csrfToken(w, r), Token: token, Extra: l})
 }
 
 // useSignInLink spends the link and signs its person in, then sends them to their
@@ -77,10 +85,79 @@ func (s *Server) useSignInLink(w http.ResponseWriter, r *http.Request) {
 		s.signInLinkRefused(w, err)
 		return
 	}
-	u, err := s.Directory.UseSignInLink(r.Context(), identity.HashLinkToken(token))
+	u, purpose, err := s.Directory.UseSignInLink(r.Context(), identity.HashLinkToken(token))
 	if err != nil {
 		s.signInLinkRefused(w, err)
 		return
 	}
+	if purpose == store.LinkReset {
+		s.finishLogin(w, r, u, "reset", "/account?reset=1")
+		return
+	}
 	s.finishLogin(w, r, u, "link", "/account?welcome=1")
+}
+
+// resetPage asks for a username or address to mail a reset link to.
+func (s *Server) resetPage(w http.ResponseWriter, r *http.Request) {
+	s.render(w, http.StatusOK, "reset.html", page{Title: "Forgot your password?", CSRF: s.csrfToken(w, r), Extra: s.Directory.CanMail()})
+}
+
+// requestReset mails a reset link when the account has a confirmed address, and
+// answers the same whether or not it does. Requests are throttled per network.
+func (s *Server) requestReset(w http.ResponseWriter, r *http.Request) {
+	if !s.parseForm(w, r) {
+		return
+	}
+	limits := authn.ResetLimits(s.network(r))
+	if wait, err := s.Regulator.Wait(r.Context(), limits...); err != nil {
+		s.loginError(w, err)
+		return
+	} else if wait > 0 {
+		s.throttled("password reset", "", s.clientIP(r))
+		s.message(w, http.StatusTooManyRequests, "Too many requests", "Too many password resets were asked for from your address. Wait 15 minutes and try again.")
+		return
+	}
+	// Every request counts, found or not: the budget bounds the mail sent, too.
+	if err := s.Regulator.Fail(r.Context(), limits...); err != nil {
+		s.loginError(w, err)
+		return
+	}
+	if err := s.Directory.RequestPasswordReset(r.Context(), r.PostFormValue("who")); err != nil {
+		s.loginError(w, err)
+		return
+	}
+	s.render(w, http.StatusOK, "message.html", page{Title: "Check your mail",
+		Notice: "If that account has a confirmed email address, a link to reset its password is on its way there. It works for an hour."})
+}
+
+// verifyEmailPage shows the button that confirms an address: a mail scanner opening
+// the link confirms nothing.
+func (s *Server) verifyEmailPage(w http.ResponseWriter, r *http.Request) {
+	token := r.URL.Query().Get("token")
+	l, err := s.signInLinkOK(r, token)
+	if err == nil && l.Purpose != store.LinkVerify {
+		err = store.ErrNotFound
+	}
+	if err != nil {
+		s.signInLinkRefused(w, err)
+		return
+	}
+	s.render(w, http.StatusOK, "verify_email.html", page{Title: "Confirm your address", CSRF: s.csrfToken(w, r), Token: token})
+}
+
+func (s *Server) verifyEmail(w http.ResponseWriter, r *http.Request) {
+	if !s.parseForm(w, r) {
+		return
+	}
+	token := r.PostFormValue("token")
+	if _, err := s.signInLinkOK(r, token); err != nil {
+		s.signInLinkRefused(w, err)
+		return
+	}
+	u, err := s.Directory.ConfirmEmail(r.Context(), identity.HashLinkToken(token))
+	if err != nil {
+		s.signInLinkRefused(w, err)
+		return
+	}
+	s.render(w, http.StatusOK, "message.html", page{Title: "Address confirmed", Notice: u.Email + " is confirmed: apps are told it from your next sign-in to them."})
 }

@@ -204,6 +204,9 @@ func (s *Server) upstreamCallback(w http.ResponseWriter, r *http.Request) {
 	if errors.Is(err, identity.ErrNotLinked) && p.LinkByEmail {
 		u, err = s.Directory.LinkByEmail(r.Context(), res.UpstreamClaims)
 	}
+	if errors.Is(err, identity.ErrNotLinked) && s.cfg().SignUp.Open {
+		u, err = s.Directory.JoinUpstream(r.Context(), identity.OpenSignUp, res.UpstreamClaims)
+	}
 	if err != nil {
 		s.upstreamRefused(w, p, err)
 		return

@@ -18,7 +18,7 @@ import (
 const axeEnv = "TEST_GATEHOUSE_AXE"
 
 // TestPagesAreAccessible opens every page a person meets — the sign-in page, the apps
-// page, the account page, signing out, the invitation page, the admin pages (people, a
+// page, the account page, signing out, the invitation and password-reset pages, the admin pages (people, a
 // person, groups, a group, the audit log, the config, the explorer, webhooks,
 // invitations), a refusal, an unknown address — in headless
 // Chromium behind the README's nginx config, in light and in dark mode, and runs
@@ -82,6 +82,7 @@ func TestPagesAreAccessible(t *testing.T) {
 			visit("the account page", auth+"/account", "Passkeys", "", false)
 			visit("the not-found page", auth+"/no/such/page", "no page at this address", "", false)
 			visit("the invitation page", auth+"/invite", "Invitation code", "", false)
+			visit("the password reset page", auth+"/reset", "Forgot your password?", "", false)
 			visit("the sign-out page", auth+"/logout", "out of every site", "", false)
 			signOut()
 

@@ -15,6 +15,10 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/gatehouse-id/gatehouse/internal/testenv"
 )
 
 // zitadelEnv names the example OpenID provider of the zitadel/oidc library, which
@@ -210,5 +214,42 @@ func TestUpstreamOpenIDProvider(t *testing.T) {
 	resp, _ = intruder.do(http.MethodGet, gh+"/login/provider/zitadel/callback?code=x&state=y", nil)
 	if resp.StatusCode != http.StatusBadRequest {
 		t.Fatalf("a forged callback: %d", resp.StatusCode)
+	}
+}
+
+// TestUpstreamInvitationInABrowser is the invitation sign-up through the real provider
+// in headless Chromium, as the invited person does it: the invitation link, *Join with
+// Zitadel*, the provider's own login page, and back on the apps page signed in, in
+// exactly the invitation's group — the trip through the provider loses nothing.
+func TestUpstreamInvitationInABrowser(t *testing.T) {
+	exe := testenv.Tool(t, "chromium", "chromium")
+	op := fromEnv(t, zitadelEnv, "the zitadel/oidc example provider built with go install")
+	ghPort, opPort := freePort(t), freePort(t)
+	gh := fmt.Sprintf("http://127.0.0.1:%d", ghPort)
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "op-users.json"), `{"u1": {"ID": "u1", "Username": "grandma", "Password": "verysecure", "FirstName": "Grandma", "LastName": "Test",
+		"Email": "grandma@example.com", "EmailVerified": true, "PreferredLanguage": "en"}}`)
+	cmd := exec.Command(op)
+	cmd.Env = append(os.Environ(), "PORT="+strconv.Itoa(opPort), "USERS_FILE="+filepath.Join(dir, "op-users.json"), "REDIRECT_URI="+gh+"/login/provider/zitadel/callback")
+	startProxy(t, opPort, cmd, "")
+	cfg := filepath.Join(dir, "gatehouse.yaml")
+	writeFile(t, cfg, fmt.Sprintf("server:\n  address: \"127.0.0.1:%d\"\n  public_url: %q\ngroups:\n  - name: Family\n  - name: Friends\nlogin_providers:\n"+
+		"  - id: zitadel\n    type: oidc\n    name: Zitadel\n    issuer: http://localhost:%d/\n    client_id: web\n    client_secret: secret\n", ghPort, gh, opPort))
+	env := cleanEnv("GATEHOUSE_DATABASE_URL=sqlite:" + filepath.Join(dir, "gh.db"))
+	serve(t, dir, env, fmt.Sprintf("127.0.0.1:%d", ghPort), "--config", cfg)
+	link := strings.Fields(ok(t, dir, env, "", "invite", "create", "--group", "Family", "--config", cfg))[1]
+
+	b := newChromium(t, exe, gh)
+	b.run("opening the invitation", chromedp.Navigate(link))
+	b.waitText("This invitation makes your account in Family")
+	b.run("joining with Zitadel", chromedp.Click(chromedp.CSS(`form[action="/login/provider/zitadel"] button`)))
+	b.run("signing in at the provider", chromedp.WaitVisible(chromedp.CSS("#username")), chromedp.SendKeys(chromedp.CSS("#username"), "grandma"),
+		chromedp.SendKeys(chromedp.CSS("#password"), "verysecure"), chromedp.Submit(chromedp.CSS("#password")))
+	b.waitText("You are signed in as grandma")
+	if loc := b.location(); loc != gh+"/" {
+		t.Fatalf("after joining the browser is at %s", loc)
+	}
+	if shown := ok(t, dir, env, "", "user", "show", "grandma", "--config", cfg); !strings.Contains(shown, "Family") || strings.Contains(shown, "Friends") {
+		t.Fatalf("grandma after joining:\n%s", shown)
 	}
 }

@@ -12,17 +12,20 @@ import (
 
 // CreateSignInLink stores the hash of a one-time sign-in link.
 func (s *Store) CreateSignInLink(ctx context.Context, l store.SignInLink) error {
-	_, err := s.conn().exec(ctx, "INSERT INTO signin_links (token_hash, user_id, created_by, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
-		l.TokenHash, l.UserID, l.CreatedBy, toDB(l.CreatedAt), toDB(l.ExpiresAt))
+	if l.Purpose == "" {
+		l.Purpose = store.LinkSignIn
+	}
+	_, err := s.conn().exec(ctx, "INSERT INTO signin_links (token_hash, user_id, created_by, created_at, expires_at, purpose) VALUES ($1, $2, $3, $4, $5, $6)",
+		l.TokenHash, l.UserID, l.CreatedBy, toDB(l.CreatedAt), toDB(l.ExpiresAt), l.Purpose)
 	return s.mapErr(err, "sign-in link")
 }
 
-const signInLinkColumns = "token_hash, user_id, created_by, created_at, expires_at"
+const signInLinkColumns = "token_hash, user_id, created_by, created_at, expires_at, purpose"
 
 func scanSignInLink(r scanner) (store.SignInLink, error) {
 	var l store.SignInLink
 	var created, expires int64
-	err := r.Scan(&l.TokenHash, &l.UserID, &l.CreatedBy, &created, &expires)
+	err := r.Scan(&l.TokenHash, &l.UserID, &l.CreatedBy, &created, &expires, &l.Purpose)
 	l.CreatedAt, l.ExpiresAt = fromDB(created), fromDB(expires)
 	return l, err
 }
@@ -40,9 +43,9 @@ func (s *Store) UseSignInLink(ctx context.Context, tokenHash string, now time.Ti
 	return l, s.mapErr(err, "sign-in link")
 }
 
-// DeleteSignInLinks removes a person's links and every expired one.
-func (s *Store) DeleteSignInLinks(ctx context.Context, userID string, now time.Time) (int, error) {
-	n, err := s.conn().execAffected(ctx, "DELETE FROM signin_links WHERE user_id = $1 OR expires_at <= $2", userID, toDB(now))
+// DeleteSignInLinks removes a person's links of purpose and every expired one.
+func (s *Store) DeleteSignInLinks(ctx context.Context, userID, purpose string, now time.Time) (int, error) {
+	n, err := s.conn().execAffected(ctx, "DELETE FROM signin_links WHERE (user_id = $1 AND purpose = $2) OR expires_at <= $3", userID, purpose, toDB(now))
 	return n, s.mapErr(err, "sign-in links")
 }
 

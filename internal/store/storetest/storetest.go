@@ -1063,7 +1063,7 @@ func testSignInLinks(t *testing.T, s store.Store) {
 		t.Fatalf("a one-time link was used %d times", wins.Load())
 	}
 	noErr(t, s.CreateSignInLink(ctx, store.SignInLink{TokenHash: "h2", UserID: u.ID, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}))
-	if n := must(s.DeleteSignInLinks(ctx, u.ID, now))(t); n != 2 {
+	if n := must(s.DeleteSignInLinks(ctx, u.ID, store.LinkSignIn, now))(t); n != 2 {
 		t.Fatalf("deleted %d links, want 2 (the expired one and h2)", n)
 	}
 	noErr(t, s.CreateSignInLink(ctx, store.SignInLink{TokenHash: "h3", UserID: u.ID, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}))
