@@ -45,7 +45,9 @@ type Handler struct {
 	ClientAddress func(*http.Request) string
 	// PublicURL is server.public_url, where sign-in links point.
 	PublicURL func() string
-	Log       *slog.Logger
+	// Provider says whether login_providers has one with this id.
+	Provider func(id string) bool
+	Log      *slog.Logger
 }
 
 // Store is what the API reads; every change goes through the Directory. The API's own
@@ -75,6 +77,7 @@ func (h *Handler) Routes(mux *http.ServeMux) {
 		{"DELETE /api/v1/users/{username}", "users:write", h.deleteUser},
 		{"GET /api/v1/users/{username}/credentials", "credentials:read", h.listCredentials},
 		{"DELETE /api/v1/users/{username}/credentials/{id}", "credentials:write", h.removeCredential},
+		{"PUT /api/v1/users/{username}/linked-accounts/{provider}/{subject...}", "credentials:write", h.linkAccount},
 		{"GET /api/v1/users/{username}/app-passwords", "credentials:read", h.listAppPasswords},
 		{"POST /api/v1/users/{username}/app-passwords", "credentials:write", h.createAppPassword},
 		{"DELETE /api/v1/users/{username}/app-passwords/{id}", "credentials:write", h.deleteAppPassword},
@@ -192,7 +195,7 @@ func (h *Handler) fail(w http.ResponseWriter, err error) {
 		problem(w, http.StatusNotFound, "Not found", err.Error())
 	case errors.Is(err, identity.ErrStale):
 		problem(w, http.StatusPreconditionFailed, "Changed since read", err.Error()+"; GET it again for its new ETag and decide again")
-	case errors.Is(err, store.ErrConflict), errors.Is(err, identity.ErrLockout), errors.Is(err, identity.ErrLastCredential):
+	case errors.Is(err, store.ErrConflict), errors.Is(err, identity.ErrLockout), errors.Is(err, identity.ErrLastCredential), errors.Is(err, identity.ErrLinkedElsewhere):
 		problem(w, http.StatusConflict, "Refused", err.Error())
 	case errors.Is(err, identity.ErrScopeNotHeld):
 		problem(w, http.StatusForbidden, "Scope not held", err.Error())

@@ -77,3 +77,19 @@ func (h *Handler) createInvitation(w http.ResponseWriter, r *http.Request, c cal
 func (h *Handler) revokeInvitation(w http.ResponseWriter, r *http.Request, c caller) {
 	h.done(w, h.Directory.RevokeInvitation(r.Context(), c.actor(), r.PathValue("id")))
 }
+
+// linkAccount is an admin's pre-link: the person's account at a login provider (by
+// the subject the provider names them by) signs in to theirs from its first sign-in.
+// It is removed like any credential, by the id the credentials list shows.
+func (h *Handler) linkAccount(w http.ResponseWriter, r *http.Request, c caller) {
+	provider, subject := r.PathValue("provider"), r.PathValue("subject")
+	if !h.Provider(provider) {
+		h.fail(w, invalid{"provider", "no login provider " + provider + " in the config (login_providers)"})
+		return
+	}
+	u, err := h.Directory.User(r.Context(), r.PathValue("username"))
+	if err == nil {
+		err = h.Directory.LinkUpstream(r.Context(), c.actor(), u.ID, identity.UpstreamClaims{Provider: provider, Subject: subject})
+	}
+	h.done(w, err)
+}

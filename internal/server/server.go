@@ -169,6 +169,7 @@ func newApp(ctx context.Context, st store.Store, cfg config.Config, log *slog.Lo
 
 	admin := &api.Handler{Store: st, Directory: a.directory, Policy: a.policy.Load, Regulator: a.regulator, Log: log,
 		ClientAddress: a.web.OIDCPages().ClientAddress, PublicURL: func() string { return a.Config().Server.PublicURL },
+		Provider: func(id string) bool { _, ok := a.Config().ProviderByID(id); return ok },
 	}
 
 	mux := http.NewServeMux()

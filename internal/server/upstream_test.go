@@ -185,3 +185,39 @@ func TestFacebookSignIn(t *testing.T) {
 		t.Fatalf("link_by_email on Facebook: %v", err)
 	}
 }
+
+// An admin's pre-link, from the API and from the person's admin page: the person's
+// first sign-in with the provider is their account.
+func TestAdminPreLink(t *testing.T) {
+	gh := fakeidp.GitHub(t)
+	h := start(t, providersConfig(backends[0].url(t), fakeProvider("github", "github", gh, nil)))
+	h.addUser("root", "Home Server Admins")
+	h.addUser("aunt", "Allow Login Users")
+	h.addUser("uncle", "Allow Login Users")
+	c := newAPIClient(t, h)
+	admin := c.token("ops", identity.APIScopes, identity.DefaultAPITokenLifetime)
+	if status, p, _ := c.call("PUT", "/api/v1/users/aunt/linked-accounts/github/501", admin, nil); status != 204 {
+		t.Fatalf("pre-linking through the API: %d %v", status, p)
+	}
+	if status, _, _ := c.call("PUT", "/api/v1/users/uncle/linked-accounts/github/501", admin, nil); status != 409 {
+		t.Fatalf("linking one GitHub account to two people: %d", status)
+	}
+	if status, _, _ := c.call("PUT", "/api/v1/users/uncle/linked-accounts/gitlab/1", admin, nil); status != 422 {
+		t.Fatalf("an unknown provider: %d", status)
+	}
+	_, root := h.login("root", "correct horse root", "")
+	if resp, body := h.postForm(root, "/admin/users/uncle", "/admin/users/uncle/link-account", url.Values{"provider": {"github"}, "subject": {"502"}}); resp.StatusCode != http.StatusOK || !strings.Contains(body, "Linked the github account 502") {
+		t.Fatalf("pre-linking on the admin page: %d\n%s", resp.StatusCode, body)
+	}
+	for id, who := range map[string]string{"501": "aunt", "502": "uncle"} {
+		gh.SignInAs(fakeidp.Person{ID: id, Login: "gh" + id, Email: id + "@example.net", EmailVerified: true})
+		resp, _ := h.viaProvider(req{path: "/login/provider/github"})
+		s := cookieNamed(resp, "gatehouse_session")
+		if resp.StatusCode != http.StatusSeeOther || s == nil {
+			t.Fatalf("github %s signing in: %d", id, resp.StatusCode)
+		}
+		if r, _ := h.do(req{path: "/api/authz/forward-auth", header: traefik("https://app.example.com/"), cookies: []*http.Cookie{s}}); r.Header.Get("Remote-User") != who {
+			t.Fatalf("github %s signed in as %q, want %s", id, r.Header.Get("Remote-User"), who)
+		}
+	}
+}

@@ -37,6 +37,7 @@ func (s *Server) adminChangeRoutes(mux *http.ServeMux) {
 		{"sessions/revoke", false, s.adminRevokeSessions},
 		{"grants/revoke", false, s.adminRevokeGrant},
 		{"signin-link", true, s.adminSignInLink},
+		{"link-account", true, s.adminLinkAccount},
 		{"delete", true, s.adminDeleteUser},
 	} {
 		mux.HandleFunc("POST /admin/users/{username}/"+c.action, s.adminPost(c.dangerous, func(w http.ResponseWriter, r *http.Request, p *session.Principal) {
@@ -272,6 +273,25 @@ func (s *Server) adminSignInLink(r *http.Request, p *session.Principal, username
 		return "", err
 	}
 	return "", shownLink{s.cfg().Server.PublicURL + identity.SignInLinkPath + "?token=" + token}
+}
+
+// adminLinkAccount is an admin's pre-link of the person's account at a login
+// provider, by the subject the provider names them by.
+func (s *Server) adminLinkAccount(r *http.Request, p *session.Principal, username string) (string, error) {
+	provider, subject := r.PostFormValue("provider"), strings.TrimSpace(r.PostFormValue("subject"))
+	if _, ok := s.cfg().ProviderByID(provider); !ok || subject == "" {
+		return "", userError{"Choose a login provider and give the subject it names the person by."}
+	}
+	u, err := s.Store.UserByUsername(r.Context(), username)
+	if err != nil {
+		return "", err
+	}
+	if err := s.Directory.LinkUpstream(r.Context(), p.Username, u.ID, identity.UpstreamClaims{Provider: provider, Subject: subject}); errors.Is(err, identity.ErrLinkedElsewhere) {
+		return "", userError{"That " + provider + " account is linked to another Gatehouse account already."}
+	} else if err != nil {
+		return "", err
+	}
+	return "Linked the " + provider + " account " + subject + ": it signs in to " + username + " from now on.", nil
 }
 
 // adminDeleteUser deletes a person once their username is typed again exactly.
