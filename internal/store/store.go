@@ -514,7 +514,12 @@ type Mails interface {
 	// FinishMail stores an attempt's outcome: State, NextAt, FinishedAt, LastError.
 	FinishMail(ctx context.Context, m Mail) error
 	PruneMails(ctx context.Context, before time.Time) (int, error)
-	// RecentMails lists mails newest first, for the admin pages.
+	MailReader
+}
+
+// MailReader lists the outbox for the admin pages.
+type MailReader interface {
+	// RecentMails lists mails newest first.
 	RecentMails(ctx context.Context, limit int) ([]Mail, error)
 }
 
@@ -655,6 +660,7 @@ type AccountReader interface {
 	SessionReader
 	FactorReader
 	WebhookReader
+	MailReader
 	SetupTokenValid(ctx context.Context, tokenHash string, now time.Time) (bool, error)
 	SignInLinkValid(ctx context.Context, tokenHash string, now time.Time) (SignInLink, error)
 	InvitationByCode(ctx context.Context, codeHash string) (Invitation, error)

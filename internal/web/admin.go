@@ -421,12 +421,15 @@ func (s *Server) unavailable(w http.ResponseWriter, page, what string, err error
 }
 
 // adminWebhooksView is the delivery log: the webhooks the config defines and their
-// deliveries, newest first.
+// deliveries, newest first, and the mail sent.
 type adminWebhooksView struct {
 	Webhook    string // the one shown; "" for all
 	Webhooks   []config.Webhook
 	Deliveries []store.WebhookDelivery
 	Next       string
+	// Mail is whether smtp is set, and Mails the newest of the mail outbox.
+	Mail  bool
+	Mails []store.Mail
 }
 
 func (s *Server) adminWebhooks(w http.ResponseWriter, r *http.Request, p *session.Principal) {
@@ -447,5 +450,11 @@ func (s *Server) adminWebhooks(w http.ResponseWriter, r *http.Request, p *sessio
 		data.Next = "/admin/webhooks?" + next.Encode()
 	}
 	data.Deliveries = list
-	s.render(w, http.StatusOK, "admin_webhooks.html", page{Title: "Webhooks", User: p, Extra: data, Wide: true})
+	if data.Mail = s.cfg().SMTP.Host != ""; data.Mail {
+		if data.Mails, err = s.Store.RecentMails(r.Context(), adminPageSize); err != nil {
+			s.adminFailed(w, "the mail outbox", err)
+			return
+		}
+	}
+	s.render(w, http.StatusOK, "admin_webhooks.html", page{Title: "Webhooks and mail", User: p, Extra: data, Wide: true})
 }

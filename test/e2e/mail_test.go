@@ -81,6 +81,7 @@ func TestMailThroughMailpit(t *testing.T) {
   public_url: %q
 groups:
   - name: Family
+  - name: admins
 smtp:
   host: 127.0.0.1
   port: %d
@@ -147,5 +148,15 @@ smtp:
 	}
 	if shown := run("", "user", "show", "ann"); !strings.Contains(shown, "ann@new.example") {
 		t.Fatalf("ann's address after confirming:\n%s", shown)
+	}
+
+	// An admin sees what was sent.
+	run("root-password\n", "user", "add", "root", "--group", "admins", "--password-stdin")
+	root := newPerson(t)
+	_, page = root.do(http.MethodGet, gh+"/login", nil)
+	root.do(http.MethodPost, gh+"/login", url.Values{"username": {"root"}, "password": {"root-password"}, "csrf_token": {csrfOf(t, page)}})
+	if _, page := root.do(http.MethodGet, gh+"/admin/webhooks", nil); !strings.Contains(page, "<td>invitation</td><td>cousin@example.com</td><td>delivered</td>") ||
+		!strings.Contains(page, "<td>verify</td><td>ann@new.example</td><td>delivered</td>") {
+		t.Fatalf("the mail outbox on the admin page:\n%s", page)
 	}
 }
