@@ -79,13 +79,7 @@ func (c *Config) validateProviders(bad func(key, format string, args ...any)) {
 	seen := map[string]bool{}
 	for i, p := range c.LoginProviders {
 		key := fmt.Sprintf("login_providers[%d]", i)
-		switch {
-		case p.ID == "" || len(p.ID) > 32 || strings.Trim(p.ID, "abcdefghijklmnopqrstuvwxyz0123456789-") != "":
-			bad(key+".id", "%q: give 1 to 32 lower-case letters, digits or \"-\" (for example google)", p.ID)
-		case seen[p.ID]:
-			bad(key+".id", "%q is used twice", p.ID)
-		}
-		seen[p.ID] = true
+		checkName(bad, key+".id", p.ID, seen, 32, "abcdefghijklmnopqrstuvwxyz0123456789-", `lower-case letters, digits or "-" (for example google)`)
 		switch p.Type {
 		case "oidc", "google":
 			if p.Issuer != "" || p.Type == "oidc" {
@@ -182,4 +176,16 @@ func (s SignUp) validate(bad func(key, format string, args ...any)) {
 	if s.Open && len(s.Groups) == 0 {
 		bad("signup.groups", "with open sign-up, name the groups new people get (for example [Friends]), or leave signup.open off")
 	}
+}
+
+// checkName reports a name in a list of the config that is empty, longer than max,
+// holds a character outside alphabet (said as allowed), or was used before (seen).
+func checkName(bad func(key, format string, args ...any), key, name string, seen map[string]bool, max int, alphabet, allowed string) {
+	switch {
+	case name == "" || len(name) > max || strings.Trim(name, alphabet) != "":
+		bad(key, "%q: give 1 to %d %s", name, max, allowed)
+	case seen[name]:
+		bad(key, "%q is used twice; give each its own", name)
+	}
+	seen[name] = true
 }

@@ -79,13 +79,7 @@ func (c *Config) validateWebhooks(bad func(key, format string, args ...any)) {
 	names := map[string]bool{}
 	for i, w := range c.Webhooks {
 		key := fmt.Sprintf("webhooks[%d]", i)
-		switch {
-		case w.Name == "" || len(w.Name) > 64 || strings.Trim(w.Name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_") != "":
-			bad(key+".name", "%q: give 1 to 64 letters, digits, \"-\" or \"_\" (for example audit-archive)", w.Name)
-		case names[w.Name]:
-			bad(key+".name", "%q is used twice; give each webhook its own name", w.Name)
-		}
-		names[w.Name] = true
+		checkName(bad, key+".name", w.Name, names, 64, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_", `letters, digits, "-" or "_" (for example audit-archive)`)
 		if u, err := url.Parse(w.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.Fragment != "" {
 			bad(key+".url", "%q is not an absolute http:// or https:// URL without credentials (for example https://hooks.example.com/gatehouse)", w.URL)
 		}

@@ -30,7 +30,7 @@ import (
 	"time"
 
 	"github.com/gatehouse-id/gatehouse/internal/config"
-	"github.com/gatehouse-id/gatehouse/internal/ratelog"
+	"github.com/gatehouse-id/gatehouse/internal/outbox"
 	"github.com/gatehouse-id/gatehouse/internal/store"
 )
 
@@ -90,10 +90,8 @@ const (
 	KeepMails = 7 * 24 * time.Hour
 )
 
-var schedule = []time.Duration{10 * time.Second, time.Minute, 5 * time.Minute, 30 * time.Minute, 2 * time.Hour}
-
-// Backoff is the pause after the attempt-th failed attempt.
-func Backoff(attempt int) time.Duration { return schedule[min(max(attempt, 1), len(schedule))-1] }
+// retry is mail's schedule: a mail server that is down for a day has lost it.
+var retry = outbox.Retry{Pauses: []time.Duration{10 * time.Second, time.Minute, 5 * time.Minute, 30 * time.Minute, 2 * time.Hour}, For: RetryFor}
 
 // Sender hands the outbox's mail to the SMTP server.
 type Sender struct {
@@ -104,32 +102,17 @@ type Sender struct {
 	Config  func() *config.Config
 	Log     *slog.Logger
 	Holder  string
-	Backoff func(int) time.Duration // nil: Backoff
+	Backoff func(int) time.Duration // nil: the schedule's pauses
 	Poll    time.Duration           // 0: PollInterval
 
-	failures ratelog.Failures
-	pruned   time.Time
+	pruned time.Time
 }
 
 // Run sends mail while this replica holds the lease, until ctx ends.
-func (s *Sender) Run(ctx context.Context) {
-	t := time.NewTicker(cmp.Or(s.Poll, PollInterval))
-	defer t.Stop()
-	for {
-		if err := s.Work(ctx); err != nil && ctx.Err() == nil {
-			s.failures.Fail(s.Log, "sending mail failed; trying again every second", err)
-		} else if err == nil {
-			s.failures.OK(s.Log, "sending mail works again")
-		}
-		select {
-		case <-ctx.Done():
-			last, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
-			s.Store.ReleaseLease(last, leaseName, s.Holder)
-			cancel()
-			return
-		case <-t.C:
-		}
-	}
+func (s *Sender) Run(ctx context.Context) { s.loop().Run(ctx, s.Work) }
+
+func (s *Sender) loop() *outbox.Loop {
+	return &outbox.Loop{Leases: s.Store, Lease: leaseName, Holder: s.Holder, TTL: leaseTTL, Poll: cmp.Or(s.Poll, PollInterval), Log: s.Log, What: "sending mail"}
 }
 
 // Work sends what is due, if this replica holds (or takes) the lease.
@@ -137,7 +120,7 @@ func (s *Sender) Work(ctx context.Context) error {
 	if s.Config().SMTP.Host == "" {
 		return nil
 	}
-	held, err := s.Store.TakeLease(ctx, leaseName, s.Holder, leaseTTL)
+	held, err := s.loop().Hold(ctx)
 	if err != nil || !held {
 		return err
 	}
@@ -161,31 +144,16 @@ func (s *Sender) Work(ctx context.Context) error {
 
 func (s *Sender) attempt(ctx context.Context, m store.Mail) {
 	err := Send(ctx, s.Config().SMTP, m)
-	now := time.Now()
-	backoff := s.Backoff
-	if backoff == nil {
-		backoff = Backoff
-	}
-	switch next := now.Add(backoff(m.Attempts)); {
-	case err == nil:
-		m.State, m.FinishedAt, m.LastError = store.WebhookDelivered, now, ""
-	case next.After(m.CreatedAt.Add(RetryFor)):
-		m.State, m.FinishedAt, m.LastError = store.WebhookFailed, now, clip(err.Error())
+	m.State, m.NextAt, m.FinishedAt, m.LastError = retry.Outcome(m.CreatedAt, time.Now(), m.Attempts, err, false, s.Backoff)
+	switch m.State {
+	case store.WebhookFailed:
 		s.Log.Error("mail given up", "kind", m.Kind, "to", m.To, "attempts", m.Attempts, "error", err.Error())
-	default:
-		m.State, m.NextAt, m.LastError = store.WebhookPending, next, clip(err.Error())
+	case store.WebhookPending:
 		s.Log.Warn("sending mail failed; it is tried again", "kind", m.Kind, "to", m.To, "attempt", m.Attempts, "error", err.Error())
 	}
 	if err := s.Store.FinishMail(context.WithoutCancel(ctx), m); err != nil {
 		s.Log.Warn("storing a mail's attempt failed", "kind", m.Kind, "error", err.Error())
 	}
-}
-
-func clip(s string) string {
-	if len(s) > 300 {
-		return strings.ToValidUTF8(s[:300], "") + "…"
-	}
-	return s
 }
 
 // Send hands one mail to the SMTP server: implicit TLS on port 465, STARTTLS (which

@@ -33,7 +33,7 @@ import (
 	"time"
 
 	"github.com/gatehouse-id/gatehouse/internal/config"
-	"github.com/gatehouse-id/gatehouse/internal/ratelog"
+	"github.com/gatehouse-id/gatehouse/internal/outbox"
 	"github.com/gatehouse-id/gatehouse/internal/store"
 )
 
@@ -71,9 +71,7 @@ const KeepDeliveries = 7 * 24 * time.Hour
 var schedule = []time.Duration{5 * time.Second, time.Minute, 5 * time.Minute, 30 * time.Minute, 2 * time.Hour, 5 * time.Hour}
 
 // Backoff is the default pause after the attempt-th failed attempt (from 1).
-func Backoff(attempt int) time.Duration {
-	return schedule[min(max(attempt, 1), len(schedule))-1]
-}
+func Backoff(attempt int) time.Duration { return outbox.Retry{Pauses: schedule}.Pause(attempt) }
 
 // Sender routes events to webhooks and delivers them.
 type Sender struct {
@@ -89,41 +87,21 @@ type Sender struct {
 	// Poll is how often to look for work; 0: PollInterval.
 	Poll time.Duration
 
-	failures ratelog.Failures
-	pruned   time.Time
+	pruned time.Time
 }
 
 // defaultClient follows no redirects: an event goes where the config says only.
 var defaultClient = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 
 // Run delivers webhooks while this replica holds the lease, until ctx ends.
-func (s *Sender) Run(ctx context.Context) {
-	t := time.NewTicker(cmpOr(s.Poll, PollInterval))
-	defer t.Stop()
-	defer func() {
-		last, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
-		defer cancel()
-		s.Store.ReleaseLease(last, leaseName, s.Holder)
-	}()
-	for {
-		if err := s.Work(ctx); err != nil && ctx.Err() == nil {
-			s.failures.Fail(s.Log, "delivering webhooks failed; trying again every second", err)
-		} else if err == nil {
-			s.failures.OK(s.Log, "delivering webhooks works again")
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
-}
+func (s *Sender) Run(ctx context.Context) { s.loop().Run(ctx, s.Work) }
 
-func cmpOr(d, def time.Duration) time.Duration {
-	if d > 0 {
-		return d
+func (s *Sender) loop() *outbox.Loop {
+	poll := s.Poll
+	if poll == 0 {
+		poll = PollInterval
 	}
-	return def
+	return &outbox.Loop{Leases: s.Store, Lease: leaseName, Holder: s.Holder, TTL: leaseTTL, Poll: poll, Log: s.Log, What: "delivering webhooks"}
 }
 
 // Work does one round if this replica holds (or takes) the lease: route new events,
@@ -136,7 +114,7 @@ func (s *Sender) Work(ctx context.Context) error {
 		_, err := s.Store.QueueWebhooks(ctx, time.Now(), 1000, s.route)
 		return err
 	}
-	held, err := s.Store.TakeLease(ctx, leaseName, s.Holder, leaseTTL)
+	held, err := s.loop().Hold(ctx)
 	if err != nil || !held {
 		return err
 	}
@@ -273,7 +251,7 @@ func (s *Sender) attempt(ctx context.Context, d store.WebhookDelivery) {
 		err = fmt.Errorf("webhook %q is no longer in the config file", d.Webhook)
 	}
 	now := time.Now()
-	d = Outcome(d, now, status, err, ok, w.Retry(), cmpBackoff(s.Backoff))
+	d = Outcome(d, now, status, err, ok, w.Retry(), s.Backoff)
 	switch d.State {
 	case store.WebhookFailed:
 		s.Log.Error("webhook delivery given up", "webhook", d.Webhook, "event_id", d.EventID, "kind", d.EventKind, "attempts", d.Attempts, "error", d.LastError)
@@ -288,29 +266,17 @@ func (s *Sender) attempt(ctx context.Context, d store.WebhookDelivery) {
 	}
 }
 
-func cmpBackoff(f func(int) time.Duration) func(int) time.Duration {
-	if f != nil {
-		return f
-	}
-	return Backoff
-}
-
 // Outcome is d after an attempt at now that got status (0: no answer) and err:
-// delivered on a 2xx; otherwise tried again after backoff(attempts), unless that
-// would be past retryFor since the delivery was made, or the webhook is gone.
+// delivered on a 2xx; otherwise tried again after backoff(attempts) (nil: Backoff),
+// unless that would be past retryFor since the delivery was made, or the webhook is
+// gone.
 func Outcome(d store.WebhookDelivery, now time.Time, status int, err error, exists bool, retryFor time.Duration, backoff func(int) time.Duration) store.WebhookDelivery {
 	d.LastStatus = status
-	if err == nil {
-		d.State, d.FinishedAt, d.LastError = store.WebhookDelivered, now, ""
+	d.State, d.NextAt, d.FinishedAt, d.LastError = outbox.Retry{Pauses: schedule, For: retryFor}.Outcome(d.CreatedAt, now, d.Attempts, err, !exists, backoff)
+	if d.State == store.WebhookPending {
 		return d
 	}
-	d.LastError = clip(err.Error())
-	next := now.Add(backoff(d.Attempts))
-	if !exists || next.After(d.CreatedAt.Add(retryFor)) {
-		d.State, d.FinishedAt = store.WebhookFailed, now
-		return d
-	}
-	d.State, d.NextAt = store.WebhookPending, next
+	d.NextAt = time.Time{}
 	return d
 }
 
@@ -355,12 +321,4 @@ func (s *Sender) post(ctx context.Context, w config.Webhook, d store.WebhookDeli
 		return resp.StatusCode, err
 	}
 	return resp.StatusCode, nil
-}
-
-// clip bounds an error kept in the delivery log.
-func clip(s string) string {
-	if len(s) > 300 {
-		return strings.ToValidUTF8(s[:300], "") + "…"
-	}
-	return s
 }
