@@ -3,8 +3,9 @@
 # (initdb + pg_ctl in a temporary folder, on a free loopback port) with PgBouncer in
 # transaction mode in front of it, nginx, Debian's Caddy and a current Caddy in front of
 # an Express app and Go's http.FileServer for the proxy end-to-end tests,
-# headless Chromium for the browser test (passkeys through nginx), wrk for the bench
-# suite's small run, and the race
+# headless Chromium for the browser test (passkeys through nginx), a real Kubernetes
+# API server (kube-apiserver and etcd, built once) for the rules from Kubernetes, wrk
+# for the bench suite's small run, and the race
 # detector. It installs what is missing from Debian's packages when run as root;
 # otherwise it says what to install.
 #
@@ -81,6 +82,22 @@ if [ ! -f "$tools/standardwebhooks-$standardwebhooks_version/node_modules/standa
 	npm install --prefix "$tools/standardwebhooks-$standardwebhooks_version" --no-save --no-audit --no-fund --loglevel=error "standardwebhooks@$standardwebhooks_version" >/dev/null
 fi
 export TEST_GATEHOUSE_STANDARDWEBHOOKS_MODULES="$tools/standardwebhooks-$standardwebhooks_version/node_modules"
+# A real Kubernetes API server for the rules-from-Kubernetes tests: kube-apiserver and
+# etcd built from the Go module proxy (neither installs with go install; see
+# scripts/build-kube.sh), run by controller-runtime's envtest through
+# KUBEBUILDER_ASSETS, and the Gateway API's CRDs from its module.
+kube_version=v1.37.2
+etcd_version=v3.6.16
+kube_dir="$tools/kube-$kube_version-etcd-$etcd_version"
+if [ ! -x "$kube_dir/kube-apiserver" ] || [ ! -x "$kube_dir/etcd" ]; then
+	say "building kube-apiserver $kube_version and etcd $etcd_version from the Go module proxy into $kube_dir (once per machine: about 10 minutes on 2 cores)"
+	scripts/build-kube.sh "$kube_dir" "$kube_version" "$etcd_version"
+fi
+export KUBEBUILDER_ASSETS="$kube_dir"
+gateway_api_version=v1.6.3
+gateway_api_dir=$(go mod download -json "sigs.k8s.io/gateway-api@$gateway_api_version" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+[ -d "$gateway_api_dir/config/crd/standard" ] || die "could not download sigs.k8s.io/gateway-api@$gateway_api_version for its CRDs"
+export TEST_GATEHOUSE_GATEWAY_CRDS="$gateway_api_dir/config/crd/standard"
 export TEST_GATEHOUSE_CADDY_CURRENT="$tools/caddy-$caddy_version/caddy"
 export TEST_GATEHOUSE_OPENID_CLIENT_MODULES="$tools/openid-client-$openid_client_version/node_modules"
 export TEST_GATEHOUSE_EXPRESS_MODULES="$tools/express-$express_version/node_modules"
@@ -101,7 +118,7 @@ go test -race -count=1 -timeout 20m "$@" ./...
 say "Helm chart: lint, render, and compare with deploy/manifests (Helm's Go library)"
 (cd deploy/helm/chartcheck && go vet ./... && go test -count=1 ./...)
 say "fuzzing the network-facing parsers briefly"
-for spec in access:FuzzNoReadingIsWeaker forwardauth:FuzzForwardedRequest forwardauth:FuzzOriginalOf forwardauth:FuzzAppPasswordOf web:FuzzReturnURL config:FuzzLoad oidc:FuzzRedirectAllowed api:FuzzRequestParsing upstream:FuzzVerify; do
+for spec in access:FuzzNoReadingIsWeaker forwardauth:FuzzForwardedRequest forwardauth:FuzzOriginalOf forwardauth:FuzzAppPasswordOf web:FuzzReturnURL config:FuzzLoad oidc:FuzzRedirectAllowed api:FuzzRequestParsing upstream:FuzzVerify kuberules:FuzzCompile; do
 	pkg=./internal/${spec%%:*} target=${spec#*:}
 	# A failing input is written under testdata/fuzz and fails the run. A run that
 	# fails without one is the fuzzing engine's trouble (a worker it took for hung on

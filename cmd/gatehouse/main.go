@@ -48,6 +48,7 @@ Usage:
   gatehouse invite create --group G... [--expires 7d] [--uses 1] [--email E | --domain D] [--note N]
   gatehouse invite list [--json] | revoke ID
   gatehouse access explain USERNAME|- URL [--two-factor] [--json]   what forward auth decides, and why
+  gatehouse access kubernetes [--json]   the rules Kubernetes annotations make, and their problems
   gatehouse oidc hash-secret --secret-stdin | keys | rotate-keys
   gatehouse backup FILE                              a consistent copy of the SQLite database, while the server runs
   gatehouse restore FILE [--force]                   put a backup in place (the server stopped); the old file is kept

@@ -35,6 +35,9 @@ func (c *cli) serve(args []string) error {
 		if noAdmin != "" {
 			fmt.Fprintf(c.stdout, "warning: access.admin_groups: %s\n", noAdmin)
 		}
+		if cfg.Access.Kubernetes.Enabled {
+			fmt.Fprintln(c.stdout, "access.kubernetes is on: `gatehouse access kubernetes` lists the rules the cluster's annotations make, and their problems")
+		}
 		return nil
 	}
 	log, level := server.NewLogger(&cfg, c.stderr)

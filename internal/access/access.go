@@ -5,6 +5,7 @@
 package access
 
 import (
+	"fmt"
 	"strings"
 
 	"github.com/gatehouse-id/gatehouse/internal/config"
@@ -70,6 +71,33 @@ type Decision struct {
 	// AppPasswords says the deciding rule accepts app passwords, so a client without
 	// credentials may be asked for HTTP Basic ones.
 	AppPasswords bool
+	// Origin says where the deciding rule was defined; zero when no rule matched.
+	Origin Origin
+}
+
+// Where rules come from (Origin.From).
+const (
+	FromConfig     = "config"     // access.rules in the config file
+	FromKubernetes = "kubernetes" // annotations on Ingress and HTTPRoute objects
+)
+
+// Origin says where a rule was defined, for decisions, audit events, metrics and
+// explanations: an operator reading "denied" must be able to find the rule to change.
+type Origin struct {
+	// From is FromConfig or FromKubernetes.
+	From string
+	// ID names the rule: "access.rules[2]", or "kubernetes:host/path" ("/*" for every
+	// path of the host).
+	ID string
+	// Source is the definition's place: "config", or the Kubernetes objects the rule
+	// was made from, as "namespace/Kind/name", comma-separated.
+	Source string
+}
+
+// Sourced is a rule defined outside the config file, with its origin.
+type Sourced struct {
+	Rule   config.Rule
+	Origin Origin
 }
 
 // Policy is a compiled, immutable set of rules. Swap a new one in to reload.
@@ -80,6 +108,7 @@ type Decision struct {
 type Policy struct {
 	rules       []rule
 	config      []config.Rule // as configured, for explanations
+	origins     []Origin      // where each rule was defined
 	admins      []string
 	exact       map[string][]int // host → indexes of rules naming it, ascending
 	wildcard    map[string][]int // ".example.com" → indexes of rules with "*.example.com"
@@ -100,11 +129,20 @@ type rule struct {
 	appPasswords bool
 }
 
-// NewPolicy compiles validated access config.
-func NewPolicy(a config.Access) *Policy {
+// NewPolicy compiles validated access config, followed by rules from other sources
+// (Kubernetes): the config file's rules come first, so an operator's rule overrides
+// any annotation.
+func NewPolicy(a config.Access, more ...Sourced) *Policy {
 	p := &Policy{adminGroups: set(a.AdminGroups), exact: map[string][]int{}, wildcard: map[string][]int{},
-		config: a.Rules, admins: a.AdminGroups}
-	for i, r := range a.Rules {
+		admins: a.AdminGroups}
+	p.config = append(make([]config.Rule, 0, len(a.Rules)+len(more)), a.Rules...)
+	for i := range a.Rules {
+		p.origins = append(p.origins, Origin{From: FromConfig, ID: fmt.Sprintf("access.rules[%d]", i), Source: FromConfig})
+	}
+	for _, s := range more {
+		p.config, p.origins = append(p.config, s.Rule), append(p.origins, s.Origin)
+	}
+	for i, r := range p.config {
 		compiled := rule{paths: r.Paths, groups: set(r.Groups), public: r.Public, deny: r.Deny, twoFactor: r.TwoFactor, appPasswords: r.AllowAppPasswords}
 		for _, path := range r.Paths {
 			lower := strings.ToLower(path)
@@ -177,6 +215,9 @@ func (p *Policy) decideReading(host string, reading Reading, who *Identity) Deci
 	idx := p.firstMatch(host, reading)
 	d := p.decide(idx, who)
 	d.Reading = reading
+	if idx >= 0 {
+		d.Origin = p.origins[idx]
+	}
 	d.AppPasswords = idx >= 0 && p.rules[idx].appPasswords
 	switch {
 	case d.Result != Allow || idx >= 0 && p.rules[idx].public:

@@ -83,6 +83,8 @@ type Session struct {
 type Access struct {
 	AdminGroups []string `yaml:"admin_groups" doc:"Members pass every rule (break-glass). The first admin created by the setup link joins the first of these."`
 	Rules       []Rule   `yaml:"rules" doc:"Checked in order; the first rule whose hosts and paths match decides. No match means deny."`
+	// Kubernetes adds rules from annotations, after these.
+	Kubernetes Kubernetes `yaml:"kubernetes" doc:"Rules from annotations on Ingress and HTTPRoute objects, after access.rules."`
 }
 
 // Rule decides requests for some hosts and paths.
@@ -156,7 +158,7 @@ func Default() Config {
 			KeepAuditEvents: 100_000,
 		},
 		Session: Session{CookieName: "gatehouse_session", Lifetime: Duration(28 * 24 * time.Hour)},
-		Access:  Access{AdminGroups: []string{"admins"}},
+		Access:  Access{AdminGroups: []string{"admins"}, Kubernetes: Kubernetes{AnnotationPrefix: "gatehouse.io/", HTTPRoutes: true}},
 		SMTP:    SMTP{Port: 587, StartTLS: true},
 		OIDC:    OIDC{SigningAlgorithm: "RS256", KeyRotation: Duration(30 * 24 * time.Hour), RefreshReuseGrace: Duration(time.Minute)},
 		Log:     Log{Level: "info", Format: "json"},

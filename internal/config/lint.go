@@ -43,8 +43,7 @@ func Lint(c *Config, groups []string, people bool) []Warning {
 			group(fmt.Sprintf("access.rules[%d].groups[%d]", i, j), name, "the rule lets no one in through it")
 		}
 		for j, h := range r.Hosts {
-			host := strings.ToLower(strings.TrimPrefix(h, "*."))
-			if domain != "" && host != domain && !strings.HasSuffix(host, "."+domain) {
+			if OutsideCookieDomain(h, c.Session.CookieDomain) {
 				out = append(out, Warning{fmt.Sprintf("access.rules[%d].hosts[%d]", i, j),
 					fmt.Sprintf("%q is outside session.cookie_domain %q: the sign-in cookie never reaches it, so nobody signs in there; put the host under %s or change the cookie domain", h, c.Session.CookieDomain, domain)})
 			}

@@ -295,17 +295,28 @@ func Leaves() []Leaf {
 		if sec.Type.Kind() != reflect.Struct {
 			continue
 		}
-		for j := range sec.Type.NumField() {
-			f := sec.Type.Field(j)
-			if f.Type.Kind() == reflect.Slice && f.Type.Elem().Kind() == reflect.Struct {
-				continue // lists of objects (access.rules) only come from the file
-			}
-			key := sec.Tag.Get("yaml") + "." + f.Tag.Get("yaml")
-			out = append(out, Leaf{
-				Key: key, Env: EnvPrefix + strings.ToUpper(strings.ReplaceAll(key, ".", "_")),
-				Doc: f.Tag.Get("doc"), Secret: f.Tag.Get("secret") == "true", index: []int{i, j},
-			})
+		out = appendLeaves(out, sec.Type, sec.Tag.Get("yaml"), []int{i})
+	}
+	return out
+}
+
+// appendLeaves adds the fields of the section t (at key, index) to out, and those of
+// its nested sections (access.kubernetes) as GATEHOUSE_ACCESS_KUBERNETES_ENABLED.
+func appendLeaves(out []Leaf, t reflect.Type, key string, index []int) []Leaf {
+	for j := range t.NumField() {
+		f := t.Field(j)
+		k, at := key+"."+f.Tag.Get("yaml"), append(slices.Clone(index), j)
+		switch {
+		case f.Type.Kind() == reflect.Slice && f.Type.Elem().Kind() == reflect.Struct:
+			continue // lists of objects (access.rules) only come from the file
+		case f.Type.Kind() == reflect.Struct && f.Type != durationType:
+			out = appendLeaves(out, f.Type, k, at)
+			continue
 		}
+		out = append(out, Leaf{
+			Key: k, Env: EnvPrefix + strings.ToUpper(strings.ReplaceAll(k, ".", "_")),
+			Doc: f.Tag.Get("doc"), Secret: f.Tag.Get("secret") == "true", index: at,
+		})
 	}
 	return out
 }

@@ -147,44 +147,9 @@ func (c *Config) Validate() error {
 		}
 	}
 	for i, r := range c.Access.Rules {
-		key := fmt.Sprintf("access.rules[%d]", i)
-		if len(r.Hosts) == 0 {
-			bad(key+".hosts", "a rule needs at least one host")
-		}
-		for j, h := range r.Hosts {
-			if err := CheckHostPattern(h); err != nil {
-				bad(fmt.Sprintf("%s.hosts[%d]", key, j), "%v", err)
-			}
-		}
-		for j, p := range r.Paths {
-			if err := checkRulePath(p); err != nil {
-				bad(fmt.Sprintf("%s.paths[%d]", key, j), "%q %v", p, err)
-			}
-		}
-		for j, g := range r.Groups {
-			if err := CheckGroupName(g); err != nil {
-				bad(fmt.Sprintf("%s.groups[%d]", key, j), "%v", err)
-			}
-		}
-		n := 0
-		for _, set := range []bool{len(r.Groups) > 0, r.Public, r.Deny} {
-			if set {
-				n++
-			}
-		}
-		if n != 1 {
-			bad(key, "say exactly one of groups: [...], public: true or deny: true (a rule that names no group would open its hosts to nobody or to everybody by accident)")
-		}
-		if r.TwoFactor && len(r.Groups) == 0 {
-			bad(key+".two_factor", "goes with groups: [...] (a public or deny rule asks nobody to sign in)")
-		}
-		if r.AllowAppPasswords && len(r.Groups) == 0 {
-			bad(key+".allow_app_passwords", "goes with groups: [...] (a public rule needs no password, and a deny rule lets none pass)")
-		}
-		if r.AllowAppPasswords && r.TwoFactor {
-			bad(key+".allow_app_passwords", "cannot go with two_factor: true: an app password is one factor; split the hosts into two rules")
-		}
+		CheckRule(r, fmt.Sprintf("access.rules[%d]", i), bad)
 	}
+	c.Access.Kubernetes.validate(bad)
 
 	declared := map[string]string{}
 	for i, g := range c.Groups {
@@ -245,11 +210,61 @@ func redact(raw string) string {
 	return u.String()
 }
 
-// checkRulePath accepts a path prefix written as a browser's address bar shows it:
+// CheckRule checks one access rule, wherever it was written (key names it: the config
+// file's access.rules[2], or a Kubernetes object's annotation), and calls bad for
+// each problem.
+func CheckRule(r Rule, key string, bad func(key, format string, args ...any)) {
+	if len(r.Hosts) == 0 {
+		bad(key+".hosts", "a rule needs at least one host")
+	}
+	for j, h := range r.Hosts {
+		if err := CheckHostPattern(h); err != nil {
+			bad(fmt.Sprintf("%s.hosts[%d]", key, j), "%v", err)
+		}
+	}
+	for j, p := range r.Paths {
+		if err := CheckRulePath(p); err != nil {
+			bad(fmt.Sprintf("%s.paths[%d]", key, j), "%q %v", p, err)
+		}
+	}
+	for j, g := range r.Groups {
+		if err := CheckGroupName(g); err != nil {
+			bad(fmt.Sprintf("%s.groups[%d]", key, j), "%v", err)
+		}
+	}
+	n := 0
+	for _, set := range []bool{len(r.Groups) > 0, r.Public, r.Deny} {
+		if set {
+			n++
+		}
+	}
+	if n != 1 {
+		bad(key, "say exactly one of groups: [...], public: true or deny: true (a rule that names no group would open its hosts to nobody or to everybody by accident)")
+	}
+	if r.TwoFactor && len(r.Groups) == 0 {
+		bad(key+".two_factor", "goes with groups: [...] (a public or deny rule asks nobody to sign in)")
+	}
+	if r.AllowAppPasswords && len(r.Groups) == 0 {
+		bad(key+".allow_app_passwords", "goes with groups: [...] (a public rule needs no password, and a deny rule lets none pass)")
+	}
+	if r.AllowAppPasswords && r.TwoFactor {
+		bad(key+".allow_app_passwords", "cannot go with two_factor: true: an app password is one factor; split the hosts into two rules")
+	}
+}
+
+// OutsideCookieDomain reports whether a host pattern lies outside session.cookie_domain
+// (empty: no domain, nothing is outside), so that the sign-in cookie never reaches it.
+func OutsideCookieDomain(pattern, cookieDomain string) bool {
+	domain := strings.ToLower(strings.TrimPrefix(cookieDomain, "."))
+	host := strings.ToLower(strings.TrimPrefix(pattern, "*."))
+	return domain != "" && host != domain && !strings.HasSuffix(host, "."+domain)
+}
+
+// CheckRulePath accepts a path prefix written as a browser's address bar shows it:
 // decoded, without a query, parameters, dot segments or repeated slashes. Requests are
 // matched in every reading an app may give them (access/path.go), so a rule written
 // in one encoded form would match only some of them.
-func checkRulePath(p string) error {
+func CheckRulePath(p string) error {
 	switch {
 	case !strings.HasPrefix(p, "/"):
 		return errors.New(`must start with "/"`)

@@ -67,5 +67,6 @@ func RestartKeys(old, next Config) []string {
 	check("database", old.Database, next.Database)
 	check("session", old.Session, next.Session)
 	check("log.format", old.Log.Format, next.Log.Format)
+	check("access.kubernetes", old.Access.Kubernetes, next.Access.Kubernetes)
 	return out
 }

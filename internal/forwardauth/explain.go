@@ -31,9 +31,14 @@ type Report struct {
 	Outcome     string          `json:"outcome"` // what the person sees
 }
 
-// RuleReport is a rule as the config file has it, with its place in access.rules.
+// RuleReport is a rule as it was defined, with where: its place in the policy, its id
+// and its source (the config file, or the Kubernetes objects it was made from).
 type RuleReport struct {
-	Index             int      `json:"index"` // from 0, in access.rules
+	Index  int    `json:"index"`  // from 0, in the policy: access.rules first, then Kubernetes rules
+	ID     string `json:"id"`     // access.rules[2], or kubernetes:host/path
+	From   string `json:"from"`   // config or kubernetes
+	Source string `json:"source"` // config, or namespace/Kind/name of the objects
+
 	Hosts             []string `json:"hosts"`
 	Paths             []string `json:"paths"`
 	Groups            []string `json:"groups"`
@@ -127,7 +132,7 @@ func explained(policy *access.Policy, orig Original, who *access.Identity, r Rep
 	r.Result, r.Reason = e.Result.String(), e.Reason
 	if e.Config != nil {
 		c := e.Config
-		r.Rule = &RuleReport{Index: e.Rule, Hosts: nonNil(c.Hosts), Paths: nonNil(c.Paths), Groups: nonNil(c.Groups), Public: c.Public, Deny: c.Deny,
+		r.Rule = &RuleReport{Index: e.Rule, ID: e.Origin.ID, From: e.Origin.From, Source: e.Origin.Source, Hosts: nonNil(c.Hosts), Paths: nonNil(c.Paths), Groups: nonNil(c.Groups), Public: c.Public, Deny: c.Deny,
 			TwoFactor: c.TwoFactor, AllowAppPasswords: c.AllowAppPasswords}
 	}
 	for _, x := range e.Readings {

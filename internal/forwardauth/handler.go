@@ -2,6 +2,7 @@ package forwardauth
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"iter"
@@ -49,7 +50,8 @@ type Handler struct {
 	ClientAddress func(*http.Request) string
 
 	denials   denialLimiter
-	decisions metrics.Counters[string] // Metrics.Decisions, resolved once per result
+	decisions metrics.Counters[string]  // Metrics.Decisions, resolved once per result
+	byRule    metrics.Counters[ruleKey] // Metrics.RuleDecisions
 	initOnce  sync.Once
 }
 
@@ -57,16 +59,32 @@ type Handler struct {
 func (h *Handler) Serve(d Dialect) http.Handler {
 	h.initOnce.Do(func() {
 		h.decisions = metrics.Counters[string]{Vec: h.Metrics.Decisions, Labels: func(r string) []string { return []string{r} }}
+		h.byRule = metrics.Counters[ruleKey]{Vec: h.Metrics.RuleDecisions, Labels: func(k ruleKey) []string { return []string{k.result, k.from, k.rule} }}
 	})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		result := h.serve(w, r, d)
+		var o outcome
+		result := h.serve(w, r, d, &o)
 		h.decisions.Inc(result)
+		if o.decided {
+			h.byRule.Inc(ruleKey{result: result, from: cmp.Or(o.origin.From, "none"), rule: cmp.Or(o.origin.ID, "none")})
+		}
 		h.Metrics.DecisionSeconds.Observe(time.Since(start).Seconds())
 	})
 }
 
-func (h *Handler) serve(w http.ResponseWriter, r *http.Request, d Dialect) string {
+// ruleKey is the labels of Metrics.RuleDecisions.
+type ruleKey struct{ result, from, rule string }
+
+// outcome says whether the policy decided a check, and on which rule.
+type outcome struct {
+	decided bool
+	origin  access.Origin
+}
+
+// serve answers one check and returns its result for the metrics; o says whether the
+// policy decided it, and by which rule.
+func (h *Handler) serve(w http.ResponseWriter, r *http.Request, d Dialect, o *outcome) string {
 	w.Header()["Cache-Control"] = noStore
 	orig, err := ParseOriginal(r, d)
 	if err != nil {
@@ -90,6 +108,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, d Dialect) strin
 		return "error"
 	}
 	dec := h.Policy().Decide(access.Request{Host: orig.HostName(), Path: orig.Path}, identityOf(who))
+	o.decided, o.origin = true, dec.Origin
 	switch dec.Result {
 	case access.Allow:
 		writeIdentityHeaders(w.Header(), who)
@@ -109,11 +128,22 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, d Dialect) strin
 	default:
 		if record, before := h.denials.record(who.Username, orig.HostName()); record {
 			h.Audit(store.Event{Kind: "access.denied", Actor: who.Username, Target: orig.Host + orig.Path,
-				Detail: dec.Reason + suppressedNote(before)})
+				Detail: dec.Reason + ruleNote(dec.Origin) + suppressedNote(before)})
 		}
 		h.refuse(w, r, d, orig, who, dec)
 	}
 	return dec.Result.String()
+}
+
+// ruleNote names the deciding rule and where it is defined, for an audit event.
+func ruleNote(o access.Origin) string {
+	if o.ID == "" {
+		return ""
+	}
+	if o.From == access.FromConfig {
+		return " (rule " + o.ID + " in the config file)"
+	}
+	return " (rule " + o.ID + " from " + o.Source + ")"
 }
 
 // identityOf is who a principal is to the access rules; nil for nil.

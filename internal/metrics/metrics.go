@@ -20,6 +20,11 @@ type Metrics struct {
 	// bad_request (a header the proxy sent wrongly), refused_target (a path apps read
 	// differently, see access.CheckPath) and error.
 	Decisions *prometheus.CounterVec
+	// RuleDecisions counts the policy's decisions by result and deciding rule: where
+	// the rule is defined (config, kubernetes, or none for default deny) and its id
+	// (access.rules[2], kubernetes:host/path). The label values are bounded by the
+	// rules, not by the requests.
+	RuleDecisions *prometheus.CounterVec
 	// DecisionSeconds is the time to answer a forward-auth check.
 	DecisionSeconds prometheus.Histogram
 	// Logins counts login attempts by result: success, failure, throttled, error.
@@ -57,6 +62,9 @@ func New(src Sources) *Metrics {
 		Decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "gatehouse_forward_auth_decisions_total", Help: "Forward-auth answers by result.",
 		}, []string{"result"}),
+		RuleDecisions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gatehouse_forward_auth_rule_decisions_total", Help: "Forward-auth decisions by result and deciding rule (from: config, kubernetes or none).",
+		}, []string{"result", "from", "rule"}),
 		DecisionSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "gatehouse_forward_auth_decision_duration_seconds", Help: "Time to answer a forward-auth check, in seconds.",
 			Buckets: []float64{0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1},
@@ -74,7 +82,7 @@ func New(src Sources) *Metrics {
 			Name: "gatehouse_oidc_token_requests_total", Help: "OpenID Connect token endpoint answers, by grant type and result.",
 		}, []string{"grant_type", "result"}),
 	}
-	r.MustRegister(m.Requests, m.Decisions, m.DecisionSeconds, m.Logins, m.AuditDropped, m.OIDCTokens, m.RequestTimeouts,
+	r.MustRegister(m.Requests, m.Decisions, m.RuleDecisions, m.DecisionSeconds, m.Logins, m.AuditDropped, m.OIDCTokens, m.RequestTimeouts,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "gatehouse_sessions_active", Help: "Unexpired sessions in the database (recounted every 30 s)."}, src.ActiveSessions),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "gatehouse_sessions_cached", Help: "Sessions held in this replica's memory cache."}, src.CachedSessions),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "gatehouse_database_queries_total", Help: "Statements this replica sent to the database."}, src.DBQueries),

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"log/slog"
@@ -68,16 +67,13 @@ type harness struct {
 	t      testing.TB
 	app    *App
 	srv    *httptest.Server
-	log    *bytes.Buffer
-	logw   *syncWriter // log's writer, whose lock guards it
+	log    *testenv.LogBuffer
 	stopBG func()
 }
 
 // logText is what the app has logged so far, read under the writer's lock (the
 // background work logs while tests read).
 func (h *harness) logText() string {
-	h.logw.mu.Lock()
-	defer h.logw.mu.Unlock()
 	return h.log.String()
 }
 
@@ -108,14 +104,13 @@ func startOn(t testing.TB, srv *httptest.Server, cfg config.Config, prepare ...f
 	if err := cfg.Validate(); err != nil {
 		t.Fatalf("test config invalid: %v", err)
 	}
-	logs := &bytes.Buffer{}
-	logw := &syncWriter{w: logs}
-	log, level := NewLogger(&cfg, logw)
+	logs := &testenv.LogBuffer{}
+	log, level := NewLogger(&cfg, logs)
 	app, err := New(context.Background(), cfg, log, level)
 	if err != nil {
 		t.Fatalf("starting gatehouse: %v", err)
 	}
-	h := &harness{t: t, app: app, log: logs, logw: logw, srv: srv}
+	h := &harness{t: t, app: app, log: logs, srv: srv}
 	for _, p := range prepare {
 		p(app)
 	}
@@ -124,18 +119,6 @@ func startOn(t testing.TB, srv *httptest.Server, cfg config.Config, prepare ...f
 	h.stopBG = sync.OnceFunc(app.StartBackground(context.Background()))
 	t.Cleanup(func() { h.srv.Close(); h.stopBG(); app.Store.Close() })
 	return h
-}
-
-// syncWriter lets the logger write from several goroutines into one buffer.
-type syncWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (s *syncWriter) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.w.Write(p)
 }
 
 // addUser creates a user with a password in the given groups.

@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -25,6 +26,7 @@ import (
 	"github.com/gatehouse-id/gatehouse/internal/config"
 	"github.com/gatehouse-id/gatehouse/internal/forwardauth"
 	"github.com/gatehouse-id/gatehouse/internal/identity"
+	"github.com/gatehouse-id/gatehouse/internal/kuberules"
 	"github.com/gatehouse-id/gatehouse/internal/mail"
 	"github.com/gatehouse-id/gatehouse/internal/metrics"
 	"github.com/gatehouse-id/gatehouse/internal/oidc"
@@ -57,6 +59,9 @@ type App struct {
 
 	cfg       atomic.Pointer[config.Config]
 	policy    atomic.Pointer[access.Policy]
+	policyMu  sync.Mutex // serialises rebuilding the policy from the config and Kubernetes
+	kube      *kuberules.Source
+	kubeRules []access.Sourced // under policyMu: the last rules from Kubernetes
 	logLevel  *slog.LevelVar
 	web       *web.Server
 	audit     *audit.Recorder
@@ -109,7 +114,7 @@ func newApp(ctx context.Context, st store.Store, cfg config.Config, log *slog.Lo
 	}
 	a := &App{Store: st, Log: log, logLevel: level}
 	a.cfg.Store(&cfg)
-	a.policy.Store(access.NewPolicy(cfg.Access))
+	a.setPolicy(nil)
 	if err := a.syncGroups(ctx, cfg); err != nil {
 		return nil, err
 	}
@@ -132,6 +137,14 @@ func newApp(ctx context.Context, st store.Store, cfg config.Config, log *slog.Lo
 		FeedPosition:   func() float64 { return float64(a.Sessions.FeedPosition()) },
 		Pool:           poolOf(st),
 	})
+	if cfg.Access.Kubernetes.Enabled {
+		if a.kube, err = kuberules.NewSource(cfg.Access.Kubernetes, log, a.Metrics.Registry); err != nil {
+			return nil, err
+		}
+		a.kube.Instance, _ = os.Hostname()
+		a.kube.Options = func() kuberules.Options { return a.kubeOptions(ctx) }
+		a.kube.Apply = func(c kuberules.Compiled) { a.setPolicy(&c.Rules) }
+	}
 	a.requests = metrics.Counters[requestKey]{Vec: a.Metrics.Requests, Labels: func(k requestKey) []string { return []string{k.route, strconv.Itoa(k.code)} }}
 	a.audit = audit.NewRecorder(st, log, 4096, a.Metrics.AuditDropped.Inc)
 	hasher := identity.NewHasher(0)
@@ -238,10 +251,37 @@ func (a *App) Reload(ctx context.Context, cfg config.Config) error {
 	}
 	// Keys that need a restart keep their running values.
 	cfg.Server, cfg.Database, cfg.Session, cfg.Log.Format = old.Server, old.Database, old.Session, old.Log.Format
-	a.policy.Store(access.NewPolicy(cfg.Access))
+	cfg.Access.Kubernetes = old.Access.Kubernetes
 	_ = a.logLevel.UnmarshalText([]byte(cfg.Log.Level))
+	a.policyMu.Lock()
 	a.cfg.Store(&cfg)
+	a.policyMu.Unlock()
+	a.setPolicy(nil)
 	return nil
+}
+
+// setPolicy compiles the policy from the live config's rules followed by the rules
+// from Kubernetes: kube when the watch has new ones, else the last ones.
+func (a *App) setPolicy(kube *[]access.Sourced) {
+	a.policyMu.Lock()
+	defer a.policyMu.Unlock()
+	if kube != nil {
+		a.kubeRules = *kube
+	}
+	a.policy.Store(access.NewPolicy(a.Config().Access, a.kubeRules...))
+}
+
+// kubeOptions is how annotations are read now: the groups that exist (nil when the
+// database cannot say, so that nothing is refused for it) and the cookie domain.
+func (a *App) kubeOptions(ctx context.Context) kuberules.Options {
+	cfg := a.Config()
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.Database.RequestTimeout.D())
+	defer cancel()
+	names, err := GroupNames(ctx, a.Store)
+	if err != nil {
+		names = nil
+	}
+	return kuberules.Options{Prefix: cfg.Access.Kubernetes.AnnotationPrefix, Groups: names, CookieDomain: cfg.Session.CookieDomain}
 }
 
 func (a *App) syncGroups(ctx context.Context, cfg config.Config) error {
@@ -292,6 +332,12 @@ func (a *App) ready(w http.ResponseWriter, r *http.Request) {
 	if a.shuttingDown.Load() {
 		http.Error(w, "not ready: shutting down", http.StatusServiceUnavailable)
 		return
+	}
+	if a.kube != nil {
+		if ok, why := a.kube.Synced(); !ok {
+			http.Error(w, "not ready: "+why, http.StatusServiceUnavailable)
+			return
+		}
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
@@ -458,6 +504,9 @@ func (a *App) StartBackground(ctx context.Context) (stop func()) {
 	}
 	auditLog := &audit.Logger{Store: a.Store, Log: a.Log}
 	runs := []func(context.Context){a.Sessions.Run, a.audit.Run, auditLog.Run, a.Webhooks.Run, a.Mail.Run, a.housekeeping, a.logouts, a.checkpoints}
+	if a.kube != nil {
+		runs = append(runs, a.kube.Run)
+	}
 	done := make(chan struct{}, len(runs))
 	for _, run := range runs {
 		go func() { run(bg); done <- struct{}{} }()

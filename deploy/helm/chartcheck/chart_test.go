@@ -67,6 +67,7 @@ func TestLint(t *testing.T) {
 // objects splits a rendered manifest into its documents, by kind and name.
 func objects(t *testing.T, manifest string) map[string]map[string]any {
 	out := map[string]map[string]any{}
+	// Kind, namespace when set, and name: a Role per namespace has the same name.
 	for _, doc := range strings.Split(manifest, "\n---") {
 		var o map[string]any
 		if err := yaml.Unmarshal([]byte(doc), &o); err != nil {
@@ -75,7 +76,11 @@ func objects(t *testing.T, manifest string) map[string]map[string]any {
 		if o == nil {
 			continue
 		}
-		out[o["kind"].(string)+"/"+dig(o, "metadata", "name").(string)] = o
+		key := o["kind"].(string) + "/"
+		if ns, _ := dig(o, "metadata", "namespace").(string); ns != "" {
+			key += ns + "/"
+		}
+		out[key+dig(o, "metadata", "name").(string)] = o
 	}
 	return out
 }
@@ -222,4 +227,68 @@ func mustRender(t *testing.T, vals map[string]any) string {
 		t.Fatal(err)
 	}
 	return m
+}
+
+const rbacNamespacedPath = "../../manifests/rbac-namespaced.yaml"
+
+// With kubernetesRules.enabled the pods get a ServiceAccount that may list and watch
+// Ingresses and HTTPRoutes and create Events, and nothing more: a ClusterRole for
+// every namespace, or a Role in each of kubernetesRules.namespaces (then also named to
+// Gatehouse). deploy/manifests carries both renderings; the main module's envtest
+// tests apply them to a real API server and run Gatehouse as that ServiceAccount.
+func TestKubernetesRulesRBAC(t *testing.T) {
+	want := `[map[apiGroups:[networking.k8s.io] resources:[ingresses] verbs:[list watch]] map[apiGroups:[gateway.networking.k8s.io] resources:[httproutes] verbs:[list watch]] map[apiGroups:[] resources:[events] verbs:[create]]]`
+	vals := values(t, exampleVals)
+	objs := objects(t, mustRender(t, vals))
+	dep := objs["Deployment/gatehouse"]
+	if got := fmt.Sprint(dig(objs["ClusterRole/gatehouse-access-rules"], "rules")); got != want {
+		t.Errorf("ClusterRole rules %s, want %s", got, want)
+	}
+	if got := dig(objs["ClusterRoleBinding/gatehouse-access-rules"], "subjects", 0, "name"); got != "gatehouse" {
+		t.Errorf("ClusterRoleBinding subject %v", got)
+	}
+	if dig(dep, "spec", "template", "spec", "serviceAccountName") != "gatehouse" || dig(dep, "spec", "template", "spec", "automountServiceAccountToken") != true {
+		t.Errorf("the pods do not run as the ServiceAccount with its token")
+	}
+	if env := fmt.Sprint(dig(dep, "spec", "template", "spec", "containers", 0, "env")); !strings.Contains(env, "GATEHOUSE_ACCESS_KUBERNETES_ENABLED value:true") {
+		t.Errorf("access.kubernetes is not turned on: %s", env)
+	}
+
+	vals["kubernetesRules"] = map[string]any{"enabled": true, "namespaces": []any{"apps", "media"}}
+	manifest := mustRender(t, vals)
+	objs = objects(t, manifest)
+	if objs["ClusterRole/gatehouse-access-rules"] != nil {
+		t.Error("a ClusterRole rendered with kubernetesRules.namespaces")
+	}
+	var roles []string
+	var rbac []string
+	for _, doc := range strings.Split(manifest, "\n---") {
+		if strings.Contains(doc, "kind: Role") || strings.Contains(doc, "kind: ServiceAccount") {
+			rbac = append(rbac, strings.TrimSpace(doc))
+		}
+	}
+	for _, o := range objects(t, strings.Join(rbac, "\n---\n")) {
+		if o["kind"] == "Role" {
+			roles = append(roles, dig(o, "metadata", "namespace").(string))
+			if got := fmt.Sprint(dig(o, "rules")); got != want {
+				t.Errorf("Role rules %s, want %s", got, want)
+			}
+		}
+	}
+	if len(roles) != 2 {
+		t.Errorf("Roles in %v, want apps and media", roles)
+	}
+	if env := fmt.Sprint(dig(objs["Deployment/gatehouse"], "spec", "template", "spec", "containers", 0, "env")); !strings.Contains(env, "GATEHOUSE_ACCESS_KUBERNETES_NAMESPACES value:apps,media") {
+		t.Errorf("the namespaces are not named to Gatehouse: %s", env)
+	}
+	rendered := "# The RBAC of deploy/helm/gatehouse with kubernetesRules.namespaces [apps, media]; do not edit.\n# Regenerate: cd deploy/helm/chartcheck && go test -update\n" +
+		strings.Join(rbac, "\n---\n") + "\n"
+	if *update {
+		if err := os.WriteFile(rbacNamespacedPath, []byte(rendered), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if committed, err := os.ReadFile(rbacNamespacedPath); err != nil || string(committed) != rendered {
+		t.Errorf("%s differs from the chart's rendering: run `cd deploy/helm/chartcheck && go test -update`", rbacNamespacedPath)
+	}
 }

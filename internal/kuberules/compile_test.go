@@ -1,0 +1,234 @@
+package kuberules
+
+import (
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/gatehouse-id/gatehouse/internal/access"
+	"github.com/gatehouse-id/gatehouse/internal/config"
+)
+
+func ingress(name string, hosts []string, annotations ...string) *Object {
+	a := map[string]string{}
+	for i := 0; i+1 < len(annotations); i += 2 {
+		a[annotations[i]] = annotations[i+1]
+	}
+	return &Object{Kind: "Ingress", APIVersion: "networking.k8s.io/v1", Namespace: "apps", Name: name, UID: "uid-" + name, Annotations: a, Hosts: hosts}
+}
+
+var opts = Options{Prefix: "gatehouse.io/", Groups: []string{"Family", "Admins", "Media", "Allow Login Users"}, CookieDomain: "example.com"}
+
+// decide compiles objects into a policy (after config rules, as the server does) and
+// decides host+path for someone in groups (nil: nobody signed in).
+func decide(t *testing.T, c Compiled, host, path string, groups ...string) access.Decision {
+	t.Helper()
+	p := access.NewPolicy(config.Access{AdminGroups: []string{"Admins"}}, c.Rules...)
+	var who *access.Identity
+	if groups != nil {
+		who = &access.Identity{Username: "u", Groups: groups}
+	}
+	return p.Decide(access.Request{Host: host, Path: path}, who)
+}
+
+func TestAnnotationsBecomeRules(t *testing.T) {
+	c := Compile([]*Object{
+		ingress("photos", []string{"photos.example.com"}, "gatehouse.io/groups", " Family , Media", "gatehouse.io/public-paths", "/api/,/.well-known/"),
+		ingress("vault", []string{"vault.example.com"}, "gatehouse.io/groups", "Family", "gatehouse.io/two-factor", "true"),
+		ingress("blog", []string{"blog.example.com"}, "gatehouse.io/public", "true", "gatehouse.io/paths", "/"),
+		ingress("other", []string{"other.example.com"}, "nginx.ingress.kubernetes.io/rewrite-target", "/"),
+	}, opts)
+	if len(c.Problems) != 0 || c.Objects != 3 {
+		t.Fatalf("problems %v, objects %d", c.Problems, c.Objects)
+	}
+	for _, tc := range []struct {
+		host, path string
+		groups     []string
+		want       access.Result
+		id         string
+	}{
+		{"photos.example.com", "/", []string{"Media"}, access.Allow, "kubernetes:photos.example.com/*"},
+		{"photos.example.com", "/", []string{"Other"}, access.Deny, "kubernetes:photos.example.com/*"},
+		{"photos.example.com", "/", nil, access.NeedLogin, "kubernetes:photos.example.com/*"},
+		{"photos.example.com", "/api/albums", nil, access.Allow, "kubernetes:photos.example.com/api/"},
+		{"photos.example.com", "/apiary", nil, access.NeedLogin, "kubernetes:photos.example.com/*"},
+		{"vault.example.com", "/", []string{"Family"}, access.NeedSecondFactor, "kubernetes:vault.example.com/*"},
+		{"blog.example.com", "/post", nil, access.Allow, "kubernetes:blog.example.com/"},
+		{"other.example.com", "/", []string{"Family"}, access.Deny, ""},
+	} {
+		d := decide(t, c, tc.host, tc.path, tc.groups...)
+		if d.Result != tc.want || d.Origin.ID != tc.id {
+			t.Errorf("%s%s for %v: %v by %q (%s), want %v by %q", tc.host, tc.path, tc.groups, d.Result, d.Origin.ID, d.Reason, tc.want, tc.id)
+		}
+		if tc.id != "" && (d.Origin.From != access.FromKubernetes || !strings.HasPrefix(d.Origin.Source, "apps/Ingress/")) {
+			t.Errorf("%s: origin %+v", tc.host, d.Origin)
+		}
+	}
+}
+
+func TestConfigRulesComeFirst(t *testing.T) {
+	c := Compile([]*Object{ingress("photos", []string{"photos.example.com"}, "gatehouse.io/public", "true")}, opts)
+	p := access.NewPolicy(config.Access{AdminGroups: []string{"Admins"}, Rules: []config.Rule{{Hosts: []string{"*.example.com"}, Groups: []string{"Family"}}}}, c.Rules...)
+	d := p.Decide(access.Request{Host: "photos.example.com", Path: "/"}, nil)
+	if d.Result != access.NeedLogin || d.Origin.ID != "access.rules[0]" || d.Origin.Source != "config" {
+		t.Fatalf("config rule should decide first: %+v", d)
+	}
+}
+
+// Every problem is reported on its object, named, and makes the object's hosts deny:
+// an annotation that cannot be read is never guessed at.
+func TestProblemsDeny(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		hosts       []string
+		annotations []string
+		reason      string
+		inMessage   string
+	}{
+		{"typo'd group", []string{"a.example.com"}, []string{"gatehouse.io/groups", "Famliy"}, ReasonUnknownGroup, `did you mean "Family"`},
+		{"typo'd annotation", []string{"a.example.com"}, []string{"gatehouse.io/group", "Family"}, ReasonInvalidAnnotation, "did you mean gatehouse.io/groups"},
+		{"bad boolean", []string{"a.example.com"}, []string{"gatehouse.io/public", "yes"}, ReasonInvalidAnnotation, `write "true" or "false"`},
+		{"bad path", []string{"a.example.com"}, []string{"gatehouse.io/groups", "Family", "gatehouse.io/public-paths", "/api/%2e%2e/"}, ReasonInvalidAnnotation, "public-paths"},
+		{"relative path", []string{"a.example.com"}, []string{"gatehouse.io/groups", "Family", "gatehouse.io/paths", "admin"}, ReasonInvalidAnnotation, `must start with "/"`},
+		{"two kinds", []string{"a.example.com"}, []string{"gatehouse.io/groups", "Family", "gatehouse.io/public", "true"}, ReasonInvalidAnnotation, "exactly one"},
+		{"none", []string{"a.example.com"}, []string{"gatehouse.io/two-factor", "true"}, ReasonInvalidAnnotation, "exactly one"},
+		{"empty groups", []string{"a.example.com"}, []string{"gatehouse.io/groups", " , "}, ReasonInvalidAnnotation, "is empty"},
+		{"outside cookie domain", []string{"a.example.com", "a.example.org"}, []string{"gatehouse.io/public", "true"}, ReasonOutsideCookie, "a.example.org"},
+		{"rule without host", []string{"a.example.com", ""}, []string{"gatehouse.io/public", "true"}, ReasonNoHost, "names no host"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := Compile([]*Object{ingress("x", tc.hosts, tc.annotations...)}, opts)
+			if len(c.Problems) == 0 || c.Problems[0].Reason != tc.reason || !strings.Contains(c.Problems[0].Message, tc.inMessage) || c.Problems[0].Object.Ref() != "apps/Ingress/x" {
+				t.Fatalf("problems %v, want %s mentioning %q", c.Problems, tc.reason, tc.inMessage)
+			}
+			for _, who := range [][]string{nil, {"Family"}, {"Media"}} {
+				if d := decide(t, c, "a.example.com", "/api/x", who...); d.Result == access.Allow || d.Origin.ID != "kubernetes:a.example.com/*" {
+					t.Errorf("%v: %v by %q, want refused by the object's deny rule", who, d.Result, d.Origin.ID)
+				}
+			}
+			if d := decide(t, c, "a.example.com", "/", "Admins"); d.Result != access.Allow {
+				t.Errorf("admins must still pass to fix it: %v", d.Result)
+			}
+		})
+	}
+}
+
+func TestGroupsUnknownWhenTheDatabaseCannotBeRead(t *testing.T) {
+	o := opts
+	o.Groups = nil
+	c := Compile([]*Object{ingress("x", []string{"a.example.com"}, "gatehouse.io/groups", "Anything")}, o)
+	if len(c.Problems) != 0 || decide(t, c, "a.example.com", "/", "Anything").Result != access.Allow {
+		t.Fatalf("without a group list nothing is refused for its groups: %v", c.Problems)
+	}
+}
+
+func TestConflictsResolveToTheStricter(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		a, b   []string
+		groups []string
+		want   access.Result
+	}{
+		{"public and groups", []string{"gatehouse.io/public", "true"}, []string{"gatehouse.io/groups", "Family"}, nil, access.NeedLogin},
+		{"shared groups", []string{"gatehouse.io/groups", "Family, Media"}, []string{"gatehouse.io/groups", "Media"}, []string{"Family"}, access.Deny},
+		{"shared group passes", []string{"gatehouse.io/groups", "Family, Media"}, []string{"gatehouse.io/groups", "Media"}, []string{"Media"}, access.Allow},
+		{"no shared group", []string{"gatehouse.io/groups", "Family"}, []string{"gatehouse.io/groups", "Media"}, []string{"Media"}, access.Deny},
+		{"deny wins", []string{"gatehouse.io/deny", "true"}, []string{"gatehouse.io/public", "true"}, nil, access.NeedLogin},
+		{"two factor if any", []string{"gatehouse.io/groups", "Family", "gatehouse.io/two-factor", "true"}, []string{"gatehouse.io/groups", "Family"}, []string{"Family"}, access.NeedSecondFactor},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, objs := range [][]*Object{
+				{ingress("a", []string{"a.example.com"}, tc.a...), ingress("b", []string{"a.example.com"}, tc.b...)},
+				{ingress("b", []string{"a.example.com"}, tc.b...), ingress("a", []string{"a.example.com"}, tc.a...)},
+			} {
+				c := Compile(objs, opts)
+				if d := decide(t, c, "a.example.com", "/", tc.groups...); d.Result != tc.want || d.Origin.Source != "apps/Ingress/a, apps/Ingress/b" {
+					t.Errorf("%v by %+v, want %v", d.Result, d.Origin, tc.want)
+				}
+				var on []string
+				for _, p := range c.Problems {
+					if p.Reason == ReasonConflict {
+						on = append(on, p.Object.Name)
+					}
+				}
+				slices.Sort(on)
+				if !slices.Equal(on, []string{"a", "b"}) {
+					t.Errorf("conflict reported on %v, want both objects: %v", on, c.Problems)
+				}
+			}
+		})
+	}
+	// Two objects that agree are no conflict (a host split over several Ingresses).
+	c := Compile([]*Object{ingress("a", []string{"a.example.com"}, "gatehouse.io/groups", "Family, Media"),
+		ingress("b", []string{"a.example.com"}, "gatehouse.io/groups", "Media,Family")}, opts)
+	if len(c.Problems) != 0 || len(c.Rules) != 1 {
+		t.Fatalf("agreeing objects: %v, %d rules", c.Problems, len(c.Rules))
+	}
+}
+
+func TestOrder(t *testing.T) {
+	c := Compile([]*Object{
+		ingress("wild", []string{"*.example.com"}, "gatehouse.io/groups", "Family"),
+		ingress("deep", []string{"*.media.example.com"}, "gatehouse.io/groups", "Media"),
+		ingress("one", []string{"jelly.media.example.com"}, "gatehouse.io/public", "true", "gatehouse.io/paths", "/api/,/api/v2/"),
+	}, opts)
+	var ids []string
+	for _, r := range c.Rules {
+		ids = append(ids, r.Origin.ID)
+	}
+	want := []string{"kubernetes:jelly.media.example.com/api/v2/", "kubernetes:jelly.media.example.com/api/",
+		"kubernetes:*.media.example.com/*", "kubernetes:*.example.com/*"}
+	if !slices.Equal(ids, want) {
+		t.Fatalf("order %v, want %v", ids, want)
+	}
+	if d := decide(t, c, "jelly.media.example.com", "/", "Media"); d.Result != access.Allow || d.Origin.ID != "kubernetes:*.media.example.com/*" {
+		t.Fatalf("the more specific wildcard decides: %+v", d)
+	}
+}
+
+// FuzzCompile: whatever the annotations say, compiling never panics, gives the same
+// rules for the objects in any order, every rule passes the config file's own checks,
+// and an object with a problem other than a conflict lets nobody but admins through.
+func FuzzCompile(f *testing.F) {
+	f.Add("Family, Media", "true", "/api/,/x", "/.well-known/", "a.example.com", "*.example.com", uint64(1))
+	f.Add("", "maybe", "admin", "/%2e/", "", "a.example.org", uint64(2))
+	f.Fuzz(func(t *testing.T, groups, flag, paths, publicPaths, host1, host2 string, seed uint64) {
+		objs := []*Object{
+			ingress("a", []string{host1, host2}, "gatehouse.io/groups", groups, "gatehouse.io/two-factor", flag, "gatehouse.io/public-paths", publicPaths),
+			ingress("b", []string{host2}, "gatehouse.io/public", flag, "gatehouse.io/paths", paths),
+			ingress("c", []string{host1}, "gatehouse.io/deny", flag, "gatehouse.io/"+groups, "x"),
+		}
+		first := Compile(objs, opts)
+		r := rand.New(rand.NewPCG(seed, seed))
+		r.Shuffle(len(objs), func(i, j int) { objs[i], objs[j] = objs[j], objs[i] })
+		second := Compile(objs, opts)
+		if len(first.Rules) != len(second.Rules) {
+			t.Fatalf("order changed the rules: %d vs %d", len(first.Rules), len(second.Rules))
+		}
+		for i := range first.Rules {
+			a, b := first.Rules[i], second.Rules[i]
+			if a.Origin != b.Origin || !same(a.Rule, b.Rule) {
+				t.Fatalf("rule %d differs by order: %+v vs %+v", i, a, b)
+			}
+			var errs []string
+			config.CheckRule(a.Rule, a.Origin.ID, func(key, format string, args ...any) { errs = append(errs, key) })
+			if len(errs) > 0 {
+				t.Fatalf("rule %+v fails the config checks at %v", a, errs)
+			}
+		}
+		bad := map[string]bool{}
+		for _, p := range first.Problems {
+			if p.Reason != ReasonConflict {
+				bad[p.Object.Ref()] = true
+			}
+		}
+		for _, rule := range first.Rules {
+			for ref := range bad {
+				if strings.Contains(rule.Origin.Source, ref) && !rule.Rule.Deny {
+					t.Fatalf("%s has a problem but rule %s lets people through: %+v", ref, rule.Origin.ID, rule.Rule)
+				}
+			}
+		}
+	})
+}

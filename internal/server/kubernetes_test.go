@@ -1,0 +1,113 @@
+package server
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gatehouse-id/gatehouse/internal/config"
+	"github.com/gatehouse-id/gatehouse/internal/testenv"
+	"github.com/gatehouse-id/gatehouse/internal/testenv/kubeenv"
+)
+
+// kubeConfig is the operator's config with rules from Kubernetes, whose config file
+// has no wildcard (it would come first and decide every host).
+func kubeConfig(dbURL, kubeconfig string) config.Config {
+	cfg := testConfig(dbURL)
+	cfg.Access.Rules = cfg.Access.Rules[:1] // grafana only
+	cfg.Access.Kubernetes = config.Default().Access.Kubernetes
+	cfg.Access.Kubernetes.Enabled, cfg.Access.Kubernetes.Kubeconfig = true, kubeconfig
+	cfg.Groups = append(cfg.Groups, config.GroupDecl{Name: "Family"}, config.GroupDecl{Name: "Media"})
+	return cfg
+}
+
+// fastProbe shortens how often a replica asks the API server whether it is there.
+func fastProbe(a *App) { a.kube.ProbeEvery = 100 * time.Millisecond }
+
+// End to end on two replicas sharing PostgreSQL, against a real API server: an
+// Ingress's annotations become the rule forward auth decides by on both, within
+// seconds of being created, changed and deleted; decisions name the rule in the
+// metrics and the audit log; a replica that has not synced is not ready, says why,
+// and denies the hosts only Kubernetes names.
+func TestForwardAuthFollowsIngressesOnEveryReplica(t *testing.T) {
+	kube := kubeenv.New(t)
+	admin := kube.AdminKubeconfig()
+	dbURL := testenv.PostgresURL(t)
+	one := start(t, kubeConfig(dbURL, admin), fastProbe)
+	two := start(t, kubeConfig(dbURL, admin), fastProbe)
+	one.addUser("alice", "Family")
+	caughtUp(t, one, two)
+	_, alice := one.login("alice", "correct horse alice", "")
+	const photos = "https://photos.example.com/albums"
+	check := func(h *harness) int {
+		resp, _ := h.do(req{path: "/api/authz/forward-auth", header: traefik(photos), cookies: []*http.Cookie{alice}})
+		return resp.StatusCode
+	}
+	every := func(what string, want int) {
+		t.Helper()
+		start := time.Now()
+		testenv.WaitFor(t, 2*time.Minute, what, func() bool { return check(one) == want && check(two) == want })
+		t.Logf("%s: %s on both replicas", what, time.Since(start).Round(time.Millisecond))
+	}
+	for _, h := range []*harness{one, two} {
+		testenv.WaitFor(t, 2*time.Minute, "the replica to be ready", func() bool {
+			resp, _ := h.do(req{path: "/-/health/ready/"})
+			return resp.StatusCode == http.StatusOK
+		})
+	}
+	if code := check(one); code != http.StatusForbidden {
+		t.Fatalf("before any Ingress: %d, want 403 (default deny)", code)
+	}
+
+	kube.Apply(kubeenv.Ingress("apps", "photos", []string{"photos.example.com"}, "gatehouse.io/groups", "Family"))
+	every("an Ingress created", http.StatusOK)
+	if m := one.metrics(); !strings.Contains(m, `gatehouse_forward_auth_rule_decisions_total{from="kubernetes",result="allow",rule="kubernetes:photos.example.com/*"}`) {
+		t.Errorf("the decision is not counted under its rule:\n%s", grepLines(m, "rule_decisions"))
+	}
+
+	kube.Apply(kubeenv.Ingress("apps", "photos", []string{"photos.example.com"}, "gatehouse.io/groups", "Media"))
+	every("its annotation changed", http.StatusForbidden)
+	testenv.WaitFor(t, time.Minute, "the refusal in the audit log, naming its rule", func() bool {
+		events, err := one.app.Store.ListEvents(context.Background(), 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range events {
+			if e.Kind == "access.denied" && strings.Contains(e.Detail, "rule kubernetes:photos.example.com/* from apps/Ingress/photos") {
+				return true
+			}
+		}
+		return false
+	})
+
+	kube.Apply(kubeenv.Ingress("apps", "photos", []string{"photos.example.com"}, "gatehouse.io/groups", "Family"))
+	every("changed back", http.StatusOK)
+	kube.Delete("Ingress", "apps", "photos")
+	every("the Ingress deleted", http.StatusForbidden)
+
+	// A replica whose credentials may not list Ingresses never syncs: it is not
+	// ready, says why, and denies the host while the others follow the cluster.
+	kube.Apply(kubeenv.Ingress("apps", "photos", []string{"photos.example.com"}, "gatehouse.io/groups", "Family"))
+	every("the Ingress created again", http.StatusOK)
+	nobody, _ := kube.User("nobody")
+	fresh := start(t, kubeConfig(dbURL, nobody), fastProbe)
+	testenv.WaitFor(t, 2*time.Minute, "the unsynced replica to say why it is not ready", func() bool {
+		resp, body := fresh.do(req{path: "/-/health/ready/"})
+		return resp.StatusCode == http.StatusServiceUnavailable && strings.Contains(body, "first full list") && strings.Contains(body, "forbidden")
+	})
+	if code := check(fresh); code != http.StatusForbidden {
+		t.Fatalf("a replica before its first sync answered %d for a Kubernetes host, want 403", code)
+	}
+}
+
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
