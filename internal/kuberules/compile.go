@@ -99,9 +99,14 @@ type spec struct {
 // by default. The same objects in any order give the same rules in the same order.
 func Compile(objects []*Object, opt Options) Compiled {
 	var out Compiled
-	merged := map[[2]string]*spec{}
 	sorted := slices.Clone(objects)
 	slices.SortFunc(sorted, func(a, b *Object) int { return cmp.Compare(a.Ref(), b.Ref()) })
+	type read struct {
+		o     *Object
+		specs []*spec
+	}
+	var all []read
+	byHost := map[string][]int{} // host → indexes into all of the objects naming it
 	for _, o := range sorted {
 		specs, problems, ours := readObject(o, opt)
 		if !ours {
@@ -109,28 +114,65 @@ func Compile(objects []*Object, opt Options) Compiled {
 		}
 		out.Objects++
 		out.Problems = append(out.Problems, problems...)
+		all = append(all, read{o, specs})
 		for _, s := range specs {
+			if l := byHost[s.host]; len(l) == 0 || l[len(l)-1] != len(all)-1 {
+				byHost[s.host] = append(l, len(all)-1)
+			}
+		}
+	}
+	// Objects that share a host must not weaken one another through paths: a request
+	// one object's rule decides gets, besides, what every other object on the host
+	// says for that path (its most specific rule covering it), the stricter of the
+	// two. Otherwise a second Ingress with public-paths "/" would open a host that
+	// the first one keeps for a group.
+	reported := map[string]bool{}
+	conflict := func(on, other *Object, host, path string, r config.Rule) {
+		msg := fmt.Sprintf("%s also sets a rule for %s%s, differently; the stricter applies there: %s. Put a host's rules on one object", other.Ref(), host, pathWords(path), describe(r))
+		if !reported[on.Ref()+"\x00"+msg] {
+			reported[on.Ref()+"\x00"+msg] = true
+			out.Problems = append(out.Problems, Problem{Object: on, Reason: ReasonConflict, Message: msg})
+		}
+	}
+	original := map[*spec]config.Rule{}
+	for _, r := range all {
+		for _, s := range r.specs {
+			original[s] = s.rule
+		}
+	}
+	for host, objs := range byHost {
+		for _, i := range objs {
+			for _, s := range all[i].specs {
+				if s.host != host {
+					continue
+				}
+				for _, j := range objs {
+					if j == i {
+						continue
+					}
+					c := covering(all[j].specs, host, s.path)
+					if c == nil || same(original[c], original[s]) {
+						continue
+					}
+					s.rule = stricter(s.rule, original[c])
+					conflict(all[i].o, all[j].o, host, s.path, s.rule)
+					conflict(all[j].o, all[i].o, host, s.path, s.rule)
+				}
+			}
+		}
+	}
+	merged := map[[2]string]*spec{}
+	for _, r := range all {
+		for _, s := range r.specs {
 			k := [2]string{s.host, s.path}
 			have := merged[k]
 			if have == nil {
 				merged[k] = s
 				continue
 			}
-			if !same(have.rule, s.rule) {
-				msg := fmt.Sprintf("%s also sets the rule for %s%s, differently; the stricter of the two applies: %s", strings.Join(have.from, ", "), s.host, pathWords(s.path), describe(stricter(have.rule, s.rule)))
-				out.Problems = append(out.Problems, Problem{Object: o, Reason: ReasonConflict, Message: msg})
-				for _, other := range have.from {
-					for _, p := range sorted {
-						if p.Ref() == other {
-							out.Problems = append(out.Problems, Problem{Object: p, Reason: ReasonConflict,
-								Message: fmt.Sprintf("%s also sets the rule for %s%s, differently; the stricter of the two applies: %s", o.Ref(), s.host, pathWords(s.path), describe(stricter(have.rule, s.rule)))})
-						}
-					}
-				}
-			}
 			have.rule = stricter(have.rule, s.rule)
-			if !slices.Contains(have.from, o.Ref()) {
-				have.from = append(have.from, o.Ref())
+			if !slices.Contains(have.from, r.o.Ref()) {
+				have.from = append(have.from, r.o.Ref())
 			}
 		}
 	}
@@ -306,6 +348,22 @@ func readObject(o *Object, opt Options) (specs []*spec, problems []Problem, ours
 		}
 	}
 	return specs, nil, true
+}
+
+// covering is the most specific of specs for host that covers path ("" for every
+// path, which only an every-path rule covers), or nil.
+func covering(specs []*spec, host, path string) *spec {
+	var best *spec
+	for _, s := range specs {
+		if s.host != host {
+			continue
+		}
+		ok := s.path == "" || path != "" && (path == s.path || strings.HasPrefix(path, s.path) && (strings.HasSuffix(s.path, "/") || path[len(s.path)] == '/'))
+		if ok && (best == nil || best.path == "" || len(s.path) > len(best.path)) {
+			best = s
+		}
+	}
+	return best
 }
 
 // list splits a comma-separated annotation value, trimming spaces and dropping empty

@@ -159,8 +159,33 @@ func TestConflictsResolveToTheStricter(t *testing.T) {
 			}
 		})
 	}
+	// A second object cannot open a path of a host the first keeps for a group.
+	c := Compile([]*Object{ingress("a", []string{"a.example.com"}, "gatehouse.io/groups", "Family"),
+		ingress("b", []string{"a.example.com"}, "gatehouse.io/public", "true", "gatehouse.io/paths", "/"),
+		ingress("c", []string{"a.example.com"}, "gatehouse.io/groups", "Family", "gatehouse.io/public-paths", "/api/")}, opts)
+	for _, path := range []string{"/", "/x", "/api/list"} {
+		if d := decide(t, c, "a.example.com", path); d.Result != access.NeedLogin {
+			t.Errorf("%s opened by another object's public path: %v by %s", path, d.Result, d.Origin.ID)
+		}
+	}
+	var conflicts []string
+	for _, p := range c.Problems {
+		if p.Reason == ReasonConflict {
+			conflicts = append(conflicts, p.Object.Name)
+		}
+	}
+	if !slices.Contains(conflicts, "a") || !slices.Contains(conflicts, "b") || !slices.Contains(conflicts, "c") {
+		t.Errorf("conflicts reported on %v, want a, b and c: %v", conflicts, c.Problems)
+	}
+	// Paths another object says nothing about are its own business.
+	c = Compile([]*Object{ingress("a", []string{"a.example.com"}, "gatehouse.io/groups", "Family", "gatehouse.io/paths", "/admin/"),
+		ingress("b", []string{"a.example.com"}, "gatehouse.io/public", "true", "gatehouse.io/paths", "/blog/")}, opts)
+	if len(c.Problems) != 0 || decide(t, c, "a.example.com", "/blog/post").Result != access.Allow || decide(t, c, "a.example.com", "/admin/x").Result != access.NeedLogin {
+		t.Errorf("disjoint paths: %v", c.Problems)
+	}
+
 	// Two objects that agree are no conflict (a host split over several Ingresses).
-	c := Compile([]*Object{ingress("a", []string{"a.example.com"}, "gatehouse.io/groups", "Family, Media"),
+	c = Compile([]*Object{ingress("a", []string{"a.example.com"}, "gatehouse.io/groups", "Family, Media"),
 		ingress("b", []string{"a.example.com"}, "gatehouse.io/groups", "Media,Family")}, opts)
 	if len(c.Problems) != 0 || len(c.Rules) != 1 {
 		t.Fatalf("agreeing objects: %v, %d rules", c.Problems, len(c.Rules))
@@ -187,12 +212,26 @@ func TestOrder(t *testing.T) {
 	}
 }
 
+var strictness = map[access.Result]int{access.Allow: 0, access.NeedSecondFactor: 1, access.NeedLogin: 2, access.Deny: 3}
+
+func coveredByWildcard(objs []*Object, host string) bool {
+	for _, o := range objs {
+		for _, h := range o.Hosts {
+			if suffix, ok := strings.CutPrefix(strings.ToLower(h), "*"); ok && strings.HasSuffix(host, suffix) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // FuzzCompile: whatever the annotations say, compiling never panics, gives the same
 // rules for the objects in any order, every rule passes the config file's own checks,
 // and an object with a problem other than a conflict lets nobody but admins through.
 func FuzzCompile(f *testing.F) {
 	f.Add("Family, Media", "true", "/api/,/x", "/.well-known/", "a.example.com", "*.example.com", uint64(1))
 	f.Add("", "maybe", "admin", "/%2e/", "", "a.example.org", uint64(2))
+	f.Add("Family", "true", "/", "/", "a.example.com", "a.example.com", uint64(3))
 	f.Fuzz(func(t *testing.T, groups, flag, paths, publicPaths, host1, host2 string, seed uint64) {
 		objs := []*Object{
 			ingress("a", []string{host1, host2}, "gatehouse.io/groups", groups, "gatehouse.io/two-factor", flag, "gatehouse.io/public-paths", publicPaths),
@@ -215,6 +254,28 @@ func FuzzCompile(f *testing.F) {
 			config.CheckRule(a.Rule, a.Origin.ID, func(key, format string, args ...any) { errs = append(errs, key) })
 			if len(errs) > 0 {
 				t.Fatalf("rule %+v fails the config checks at %v", a, errs)
+			}
+		}
+		// No object is weakened by the others: on a host no wildcard covers, every
+		// request is decided at least as strictly as the object alone decides it.
+		for _, o := range objs {
+			alone := Compile([]*Object{o}, opts)
+			for _, h := range o.Hosts {
+				h = strings.ToLower(h)
+				if config.CheckHostPattern(h) != nil || strings.Contains(h, "*") || coveredByWildcard(objs, h) {
+					continue
+				}
+				for _, path := range []string{"/", "/x", "/api/x", "/.well-known/a", paths, publicPaths, paths + "/y"} {
+					if access.CheckPath(path) != nil {
+						continue
+					}
+					for _, who := range [][]string{nil, {"Family"}, {"Media"}} {
+						together, single := decide(t, first, h, path, who...), decide(t, alone, h, path, who...)
+						if strictness[together.Result] < strictness[single.Result] {
+							t.Fatalf("%s%s for %v: %v together (%s) but %v from %s alone (%s)", h, path, who, together.Result, together.Origin.ID, single.Result, o.Ref(), single.Origin.ID)
+						}
+					}
+				}
 			}
 		}
 		bad := map[string]bool{}

@@ -211,7 +211,9 @@ func (s *Source) Recompile() {
 
 // Run watches until ctx ends.
 func (s *Source) Run(ctx context.Context) {
-	klog.SetSlogLogger(slog.New(warnAndAbove{s.log.Handler()}))
+	// client-go logs through klog, one logger per process: the first Source's,
+	// set before any informer runs.
+	klogOnce.Do(func() { klog.SetSlogLogger(slog.New(warnAndAbove{s.log.Handler()})) })
 	every := cmpDuration(s.ProbeEvery, 5*time.Second)
 	resources, err := s.discover(ctx, every)
 	if err != nil {
@@ -472,11 +474,12 @@ func (s *Source) report(ctx context.Context, problems []Problem) {
 		}
 		s.log.Warn("a Kubernetes object's Gatehouse annotations have a problem; its hosts deny until it is fixed",
 			"object", p.Object.Ref(), "reason", p.Reason, "problem", p.Message)
-		if err := s.event(ctx, name, p); err != nil {
-			s.log.Warn("could not write a Kubernetes Event (does the service account may create events?)", "object", p.Object.Ref(), "error", err.Error())
-			continue
-		}
+		// Said once per problem either way: a refused Event is logged, not retried
+		// every few seconds.
 		s.emitted[name] = true
+		if err := s.event(ctx, name, p); err != nil {
+			s.log.Warn("could not write a Kubernetes Event; may the ServiceAccount create events (the Helm chart's kubernetesRules grants it)?", "object", p.Object.Ref(), "error", err.Error())
+		}
 	}
 	for name := range s.emitted {
 		if !still[name] {
@@ -579,6 +582,8 @@ func List(ctx context.Context, k config.Kubernetes) ([]*Object, error) {
 	}
 	return out, nil
 }
+
+var klogOnce sync.Once
 
 // warnAndAbove passes client-go's log lines of level warning and above: its
 // informational chatter is not the operator's business, its failures are.

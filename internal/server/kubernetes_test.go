@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -100,6 +101,34 @@ func TestForwardAuthFollowsIngressesOnEveryReplica(t *testing.T) {
 	if code := check(fresh); code != http.StatusForbidden {
 		t.Fatalf("a replica before its first sync answered %d for a Kubernetes host, want 403", code)
 	}
+
+	// The API server goes away: both replicas keep deciding by the last rules and stay
+	// ready, and the age of their rules grows.
+	kube.StopAPIServer()
+	for _, h := range []*harness{one, two} {
+		testenv.WaitFor(t, 2*time.Minute, "the replica to miss the API server", func() bool {
+			m := h.metrics()
+			return metricValue(m, "gatehouse_kubernetes_api_reachable") == 0 && metricValue(m, "gatehouse_kubernetes_rules_age_seconds") > 1
+		})
+		resp, _ := h.do(req{path: "/-/health/ready/"})
+		if code := check(h); code != http.StatusOK || resp.StatusCode != http.StatusOK {
+			t.Fatalf("without the API server: forward auth %d, readiness %d; want the last rules kept and ready", code, resp.StatusCode)
+		}
+	}
+}
+
+// metricValue is the value of an unlabelled metric in Prometheus' text format, -1 when
+// it is missing.
+func metricValue(text, name string) float64 {
+	for _, l := range strings.Split(text, "\n") {
+		if v, ok := strings.CutPrefix(l, name+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err == nil {
+				return f
+			}
+		}
+	}
+	return -1
 }
 
 func grepLines(s, sub string) string {
