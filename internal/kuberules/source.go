@@ -447,12 +447,13 @@ func (s *Source) compile(ctx context.Context) {
 	for reason, n := range counts {
 		s.problems.WithLabelValues(reason).Set(n)
 	}
-	s.report(ctx, c.Problems)
+	// The rules first: Events are requests to the API server, and may be slow.
 	if prev == nil || !reflect.DeepEqual(prev.Rules, c.Rules) {
 		if s.Apply != nil {
 			s.Apply(c)
 		}
 	}
+	s.report(ctx, c.Problems)
 }
 
 // report logs each problem not reported before and writes it as a Warning Event on

@@ -137,9 +137,10 @@ func TestSourceFollowsARealAPIServer(t *testing.T) {
 		}
 		return false
 	})
-	if rule := r.rule("kubernetes:vault.example.com/*"); rule == nil || !rule.Rule.Deny {
-		t.Fatalf("the object with an unknown group must deny: %+v", rule)
-	}
+	testenv.WaitFor(t, wait, "the object with an unknown group to deny", func() bool {
+		rule := r.rule("kubernetes:vault.example.com/*")
+		return rule != nil && rule.Rule.Deny
+	})
 	if !strings.Contains(r.log.String(), "Famliy") || testutil.ToFloat64(r.problems.WithLabelValues(ReasonUnknownGroup)) != 1 {
 		t.Fatalf("the problem is not in the log or the metric:\n%s", r.log.String())
 	}
