@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
 	"github.com/gatehouse-id/gatehouse/internal/access"
 	"github.com/gatehouse-id/gatehouse/internal/config"
 )
@@ -292,4 +294,21 @@ func FuzzCompile(f *testing.F) {
 			}
 		}
 	})
+}
+
+// The informers' cache keeps only what the rules read: kubectl's last applied copy
+// and the field managers' bookkeeping go, the annotations under the prefix stay.
+func TestSlimDropsWhatRulesNeverRead(t *testing.T) {
+	u := &unstructured.Unstructured{Object: map[string]any{"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+		"metadata": map[string]any{"name": "a", "namespace": "apps",
+			"annotations":   map[string]any{"gatehouse.io/groups": "Family", "kubectl.kubernetes.io/last-applied-configuration": strings.Repeat("x", 10000)},
+			"managedFields": []any{map[string]any{"manager": "kubectl"}}},
+		"spec": map[string]any{"rules": []any{map[string]any{"host": "a.example.com"}}}}}
+	if _, err := slim(u); err != nil {
+		t.Fatal(err)
+	}
+	o := ObjectOf(u, nil)
+	if len(u.GetManagedFields()) != 0 || len(o.Annotations) != 1 || o.Annotations["gatehouse.io/groups"] != "Family" || !slices.Equal(o.Hosts, []string{"a.example.com"}) {
+		t.Fatalf("slimmed: %+v", u.Object)
+	}
 }

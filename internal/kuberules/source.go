@@ -367,6 +367,7 @@ func (s *Source) start(ctx context.Context, resources []schema.GroupVersionResou
 				},
 			}
 			inf := cache.NewSharedIndexInformer(lw, &unstructured.Unstructured{}, 0, cache.Indexers{})
+			_ = inf.SetTransform(slim)
 			_ = inf.SetWatchErrorHandlerWithContext(func(_ context.Context, _ *cache.Reflector, err error) {
 				s.watchErr.Store(time.Now().UnixNano())
 				s.reachable.Store(false)
@@ -381,6 +382,21 @@ func (s *Source) start(ctx context.Context, resources []schema.GroupVersionResou
 			go inf.RunWithContext(ctx)
 		}
 	}
+}
+
+// slim drops from a cached object what the rules never read and can be large: the
+// field managers' bookkeeping and kubectl's copy of the whole last applied object.
+func slim(obj any) (any, error) {
+	if u, ok := obj.(*unstructured.Unstructured); ok {
+		u.SetManagedFields(nil)
+		if a := u.GetAnnotations(); a != nil {
+			if _, ok := a["kubectl.kubernetes.io/last-applied-configuration"]; ok {
+				delete(a, "kubectl.kubernetes.io/last-applied-configuration")
+				u.SetAnnotations(a)
+			}
+		}
+	}
+	return obj, nil
 }
 
 func nsWords(ns string) string {
