@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/gatehouse-id/gatehouse/internal/config"
+	"github.com/gatehouse-id/gatehouse/internal/kuberules"
 	"github.com/gatehouse-id/gatehouse/internal/server"
 )
 
@@ -36,6 +37,9 @@ func (c *cli) serve(args []string) error {
 			fmt.Fprintf(c.stdout, "warning: access.admin_groups: %s\n", noAdmin)
 		}
 		if cfg.Access.Kubernetes.Enabled {
+			if _, err := kuberules.RESTConfig(cfg.Access.Kubernetes); err != nil {
+				fmt.Fprintf(c.stdout, "warning: %v\n", err)
+			}
 			fmt.Fprintln(c.stdout, "access.kubernetes is on: `gatehouse access kubernetes` lists the rules the cluster's annotations make, and their problems")
 		}
 		return nil

@@ -312,3 +312,47 @@ func TestSlimDropsWhatRulesNeverRead(t *testing.T) {
 		t.Fatalf("slimmed: %+v", u.Object)
 	}
 }
+
+// An Ingress is Gatehouse's only when its class is listed (spec.ingressClassName, or
+// the older annotation), or when no class is; an HTTPRoute has no class.
+func TestIngressClasses(t *testing.T) {
+	obj := func(kind string, spec map[string]any, annotations map[string]any) *unstructured.Unstructured {
+		return &unstructured.Unstructured{Object: map[string]any{"apiVersion": "networking.k8s.io/v1", "kind": kind,
+			"metadata": map[string]any{"name": "a", "namespace": "apps", "annotations": annotations}, "spec": spec}}
+	}
+	named := obj("Ingress", map[string]any{"ingressClassName": "traefik", "rules": []any{map[string]any{"host": "a.example.com"}}}, nil)
+	legacy := obj("Ingress", map[string]any{"rules": []any{map[string]any{"host": "b.example.com"}}}, map[string]any{"kubernetes.io/ingress.class": "traefik"})
+	other := obj("Ingress", map[string]any{"ingressClassName": "nginx", "rules": []any{map[string]any{"host": "c.example.com"}}}, nil)
+	route := obj("HTTPRoute", map[string]any{"hostnames": []any{"d.example.com"}}, nil)
+	for _, tc := range []struct {
+		u       *unstructured.Unstructured
+		classes []string
+		want    bool
+	}{
+		{named, []string{"traefik"}, true}, {legacy, []string{"traefik"}, true}, {other, []string{"traefik"}, false},
+		{other, nil, true}, {route, []string{"traefik"}, true},
+	} {
+		if got := ObjectOf(tc.u, tc.classes) != nil; got != tc.want {
+			t.Errorf("%s %v with classes %v: read %v, want %v", tc.u.GetKind(), tc.u.Object["spec"], tc.classes, got, tc.want)
+		}
+	}
+	if o := ObjectOf(route, nil); !slices.Equal(o.Hosts, []string{"d.example.com"}) || o.Ref() != "apps/HTTPRoute/a" {
+		t.Errorf("HTTPRoute read as %+v", o)
+	}
+}
+
+// A kubeconfig that cannot be read is named with its key and the fix, at start.
+func TestKubeconfigErrorsNameTheKey(t *testing.T) {
+	k := config.Default().Access.Kubernetes
+	k.Enabled, k.Kubeconfig = true, "/nonexistent/kubeconfig"
+	_, err := RESTConfig(k)
+	if err == nil || !strings.Contains(err.Error(), `access.kubernetes.kubeconfig "/nonexistent/kubeconfig"`) || !strings.Contains(err.Error(), "readable kubeconfig") {
+		t.Fatalf("missing kubeconfig: %v", err)
+	}
+	k.Kubeconfig = ""
+	t.Setenv("KUBERNETES_SERVICE_HOST", "")
+	t.Setenv("KUBECONFIG", "")
+	if _, err := RESTConfig(k); err == nil || !strings.Contains(err.Error(), "set access.kubernetes.kubeconfig or $KUBECONFIG") {
+		t.Fatalf("outside a pod without a kubeconfig: %v", err)
+	}
+}

@@ -87,6 +87,11 @@ func NewLogger(cfg *config.Config, w io.Writer) (*slog.Logger, *slog.LevelVar) {
 
 // New opens and migrates the database and builds the app. The caller closes a.Store.
 func New(ctx context.Context, cfg config.Config, log *slog.Logger, level *slog.LevelVar) (*App, error) {
+	if cfg.Access.Kubernetes.Enabled { // a kubeconfig that cannot work stops the start before the database is touched
+		if _, err := kuberules.RESTConfig(cfg.Access.Kubernetes); err != nil {
+			return nil, err
+		}
+	}
 	st, err := OpenStore(&cfg)
 	if err != nil {
 		return nil, err

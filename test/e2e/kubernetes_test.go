@@ -32,6 +32,16 @@ access:
 	ok(t, dir, cleanEnv(), "", "migrate", "--config", cfg)
 	ok(t, dir, cleanEnv(), "", "group", "add", "Family", "--config", cfg)
 	ok(t, dir, cleanEnv(), "", "user", "add", "alice", "--no-password", "--group", "Family", "--config", cfg)
+	if out := ok(t, dir, cleanEnv(), "", "serve", "--check-config", "--config", cfg); strings.Contains(out, "warning: access.kubernetes") || !strings.Contains(out, "gatehouse access kubernetes") {
+		t.Errorf("serve --check-config with access.kubernetes:\n%s", out)
+	}
+	env := append(cleanEnv(), "GATEHOUSE_ACCESS_KUBERNETES_KUBECONFIG="+filepath.Join(dir, "missing"))
+	if out := ok(t, dir, env, "", "serve", "--check-config", "--config", cfg); !strings.Contains(out, "warning: access.kubernetes.kubeconfig") {
+		t.Errorf("serve --check-config with a missing kubeconfig:\n%s", out)
+	}
+	if r := gh(t, dir, env, "", "serve", "--config", cfg); r.code != 1 || !strings.Contains(r.stderr, "point it at a readable kubeconfig file") {
+		t.Errorf("serve with a missing kubeconfig: exit %d\n%s", r.code, r.stderr)
+	}
 	kube.Apply(kubeenv.Ingress("apps", "photos", []string{"photos.example.com"}, "gatehouse.io/groups", "Family"))
 	ok(t, dir, cleanEnv(), "", "access", "kubernetes", "--config", cfg)
 
