@@ -164,6 +164,18 @@ func NewPolicy(a config.Access, more ...Sourced) *Policy {
 	return p
 }
 
+// From lists the rules from one source (FromKubernetes), in the order they are
+// weighed, for the admin pages.
+func (p *Policy) From(from string) []Sourced {
+	var out []Sourced
+	for i, o := range p.origins {
+		if o.From == from {
+			out = append(out, Sourced{Rule: p.config[i], Origin: o})
+		}
+	}
+	return out
+}
+
 func set(items []string) map[string]bool {
 	m := make(map[string]bool, len(items))
 	for _, s := range items {

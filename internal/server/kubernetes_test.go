@@ -39,8 +39,17 @@ func TestForwardAuthFollowsIngressesOnEveryReplica(t *testing.T) {
 	one := start(t, kubeConfig(dbURL, admin), fastProbe)
 	two := start(t, kubeConfig(dbURL, admin), fastProbe)
 	one.addUser("alice", "Family")
+	one.addUser("root", "Home Server Admins")
 	caughtUp(t, one, two)
 	_, alice := one.login("alice", "correct horse alice", "")
+	_, root := one.login("root", "correct horse root", "")
+	adminConfig := func(h *harness) string {
+		resp, body := h.do(req{path: "/admin/config", cookies: []*http.Cookie{root}})
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("/admin/config: %d", resp.StatusCode)
+		}
+		return body
+	}
 	const photos = "https://photos.example.com/albums"
 	check := func(h *harness) int {
 		resp, _ := h.do(req{path: "/api/authz/forward-auth", header: traefik(photos), cookies: []*http.Cookie{alice}})
@@ -67,6 +76,16 @@ func TestForwardAuthFollowsIngressesOnEveryReplica(t *testing.T) {
 	if m := one.metrics(); !strings.Contains(m, `gatehouse_forward_auth_rule_decisions_total{from="kubernetes",result="allow",rule="kubernetes:photos.example.com/*"}`) {
 		t.Errorf("the decision is not counted under its rule:\n%s", grepLines(m, "rule_decisions"))
 	}
+
+	// The admin config page lists the rules from Kubernetes after the file's, and the
+	// problems, on every replica.
+	kube.Apply(kubeenv.Ingress("apps", "typo", []string{"typo.example.com"}, "gatehouse.io/groups", "Famliy"))
+	testenv.WaitFor(t, time.Minute, "the admin config page to show the Kubernetes rules and the problem", func() bool {
+		body := adminConfig(two)
+		return strings.Contains(body, "<code>kubernetes:photos.example.com/*</code></td><td>apps/Ingress/photos</td><td>Family</td>") &&
+			strings.Contains(body, "Read live from") && strings.Contains(body, "apps/Ingress/typo: UnknownGroup: group &#34;Famliy&#34; does not exist")
+	})
+	kube.Delete("Ingress", "apps", "typo")
 
 	kube.Apply(kubeenv.Ingress("apps", "photos", []string{"photos.example.com"}, "gatehouse.io/groups", "Media"))
 	every("its annotation changed", http.StatusForbidden)
@@ -98,6 +117,9 @@ func TestForwardAuthFollowsIngressesOnEveryReplica(t *testing.T) {
 		resp, body := fresh.do(req{path: "/-/health/ready/"})
 		return resp.StatusCode == http.StatusServiceUnavailable && strings.Contains(body, "first full list") && strings.Contains(body, "forbidden")
 	})
+	if body := adminConfig(fresh); !strings.Contains(body, "Not applied yet: waiting for the first full list") {
+		t.Errorf("the unsynced replica's admin config page does not say why:\n%s", grepLines(body, "Kubernetes"))
+	}
 	if code := check(fresh); code != http.StatusForbidden {
 		t.Fatalf("a replica before its first sync answered %d for a Kubernetes host, want 403", code)
 	}

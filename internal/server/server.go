@@ -163,6 +163,16 @@ func newApp(ctx context.Context, st store.Store, cfg config.Config, log *slog.Lo
 		Metrics: a.Metrics, Audit: a.audit.Record, Log: log, Regulator: a.regulator, Policy: a.policy.Load,
 		Upstream: &upstream.Client{},
 	}
+	if a.kube != nil {
+		a.web.Kubernetes = func() web.KubernetesStatus {
+			synced, why := a.kube.Synced()
+			st := web.KubernetesStatus{Synced: synced, Reason: why}
+			for _, p := range a.kube.Current().Problems {
+				st.Problems = append(st.Problems, p.String())
+			}
+			return st
+		}
+	}
 	a.web.SetKey(key)
 	a.OIDC = &oidc.Provider{
 		Store: st, Config: a.Config, Hasher: hasher, Pages: a.web.OIDCPages(), Audit: a.audit.Record, Log: log,

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gatehouse-id/gatehouse/internal/access"
 	"github.com/gatehouse-id/gatehouse/internal/config"
 	"github.com/gatehouse-id/gatehouse/internal/identity"
 	"github.com/gatehouse-id/gatehouse/internal/session"
@@ -401,11 +402,24 @@ func (s *Server) adminGroup(w http.ResponseWriter, r *http.Request, p *session.P
 	s.render(w, http.StatusOK, "admin_group.html", page{Title: data.Group.Name, User: p, Extra: data, Wide: true})
 }
 
+// configPage is the admin config page: the config file, and with access.kubernetes
+// the rules the cluster's annotations make and how their watch stands.
+type configPage struct {
+	*config.Config
+	KubeRules  []access.Sourced
+	Kubernetes *KubernetesStatus
+}
+
 // adminConfig shows what the config file defines, read-only: the admin groups, the
 // rules in order, the OpenID Connect clients (never their secrets), the declared
-// groups and the apps.
+// groups and the apps; then the rules from Kubernetes after them.
 func (s *Server) adminConfig(w http.ResponseWriter, r *http.Request, p *session.Principal) {
-	s.render(w, http.StatusOK, "admin_config.html", page{Title: "Defined in the config file", User: p, Extra: s.cfg(), Wide: true})
+	data := configPage{Config: s.cfg()}
+	if s.Kubernetes != nil {
+		status := s.Kubernetes()
+		data.Kubernetes, data.KubeRules = &status, s.Policy().From(access.FromKubernetes)
+	}
+	s.render(w, http.StatusOK, "admin_config.html", page{Title: "Defined in the config file", User: p, Extra: data, Wide: true})
 }
 
 // adminFailed answers an admin page whose reads failed.

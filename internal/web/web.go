@@ -86,10 +86,21 @@ type Server struct {
 	Policy func() *access.Policy
 	// Upstream signs people in with the config's login_providers.
 	Upstream *upstream.Client
+	// Kubernetes says how the watch of Ingresses and HTTPRoutes stands, for the admin
+	// config page; nil when access.kubernetes is off.
+	Kubernetes func() KubernetesStatus
 
 	secret []byte           // signs CSRF tokens and the values pages carry (package signed)
 	totp   serverkey.Sealer // seals authenticator-app secrets in the database
 	rpCache
+}
+
+// KubernetesStatus is what the admin config page shows of the rules from Kubernetes,
+// besides the rules themselves (which the policy holds).
+type KubernetesStatus struct {
+	Synced   bool
+	Reason   string   // why not synced
+	Problems []string // "namespace/Kind/name: Reason: message"
 }
 
 // SetKey sets the server key, from which the pages derive the key that signs CSRF
