@@ -1,15 +1,18 @@
 package kuberules
 
 import (
+	"log/slog"
 	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/klog/v2"
 
 	"github.com/gatehouse-id/gatehouse/internal/access"
 	"github.com/gatehouse-id/gatehouse/internal/config"
+	"github.com/gatehouse-id/gatehouse/internal/testenv"
 )
 
 func ingress(name string, hosts []string, annotations ...string) *Object {
@@ -354,5 +357,19 @@ func TestKubeconfigErrorsNameTheKey(t *testing.T) {
 	t.Setenv("KUBECONFIG", "")
 	if _, err := RESTConfig(k); err == nil || !strings.Contains(err.Error(), "set access.kubernetes.kubeconfig or $KUBECONFIG") {
 		t.Fatalf("outside a pod without a kubeconfig: %v", err)
+	}
+}
+
+// client-go's errors reach the Source's log, its chatter does not (klog's warnings
+// arrive as logr's info level, which has no warning).
+func TestClientGoLogs(t *testing.T) {
+	var logs testenv.LogBuffer
+	clientGoLog.Store(slog.New(slog.NewTextHandler(&logs, nil)))
+	defer clientGoLog.Store(nil)
+	klog.Error("watch of ingresses failed")
+	klog.Info("caches populated")
+	klog.Flush()
+	if out := logs.String(); !strings.Contains(out, "watch of ingresses failed") || strings.Contains(out, "caches populated") {
+		t.Fatalf("client-go's log lines: %q", out)
 	}
 }

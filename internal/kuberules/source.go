@@ -211,9 +211,7 @@ func (s *Source) Recompile() {
 
 // Run watches until ctx ends.
 func (s *Source) Run(ctx context.Context) {
-	// client-go logs through klog, one logger per process: the first Source's,
-	// set before any informer runs.
-	klogOnce.Do(func() { klog.SetSlogLogger(slog.New(warnAndAbove{s.log.Handler()})) })
+	clientGoLog.CompareAndSwap(nil, s.log)
 	every := cmpDuration(s.ProbeEvery, 5*time.Second)
 	resources, err := s.discover(ctx, every)
 	if err != nil {
@@ -600,20 +598,44 @@ func List(ctx context.Context, k config.Kubernetes) ([]*Object, error) {
 	return out, nil
 }
 
-var klogOnce sync.Once
+// clientGoLog is where client-go's own log lines go: the first running Source's
+// logger. client-go logs through klog, whose logger is one per process and read
+// without a lock, so it is set once, in init, to a handler that looks this up.
+var clientGoLog atomic.Pointer[slog.Logger]
 
-// warnAndAbove passes client-go's log lines of level warning and above: its
-// informational chatter is not the operator's business, its failures are.
-type warnAndAbove struct{ slog.Handler }
+func init() { klog.SetSlogLogger(slog.New(clientGo{})) }
 
-func (h warnAndAbove) Enabled(ctx context.Context, l slog.Level) bool {
-	return l >= slog.LevelWarn && h.Handler.Enabled(ctx, l)
+// clientGo passes client-go's log lines of level warning and above to clientGoLog
+// (nowhere before a Source runs): its informational chatter is not the operator's
+// business, its failures are. (klog's own warnings arrive as info: logr, between
+// klog and slog, has no warning level; the watch's failures are logged by the
+// Source itself.)
+type clientGo struct {
+	with []func(slog.Handler) slog.Handler
 }
 
-func (h warnAndAbove) WithAttrs(a []slog.Attr) slog.Handler {
-	return warnAndAbove{h.Handler.WithAttrs(a)}
+func (h clientGo) target() slog.Handler {
+	l := clientGoLog.Load()
+	if l == nil {
+		return slog.DiscardHandler
+	}
+	t := l.Handler()
+	for _, f := range h.with {
+		t = f(t)
+	}
+	return t
 }
 
-func (h warnAndAbove) WithGroup(name string) slog.Handler {
-	return warnAndAbove{h.Handler.WithGroup(name)}
+func (h clientGo) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= slog.LevelWarn && h.target().Enabled(ctx, l)
+}
+
+func (h clientGo) Handle(ctx context.Context, r slog.Record) error { return h.target().Handle(ctx, r) }
+
+func (h clientGo) WithAttrs(a []slog.Attr) slog.Handler {
+	return clientGo{with: append(slices.Clone(h.with), func(t slog.Handler) slog.Handler { return t.WithAttrs(a) })}
+}
+
+func (h clientGo) WithGroup(name string) slog.Handler {
+	return clientGo{with: append(slices.Clone(h.with), func(t slog.Handler) slog.Handler { return t.WithGroup(name) })}
 }

@@ -25,7 +25,14 @@ INI
 say "starting PgBouncer (transaction mode) on 127.0.0.1:$pb_port"
 "${as_pg[@]}" pgbouncer -d "$work/pgbouncer/pgbouncer.ini" ||
 	{ cat "$work/pgbouncer/pgbouncer.log" >&2 2>/dev/null; die "PgBouncer did not start"; }
-stop_pgbouncer() { kill "$(cat "$work/pgbouncer/pgbouncer.pid" 2>/dev/null)" 2>/dev/null || true; }
+# On the way out, a PgBouncer that stopped early (which fails every test using it) shows
+# its log, so that the failures say why.
+stop_pgbouncer() {
+	if ! kill "$(cat "$work/pgbouncer/pgbouncer.pid" 2>/dev/null)" 2>/dev/null; then
+		say "PgBouncer had stopped before the end; the end of its log:"
+		tail -n 30 "$work/pgbouncer/pgbouncer.log" >&2 2>/dev/null || true
+	fi
+}
 trap 'stop_pgbouncer; cleanup' EXIT
 for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$pb_port") 2>/dev/null && break; sleep 0.1; done
 pgbouncer_url="postgres://postgres@127.0.0.1:$pb_port/postgres?sslmode=disable"
