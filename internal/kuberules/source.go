@@ -256,6 +256,7 @@ func cmpDuration(d, fallback time.Duration) time.Duration {
 
 // discover asks the API server, until it answers, which of the resources it serves.
 func (s *Source) discover(ctx context.Context, every time.Duration) ([]schema.GroupVersionResource, error) {
+	logged := ""
 	for {
 		resources, err := s.served(ctx)
 		if err == nil {
@@ -265,7 +266,10 @@ func (s *Source) discover(ctx context.Context, every time.Duration) ([]schema.Gr
 		s.reachable.Store(false)
 		why := fmt.Sprintf("the Kubernetes API server cannot be reached: %v", err)
 		s.reason.Store(&why)
-		s.log.Warn("cannot reach the Kubernetes API server; rules from Kubernetes do not apply yet", "error", err.Error())
+		if why != logged { // once per distinct error, not every few seconds
+			s.log.Warn("cannot reach the Kubernetes API server; rules from Kubernetes do not apply yet", "error", err.Error())
+			logged = why
+		}
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -278,5 +279,23 @@ func TestChartRBACIsEnoughAndNoMore(t *testing.T) {
 		if err := try(); !apierrors.IsForbidden(err) {
 			t.Errorf("%s as Gatehouse's ServiceAccount: %v, want forbidden", name, err)
 		}
+	}
+}
+
+// An API server that cannot be reached at start: nothing applies, and Synced says why.
+func TestUnreachableAPIServer(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "kubeconfig")
+	kubeconfig := "apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: \"https://127.0.0.1:1\"}}]\n" +
+		"users: [{name: u, user: {token: x}}]\ncontexts: [{name: c, context: {cluster: c, user: u}}]\ncurrent-context: c\n"
+	if err := os.WriteFile(path, []byte(kubeconfig), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := run(t, path)
+	testenv.WaitFor(t, wait, "the reason", func() bool {
+		_, why := r.Synced()
+		return strings.Contains(why, "the Kubernetes API server cannot be reached") && strings.Contains(why, "127.0.0.1:1")
+	})
+	if r.applied.Load() != nil || r.gauge("gatehouse_kubernetes_synced") != 0 || r.gauge("gatehouse_kubernetes_api_reachable") != 0 {
+		t.Fatalf("rules applied without an API server: %v", r.ids())
 	}
 }
