@@ -176,6 +176,10 @@ func Compile(objects []*Object, opt Options) Compiled {
 			}
 		}
 	}
+	// Problems in a stable order too: the CLI's listing and the Events do not shuffle.
+	slices.SortStableFunc(out.Problems, func(a, b Problem) int {
+		return cmp.Or(cmp.Compare(a.Object.Ref(), b.Object.Ref()), cmp.Compare(a.Reason, b.Reason), cmp.Compare(a.Message, b.Message))
+	})
 	specs := make([]*spec, 0, len(merged))
 	for _, s := range merged {
 		specs = append(specs, s)

@@ -247,6 +247,14 @@ func FuzzCompile(f *testing.F) {
 		r := rand.New(rand.NewPCG(seed, seed))
 		r.Shuffle(len(objs), func(i, j int) { objs[i], objs[j] = objs[j], objs[i] })
 		second := Compile(objs, opts)
+		if len(first.Problems) != len(second.Problems) {
+			t.Fatalf("order changed the problems: %v vs %v", first.Problems, second.Problems)
+		}
+		for i := range first.Problems {
+			if first.Problems[i].String() != second.Problems[i].String() {
+				t.Fatalf("problem %d differs by order: %s vs %s", i, first.Problems[i], second.Problems[i])
+			}
+		}
 		if len(first.Rules) != len(second.Rules) {
 			t.Fatalf("order changed the rules: %d vs %d", len(first.Rules), len(second.Rules))
 		}
