@@ -90,8 +90,7 @@ func (c *cli) kubernetesRules(cfg config.Config, st store.Store) (kuberules.Comp
 	if err != nil {
 		return kuberules.Compiled{}, err
 	}
-	return kuberules.Compile(objects, kuberules.Options{Prefix: cfg.Access.Kubernetes.AnnotationPrefix, Groups: groups,
-		CookieDomain: cfg.Session.CookieDomain}), nil
+	return kuberules.Compile(objects, kuberules.OptionsFor(&cfg, groups)), nil
 }
 
 // kubeReport is `access kubernetes --json`.
@@ -125,9 +124,7 @@ func (c *cli) accessKubernetes(asJSON bool) error {
 	}
 	report := kubeReport{Objects: compiled.Objects, Rules: []forwardauth.RuleReport{}, Problems: []kubeProblem{}}
 	for i, r := range compiled.Rules {
-		report.Rules = append(report.Rules, forwardauth.RuleReport{Index: len(cfg.Access.Rules) + i, ID: r.Origin.ID, From: r.Origin.From,
-			Source: r.Origin.Source, Hosts: r.Rule.Hosts, Paths: nonEmpty(r.Rule.Paths), Groups: nonEmpty(r.Rule.Groups), Public: r.Rule.Public,
-			Deny: r.Rule.Deny, TwoFactor: r.Rule.TwoFactor, AllowAppPasswords: r.Rule.AllowAppPasswords})
+		report.Rules = append(report.Rules, forwardauth.ReportOf(len(cfg.Access.Rules)+i, r))
 	}
 	for _, p := range compiled.Problems {
 		report.Problems = append(report.Problems, kubeProblem{Object: p.Object.Ref(), Reason: p.Reason, Message: p.Message})
@@ -225,13 +222,6 @@ func describeRule(r *forwardauth.RuleReport) string {
 		parts = append(parts, "allow_app_passwords")
 	}
 	return strings.Join(parts, "; ")
-}
-
-func nonEmpty(items []string) []string {
-	if items == nil {
-		return []string{}
-	}
-	return items
 }
 
 func orNone(items []string) string {

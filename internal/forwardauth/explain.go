@@ -48,6 +48,14 @@ type RuleReport struct {
 	AllowAppPasswords bool     `json:"allow_app_passwords"`
 }
 
+// ReportOf reports the rule at index in the policy.
+func ReportOf(index int, r access.Sourced) RuleReport {
+	c := r.Rule
+	return RuleReport{Index: index, ID: r.Origin.ID, From: r.Origin.From, Source: r.Origin.Source, Hosts: nonNil(c.Hosts),
+		Paths: nonNil(c.Paths), Groups: nonNil(c.Groups), Public: c.Public, Deny: c.Deny, TwoFactor: c.TwoFactor,
+		AllowAppPasswords: c.AllowAppPasswords}
+}
+
 // ReadingReport is one reading of the path and how it alone was decided.
 type ReadingReport struct {
 	Path   string `json:"path"`
@@ -131,9 +139,8 @@ func explained(policy *access.Policy, orig Original, who *access.Identity, r Rep
 	e := policy.Explain(access.Request{Host: r.Host, Path: r.Path}, who)
 	r.Result, r.Reason = e.Result.String(), e.Reason
 	if e.Config != nil {
-		c := e.Config
-		r.Rule = &RuleReport{Index: e.Rule, ID: e.Origin.ID, From: e.Origin.From, Source: e.Origin.Source, Hosts: nonNil(c.Hosts), Paths: nonNil(c.Paths), Groups: nonNil(c.Groups), Public: c.Public, Deny: c.Deny,
-			TwoFactor: c.TwoFactor, AllowAppPasswords: c.AllowAppPasswords}
+		rule := ReportOf(e.Rule, access.Sourced{Rule: *e.Config, Origin: e.Origin})
+		r.Rule = &rule
 	}
 	for _, x := range e.Readings {
 		r.Readings = append(r.Readings, ReadingReport{Path: x.Reading.Path, Folded: x.Reading.Folded, Result: x.Decision.Result.String(),

@@ -80,6 +80,12 @@ type Options struct {
 	CookieDomain string
 }
 
+// OptionsFor reads annotations as cfg says, against the groups that exist (nil: not
+// checked).
+func OptionsFor(cfg *config.Config, groups []string) Options {
+	return Options{Prefix: cfg.Access.Kubernetes.AnnotationPrefix, Groups: groups, CookieDomain: cfg.Session.CookieDomain}
+}
+
 // Compiled is the outcome of Compile.
 type Compiled struct {
 	Rules    []access.Sourced

@@ -337,10 +337,7 @@ func (s *Source) get(ctx context.Context, path string, v any) (found bool, err e
 
 // start runs an informer per watched resource and namespace.
 func (s *Source) start(ctx context.Context, resources []schema.GroupVersionResource) {
-	namespaces := s.cfg.Namespaces
-	if len(namespaces) == 0 {
-		namespaces = []string{metav1.NamespaceAll}
-	}
+	namespaces := watched(s.cfg)
 	var names []string
 	for _, r := range resources {
 		names = append(names, r.Resource)
@@ -399,6 +396,14 @@ func slim(obj any) (any, error) {
 		}
 	}
 	return obj, nil
+}
+
+// watched is the namespaces to watch: access.kubernetes.namespaces, or all of them.
+func watched(k config.Kubernetes) []string {
+	if len(k.Namespaces) == 0 {
+		return []string{metav1.NamespaceAll}
+	}
+	return k.Namespaces
 }
 
 func nsWords(ns string) string {
@@ -581,10 +586,7 @@ func List(ctx context.Context, k config.Kubernetes) ([]*Object, error) {
 	if err != nil {
 		return nil, fmt.Errorf("asking the Kubernetes API server at %s: %w", rc.Host, err)
 	}
-	namespaces := k.Namespaces
-	if len(namespaces) == 0 {
-		namespaces = []string{metav1.NamespaceAll}
-	}
+	namespaces := watched(k)
 	var out []*Object
 	for _, ns := range namespaces {
 		for _, r := range resources {

@@ -296,7 +296,7 @@ func (a *App) kubeOptions(ctx context.Context) kuberules.Options {
 	if err != nil {
 		names = nil
 	}
-	return kuberules.Options{Prefix: cfg.Access.Kubernetes.AnnotationPrefix, Groups: names, CookieDomain: cfg.Session.CookieDomain}
+	return kuberules.OptionsFor(cfg, names)
 }
 
 func (a *App) syncGroups(ctx context.Context, cfg config.Config) error {
