@@ -8,6 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/gatehouse-id/gatehouse/internal/access"
 	"github.com/gatehouse-id/gatehouse/internal/config"
 	"github.com/gatehouse-id/gatehouse/internal/testenv"
 	"github.com/gatehouse-id/gatehouse/internal/testenv/kubeenv"
@@ -76,6 +79,39 @@ func TestForwardAuthFollowsIngressesOnEveryReplica(t *testing.T) {
 	if m := one.metrics(); !strings.Contains(m, `gatehouse_forward_auth_rule_decisions_total{from="kubernetes",result="allow",rule="kubernetes:photos.example.com/*"}`) {
 		t.Errorf("the decision is not counted under its rule:\n%s", grepLines(m, "rule_decisions"))
 	}
+
+	// An attack from another namespace: an Ingress for the same host that makes every
+	// path public. The stricter rule still applies on both replicas (nobody passes
+	// unsigned), and the intruder gets a Conflict Event.
+	kube.Apply(kubeenv.Ingress("tenant", "photos-open", []string{"photos.example.com"}, "gatehouse.io/public", "true", "gatehouse.io/paths", "/"))
+	testenv.WaitFor(t, time.Minute, "the Conflict Event on the intruding Ingress", func() bool {
+		for _, e := range kube.Events("tenant", "photos-open") {
+			if reason, _, _ := unstructured.NestedString(e.Object, "reason"); reason == "Conflict" {
+				return true
+			}
+		}
+		return false
+	})
+	for _, h := range []*harness{one, two} {
+		testenv.WaitFor(t, time.Minute, "the replica to weigh the intruding Ingress", func() bool {
+			for _, r := range h.app.policy.Load().From(access.FromKubernetes) {
+				if strings.Contains(r.Origin.Source, "tenant/Ingress/photos-open") {
+					return true
+				}
+			}
+			return false
+		})
+		for _, path := range []string{"/", "/albums", "/api/x"} {
+			resp, _ := h.do(req{path: "/api/authz/forward-auth", header: traefik("https://photos.example.com" + path)})
+			if resp.StatusCode != http.StatusFound || !strings.Contains(resp.Header.Get("Location"), "/login") {
+				t.Fatalf("%s with another namespace's public Ingress: %d, want the login page", path, resp.StatusCode)
+			}
+		}
+	}
+	if code := check(one); code != http.StatusOK {
+		t.Fatalf("the group's member lost access to the intruder: %d", code)
+	}
+	kube.Delete("Ingress", "tenant", "photos-open")
 
 	// The admin config page lists the rules from Kubernetes after the file's, and the
 	// problems, on every replica.
